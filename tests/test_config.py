@@ -1,0 +1,124 @@
+"""Configuration: every variable validated at start-up, named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workflows.asn import origin_query_name, parse_as_name, parse_origin
+from workflows.config import load_settings, parse_dns_servers
+from workflows.durations import format_duration, parse_duration
+from workflows.errors import ConfigError
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings({"XDG_DATA_HOME": str(tmp_path)})
+    assert settings.country == "GB"
+    assert settings.dns_servers == ()
+    assert settings.rdap_base is None
+    assert settings.home == tmp_path / "takedown"
+    assert settings.rdap_cache_ttl == 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "servers"),
+    [
+        ("127.0.0.1", (("127.0.0.1", 53),)),
+        ("127.0.0.1:5353, 10.0.0.2", (("127.0.0.1", 5353), ("10.0.0.2", 53))),
+        ("[::1]:5353", (("::1", 5353),)),
+        ("::1", (("::1", 53),)),
+        ("", ()),
+    ],
+)
+def test_dns_servers(text: str, servers: tuple[tuple[str, int], ...]) -> None:
+    assert parse_dns_servers(text) == servers
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TAKEDOWN_DNS_SERVERS", "dns.google", "not an IP address"),
+        ("TAKEDOWN_DNS_SERVERS", "127.0.0.1:99999", "bad port"),
+        ("TAKEDOWN_COUNTRY", "United Kingdom", "ISO 3166"),
+        ("TAKEDOWN_RDAP_BASE", "ftp://x", "not an http(s) URL"),
+        ("TAKEDOWN_RDAP_RATE", "-1", "positive number"),
+        ("TAKEDOWN_DNS_TIMEOUT", "soon", "not a duration"),
+        ("TAKEDOWN_DNS_TIMEOUT", "0s", "more than zero"),
+        ("TAKEDOWN_HOTLINES", "/nonexistent/hotlines.toml", "no such file"),
+    ],
+)
+def test_bad_variables_are_named(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: value})
+    assert variable in str(caught.value) and message in str(caught.value)
+
+
+def test_config_file_sets_variables_and_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "takedown.toml"
+    config.write_text('country = "de"\nTAKEDOWN_RDAP_RATE = 2\n', encoding="utf-8")
+    settings = load_settings({"TAKEDOWN_CONFIG": str(config)})
+    assert (settings.country, settings.rdap_rate) == ("DE", 2.0)
+    assert load_settings({"TAKEDOWN_CONFIG": str(config), "TAKEDOWN_COUNTRY": "FR"}).country == "FR"
+
+
+def test_bad_config_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "takedown.toml"
+    config.write_text("country = \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="TAKEDOWN_CONFIG"):
+        load_settings({"TAKEDOWN_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("15m", 900),
+        ("24h", 86400),
+        ("3d", 259200),
+        ("2", 2),
+        ("1.5s", 1.5),
+        ("250ms", 0.25),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [("30s", "30s"), ("90m", "90m"), ("24h", "1d"), ("1.5s", "1.5s")]
+)
+def test_format_duration_uses_the_largest_exact_unit(text: str, shown: str) -> None:
+    assert format_duration(parse_duration(text)) == shown
+    assert parse_duration(shown) == parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("address", "name"),
+    [
+        ("185.199.108.10", "10.108.199.185.origin.asn.cymru.com"),
+        (
+            "2a00:1450::1",
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.5.4.1.0.0.a.2.origin6.asn.cymru.com",
+        ),
+    ],
+)
+def test_origin_query_name(address: str, name: str) -> None:
+    assert origin_query_name(address) == name
+
+
+def test_parse_origin_multi_origin_and_as_name() -> None:
+    origin = parse_origin('"20738 20773 | 185.199.108.0/22 | gb | ripencc | 2014-03-28"')
+    assert origin is not None
+    assert (origin.asn, origin.asns, origin.prefix, origin.country, origin.registry) == (
+        20738,
+        (20738, 20773),
+        "185.199.108.0/22",
+        "GB",
+        "ripencc",
+    )
+    assert parse_origin("garbage") is None
+    assert (
+        parse_as_name("13335 | US | arin | 2010-07-14 | CLOUDFLARENET - Cloudflare, Inc., US")
+        == "CLOUDFLARENET - Cloudflare, Inc., US"
+    )
