@@ -1,0 +1,286 @@
+"""A declarative simulated internet: networks, DNS records and faults shared by every server.
+
+Servers read the world on every request, so tests can change it while the servers run;
+every read and write goes through one lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Record = tuple[str, str]
+
+RTYPES = frozenset({"A", "AAAA", "CNAME", "TXT", "MX", "NS"})
+DNS_FAULTS = frozenset({"servfail", "timeout", "refused", "truncate"})
+RDAP_FAULTS = frozenset({"404", "429", "500", "malformed"})
+STYLES = frozenset({"arin", "ripe", "none"})
+REGISTRIES = frozenset({"arin", "ripencc", "apnic", "lacnic", "afrinic"})
+# Team Cymru prints an allocation date; one fixed date keeps answers reproducible.
+CYMRU_DATE = "2014-03-28"
+CYMRU_V4 = ".origin.asn.cymru.com"
+CYMRU_V6 = ".origin6.asn.cymru.com"
+CYMRU_AS = ".asn.cymru.com"
+
+
+def normalize(name: str) -> str:
+    """Return a DNS owner name in the world's key form: lowercase, no trailing dot."""
+    return name.strip().rstrip(".").lower()
+
+
+@dataclass
+class Network:
+    """One routed prefix with its origin AS and the RDAP registration behind it."""
+
+    cidr: str
+    asn: int
+    name: str
+    country: str
+    org: str = "Example Hosting Ltd"
+    as_name: str = ""
+    registry: str = "ripencc"
+    style: str = "ripe"
+    abuse: list[str] = field(default_factory=list)
+    fallback: list[str] = field(default_factory=list)
+    rdap_fault: str | None = None
+    rdap_fault_times: int | None = None
+    retry_after: int = 1
+    announced: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate the declaration so a typo fails at construction, not mid-test."""
+        self.cidr = str(ipaddress.ip_network(self.cidr))
+        if self.style not in STYLES:
+            raise ValueError(f"unknown RDAP style {self.style!r}")
+        if self.registry not in REGISTRIES:
+            raise ValueError(f"unknown registry {self.registry!r}")
+        if self.rdap_fault is not None and self.rdap_fault not in RDAP_FAULTS:
+            raise ValueError(f"unknown RDAP fault {self.rdap_fault!r}")
+        if not self.as_name:
+            self.as_name = f"{self.name} - {self.org}, {self.country}"
+
+    @property
+    def prefix(self) -> IPNetwork:
+        """Return the parsed prefix."""
+        return ipaddress.ip_network(self.cidr)
+
+    @property
+    def handle(self) -> str:
+        """Return the network's RDAP handle."""
+        return prefix_handle(self.prefix)
+
+    @property
+    def entity_handles(self) -> dict[str, str]:
+        """Return the RDAP handles of the network's org, technical and abuse entities."""
+        base = re.sub(r"[^A-Z0-9]+", "-", self.name.upper()).strip("-")
+        return {"org": f"ORG-{base}", "tech": f"TECH-{base}", "abuse": f"ABUSE-{base}"}
+
+
+def prefix_handle(prefix: IPNetwork) -> str:
+    """Return an ARIN-like handle such as NET-185-199-108-0-1 or NET6-2A05-D018-1."""
+    if prefix.version == 4:
+        return "NET-" + str(prefix.network_address).replace(".", "-") + "-1"
+    groups = [g.lstrip("0") or "0" for g in prefix.network_address.exploded.split(":")]
+    while len(groups) > 2 and groups[-1] == "0":  # trailing zero groups add nothing
+        groups.pop()
+    return "NET6-" + "-".join(groups).upper() + "-1"
+
+
+def _check_records(records: list[Record]) -> list[Record]:
+    """Validate record types and normalise names that records point to."""
+    checked: list[Record] = []
+    for rtype, value in records:
+        rtype = rtype.upper()
+        if rtype not in RTYPES:
+            raise ValueError(f"unsupported record type {rtype!r}")
+        checked.append((rtype, normalize(value) if rtype == "CNAME" else value))
+    return checked
+
+
+@dataclass
+class World:
+    """Everything the simulated servers know; mutate it only through the methods at runtime."""
+
+    networks: list[Network] = field(default_factory=list)
+    records: dict[str, list[Record]] = field(default_factory=dict)
+    dns_faults: dict[str, str] = field(default_factory=dict)
+    cname_first_hop_only: set[str] = field(default_factory=set)
+    _lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        """Normalise every owner name so lookups can be plain dictionary reads."""
+        self.records = {normalize(k): _check_records(v) for k, v in self.records.items()}
+        for fault in self.dns_faults.values():
+            if fault not in DNS_FAULTS:
+                raise ValueError(f"unknown DNS fault {fault!r}")
+        self.dns_faults = {normalize(k): v for k, v in self.dns_faults.items()}
+        self.cname_first_hop_only = {normalize(n) for n in self.cname_first_hop_only}
+
+    # -- mutators ---------------------------------------------------------------------------
+
+    def set_records(self, name: str, records: list[Record]) -> None:
+        """Replace all records of a name (creating it if needed)."""
+        checked = _check_records(records)
+        with self._lock:
+            self.records[normalize(name)] = checked
+
+    def remove(self, name: str) -> None:
+        """Delete a name's records so it answers NXDOMAIN; faults stay as declared."""
+        with self._lock:
+            self.records.pop(normalize(name), None)
+
+    def set_dns_fault(self, name: str, fault: str | None) -> None:
+        """Make a name fail in the given way, or heal it with None."""
+        if fault is not None and fault not in DNS_FAULTS:
+            raise ValueError(f"unknown DNS fault {fault!r}")
+        with self._lock:
+            if fault is None:
+                self.dns_faults.pop(normalize(name), None)
+            else:
+                self.dns_faults[normalize(name)] = fault
+
+    def set_first_hop_only(self, name: str, enabled: bool = True) -> None:
+        """Make the DNS server answer only the first CNAME hop for a name."""
+        with self._lock:
+            if enabled:
+                self.cname_first_hop_only.add(normalize(name))
+            else:
+                self.cname_first_hop_only.discard(normalize(name))
+
+    def add_network(self, network: Network | None = None, /, **fields: Any) -> Network:
+        """Add a network, given as a Network or as its fields; return it."""
+        if network is None:
+            network = Network(**fields)
+        elif fields:
+            raise TypeError("pass either a Network or its fields, not both")
+        with self._lock:
+            self.networks.append(network)
+        return network
+
+    def set_rdap_fault(self, cidr: str, fault: str | None, times: int | None = None) -> None:
+        """Arm (or clear with None) an RDAP fault on the network with this exact prefix."""
+        if fault is not None and fault not in RDAP_FAULTS:
+            raise ValueError(f"unknown RDAP fault {fault!r}")
+        with self._lock:
+            network = self._by_cidr(cidr)
+            network.rdap_fault, network.rdap_fault_times = fault, times
+
+    def take_rdap_fault(self, network: Network) -> str | None:
+        """Return the fault to serve for one RDAP request, counting down rdap_fault_times."""
+        with self._lock:
+            if network.rdap_fault is None:
+                return None
+            if network.rdap_fault_times is None:
+                return network.rdap_fault
+            if network.rdap_fault_times <= 0:
+                return None
+            # The remaining count lives on the network, so re-arming is one assignment.
+            network.rdap_fault_times -= 1
+            return network.rdap_fault
+
+    # -- readers ----------------------------------------------------------------------------
+
+    def network_for(self, ip: str, announced_only: bool = False) -> Network | None:
+        """Return the longest-prefix network containing an address, or None."""
+        address = ipaddress.ip_address(ip)
+        with self._lock:
+            candidates = [
+                n
+                for n in self.networks
+                if n.prefix.version == address.version
+                and address in n.prefix
+                and (n.announced or not announced_only)
+            ]
+        return max(candidates, key=lambda n: n.prefix.prefixlen, default=None)
+
+    def networks_for_asn(self, asn: int) -> list[Network]:
+        """Return the networks originated by an AS."""
+        with self._lock:
+            return [n for n in self.networks if n.asn == asn]
+
+    def network_list(self) -> list[Network]:
+        """Return a snapshot of the networks."""
+        with self._lock:
+            return list(self.networks)
+
+    def lookup(self, name: str) -> list[Record] | None:
+        """Return a copy of a name's records (declared or Cymru-generated); None if absent."""
+        name = normalize(name)
+        with self._lock:
+            declared = self.records.get(name)
+            if declared is not None:
+                return list(declared)
+        return self._cymru(name)
+
+    def dns_fault(self, name: str) -> str | None:
+        """Return the fault declared for a name, if any."""
+        with self._lock:
+            return self.dns_faults.get(normalize(name))
+
+    def is_first_hop_only(self, name: str) -> bool:
+        """Tell whether the DNS server must stop after the first CNAME of this name."""
+        with self._lock:
+            return normalize(name) in self.cname_first_hop_only
+
+    def _by_cidr(self, cidr: str) -> Network:
+        """Return the network declared with exactly this prefix."""
+        wanted = ipaddress.ip_network(cidr)
+        for network in self.networks:
+            if network.prefix == wanted:
+                return network
+        raise KeyError(f"no network {cidr}")
+
+    # -- Team Cymru IP-to-ASN zone ---------------------------------------------------------
+
+    def _cymru(self, name: str) -> list[Record] | None:
+        """Generate Team Cymru TXT answers from the announced networks."""
+        if name.endswith(CYMRU_V4):
+            ip = _ipv4_from_labels(name[: -len(CYMRU_V4)].split("."))
+        elif name.endswith(CYMRU_V6):
+            ip = _ipv6_from_nibbles(name[: -len(CYMRU_V6)].split("."))
+        elif name.endswith(CYMRU_AS) and name.count(".") == 3:
+            return self._cymru_as(name.split(".")[0])
+        else:
+            return None
+        network = self.network_for(ip, announced_only=True) if ip else None
+        if network is None:
+            return None
+        fields = [str(network.asn), network.cidr, network.country, network.registry, CYMRU_DATE]
+        return [("TXT", " | ".join(fields))]
+
+    def _cymru_as(self, label: str) -> list[Record] | None:
+        """Answer an AS<n>.asn.cymru.com query."""
+        if not (label.startswith("as") and label[2:].isdigit()):
+            return None
+        announced = [n for n in self.networks_for_asn(int(label[2:])) if n.announced]
+        if not announced:
+            return None
+        first = announced[0]
+        fields = [str(first.asn), first.country, first.registry, CYMRU_DATE, first.as_name]
+        return [("TXT", " | ".join(fields))]
+
+
+def _ipv4_from_labels(labels: list[str]) -> str | None:
+    """Turn reversed octet labels into an IPv4 address string."""
+    if len(labels) != 4 or not all(label.isdigit() for label in labels):
+        return None
+    try:
+        return str(ipaddress.IPv4Address(".".join(reversed(labels))))
+    except ValueError:
+        return None
+
+
+def _ipv6_from_nibbles(labels: list[str]) -> str | None:
+    """Turn reversed nibble labels into an IPv6 address, padding dropped trailing zeros."""
+    hexdigits = set("0123456789abcdef")
+    if not 0 < len(labels) <= 32 or not all(len(n) == 1 and n in hexdigits for n in labels):
+        return None
+    nibbles = "".join(reversed(labels)).ljust(32, "0")
+    groups = [nibbles[i : i + 4] for i in range(0, 32, 4)]
+    return str(ipaddress.IPv6Address(":".join(groups)))
