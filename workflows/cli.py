@@ -1,0 +1,114 @@
+"""The `takedown` command line.
+
+Exit codes: 0 done; 1 the work could not be completed (e.g. a URL with no route);
+2 bad input or configuration (one line on stderr, nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from workflows import __version__
+from workflows.config import load_settings
+from workflows.errors import InputError
+from workflows.trace import NetworkTrace, Trace, Tracer
+from workflows.urls import normalize_url
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"takedown: {message} (see takedown --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every takedown command."""
+    parser = _Parser(prog="takedown", description="Notice-and-takedown workflow engine.")
+    parser.add_argument("--version", action="version", version=f"takedown {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    trace = commands.add_parser("trace", help="trace one URL to its host, network and route now")
+    trace.add_argument("url", help="the URL to trace")
+    trace.add_argument("--json", action="store_true", help="print the trace as a JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "trace":
+            return trace_command(args.url, as_json=args.json)
+    except InputError as error:
+        print(f"takedown: {error.message}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def trace_command(raw_url: str, *, as_json: bool) -> int:
+    """Trace RAW_URL and print it; exit 1 when no route applies."""
+    url = normalize_url(raw_url)
+    settings = load_settings()
+    tracer = Tracer.from_settings(settings)
+    try:
+        trace = tracer.trace(url)
+    finally:
+        tracer.close()
+    if as_json:
+        print(json.dumps(trace.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_trace(trace))
+    return 0 if trace.route else 1
+
+
+def format_trace(trace: Trace) -> str:
+    """Return a readable summary of TRACE."""
+    lines = [f"URL       {trace.url}"]
+    host = (
+        trace.host if trace.display_host == trace.host else (f"{trace.host} ({trace.display_host})")
+    )
+    lines.append(f"Host      {host}")
+    if trace.cnames:
+        lines.append(f"CNAMEs    {' → '.join([trace.host, *trace.cnames])}")
+    for network in trace.networks:
+        lines.append(f"Address   {network.ip}")
+        lines += ["          " + part for part in _network_lines(network)]
+    lines.append(f"Country   {trace.country or '-'}")
+    if trace.cdn:
+        lines.append(f"CDN       {trace.cdn} (its abuse desk forwards to the origin host)")
+    if trace.abuse:
+        label = "fallback contacts, no abuse role" if trace.abuse_fallback else ""
+        lines.append(f"Abuse     {', '.join(trace.abuse)}" + (f"  ({label})" if label else ""))
+    if trace.hotline:
+        lines.append(f"Hotline   {trace.hotline['name']} <{trace.hotline['email']}>")
+    lines.append(f"Route     {trace.route or 'none'}")
+    if trace.reason:
+        lines.append(f"Reason    {trace.reason}")
+    lines += [f"Note      {note}" for note in trace.notes]
+    return "\n".join(lines)
+
+
+def _network_lines(n: NetworkTrace) -> list[str]:
+    if n.special_use:
+        return [f"special-use address ({n.special_use}): not looked up, never fetched"]
+    lines = []
+    if n.asn is not None:
+        lines.append(f"AS{n.asn} {n.as_name or ''}".rstrip())
+    if n.cidr:
+        cached = " (cached)" if n.cached else ""
+        lines.append(f"{n.cidr} {n.name or ''} {n.country or ''}".rstrip() + cached)
+    if n.abuse:
+        lines.append("abuse: " + ", ".join(n.abuse) + (" (fallback)" if n.abuse_fallback else ""))
+    if n.cdn:
+        lines.append(f"CDN: {n.cdn['name']}")
+    if n.error:
+        lines.append(f"lookup failed: {n.error['message']}")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

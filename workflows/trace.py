@@ -1,0 +1,231 @@
+"""Trace a URL to its hosting: DNS, then each address's origin AS, RDAP network and CDN.
+
+The tracer is the only place the edges meet; deciding the route is left to routing.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dns.resolver
+import httpx
+
+from workflows.addresses import special_use
+from workflows.asn import Origin, lookup_origin
+from workflows.cdns import CDNDirectory, load_cdns
+from workflows.config import Settings
+from workflows.dns import DNSFailure, make_resolver, resolve_host
+from workflows.errors import LookupFailed
+from workflows.hotlines import HotlineDirectory, load_hotlines
+from workflows.ratelimit import RateLimiter
+from workflows.rdap import NetworkCache, NetworkRecord, RDAPClient
+from workflows.routing import Decision, Hosting, decide_route
+from workflows.urls import NormalizedURL
+
+
+@dataclass
+class NetworkTrace:
+    """One address of the URL and the network that holds it."""
+
+    ip: str
+    special_use: str | None = None
+    asn: int | None = None
+    as_name: str | None = None
+    cidr: str | None = None
+    handle: str | None = None
+    name: str | None = None
+    country: str | None = None
+    registry: str | None = None
+    abuse: list[str] = field(default_factory=list)
+    abuse_fallback: bool = False
+    cdn: dict[str, Any] | None = None
+    cached: bool = False
+    error: dict[str, Any] | None = None
+
+    def hosting(self) -> Hosting:
+        """Return what routing needs to know about this address."""
+        error = self.error or {}
+        return Hosting(
+            ip=self.ip,
+            special_use=self.special_use,
+            country=(self.cdn or {}).get("country") or self.country,
+            network=self.name or self.cidr,
+            abuse=tuple((self.cdn or {}).get("abuse") or self.abuse),
+            abuse_fallback=self.abuse_fallback and not self.cdn,
+            error=error.get("message"),
+            error_permanent=bool(error.get("permanent", True)),
+        )
+
+
+@dataclass
+class Trace:
+    """Everything learnt about where a URL is hosted and where its notice should go."""
+
+    url: str
+    host: str
+    display_host: str
+    cnames: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    networks: list[NetworkTrace] = field(default_factory=list)
+    country: str | None = None
+    abuse: list[str] = field(default_factory=list)
+    abuse_fallback: bool = False
+    cdn: str | None = None
+    route: str | None = None
+    reason: str | None = None
+    hotline: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    traced_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON object of `takedown trace --json`."""
+        return asdict(self)
+
+
+class Tracer:
+    """Trace URLs with one resolver, one RDAP client and one cache."""
+
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver,
+        rdap: RDAPClient,
+        cdns: CDNDirectory,
+        hotlines: HotlineDirectory,
+        country: str,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.resolver = resolver
+        self.rdap = rdap
+        self.cdns = cdns
+        self.hotlines = hotlines
+        self.country = country
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tracer:
+        """Build a tracer that asks only the servers SETTINGS name."""
+        http = httpx.Client(
+            timeout=settings.rdap_timeout, follow_redirects=True, max_redirects=5, trust_env=False
+        )
+        rdap = RDAPClient(
+            http,
+            RateLimiter(settings.rdap_rate),
+            NetworkCache(settings.rdap_cache_ttl),
+            base=settings.rdap_base,
+            max_wait=settings.rdap_max_wait,
+        )
+        return cls(
+            make_resolver(settings.dns_servers, settings.dns_timeout),
+            rdap,
+            load_cdns(settings.cdns),
+            load_hotlines(settings.hotlines),
+            settings.country,
+        )
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.rdap.http.close()
+
+    def trace(self, url: NormalizedURL) -> Trace:
+        """Trace URL: resolve, look up every address, then route."""
+        trace = Trace(
+            url.url, url.host, url.display_host, notes=list(url.notes), traced_at=_iso(self.clock())
+        )
+        try:
+            resolution = resolve_host(self.resolver, url.host)
+        except DNSFailure as error:
+            trace.cnames = error.cnames
+            trace.error = error.as_dict()
+            trace.reason = error.message
+            return trace
+        trace.cnames = list(resolution.cnames)
+        trace.addresses = list(resolution.addresses)
+        trace.notes += resolution.notes
+        trace.networks = [self.trace_address(ip, trace.notes) for ip in resolution.addresses]
+        self._route(trace)
+        return trace
+
+    def trace_address(self, ip: str, notes: list[str]) -> NetworkTrace:
+        """Look up one address; a special-use one is never looked up further."""
+        network = NetworkTrace(ip=ip, special_use=special_use(ip))
+        if network.special_use is not None:
+            return network
+        origin = self._origin(ip, notes)
+        if origin is not None:
+            network.asn, network.as_name = origin.asn, origin.as_name
+            network.registry = origin.registry
+        try:
+            record = self.rdap.lookup(ip, network.registry)
+        except LookupFailed as error:
+            network.error = error.as_dict()
+            if error.retry_after is not None:
+                network.error["retry_after"] = error.retry_after
+        else:
+            _fill(network, record, origin)
+        cdn = self.cdns.match(network.asn, ip)
+        if cdn is not None:
+            network.cdn = {
+                "name": cdn.name,
+                "abuse": list(cdn.abuse),
+                "abuse_form": cdn.abuse_form,
+                "country": cdn.country,
+            }
+        return network
+
+    def _origin(self, ip: str, notes: list[str]) -> Origin | None:
+        try:
+            origin = lookup_origin(self.resolver, ip)
+        except LookupFailed as error:
+            notes.append(f"ASN lookup for {ip} failed: {error.message}")
+            return None
+        if origin is None:
+            notes.append(f"{ip} is in no announced prefix (no ASN)")
+        return origin
+
+    def _route(self, trace: Trace) -> None:
+        decision: Decision = decide_route(
+            [n.hosting() for n in trace.networks],
+            self.country,
+            self.hotlines.referral_address,
+        )
+        trace.route = decision.route.value if decision.route else None
+        trace.country = decision.country
+        trace.abuse = list(decision.recipients)
+        trace.abuse_fallback = decision.fallback
+        trace.reason = decision.reason
+        cdns = [
+            n.cdn["name"]
+            for n in trace.networks
+            if n.cdn and n.hosting().country == decision.country
+        ]
+        trace.cdn = cdns[0] if cdns else None
+        if decision.hotline is not None and decision.country is not None:
+            hotline = self.hotlines.get(decision.country)
+            trace.hotline = {
+                "country": decision.country,
+                "email": decision.hotline,
+                "name": hotline.name if hotline else None,
+            }
+        failed = [n.error for n in trace.networks if n.error]
+        if (
+            decision.route is None
+            and failed
+            and len(failed) == len([n for n in trace.networks if not n.special_use])
+        ):
+            trace.error = failed[0]
+
+
+def _fill(network: NetworkTrace, record: NetworkRecord, origin: Origin | None) -> None:
+    network.cidr, network.handle, network.name = record.cidr, record.handle, record.name
+    # The network's own country (RDAP) decides, not the ASN's (ipwhois issue 278).
+    network.country = record.country or (origin.country if origin else None)
+    network.abuse, network.abuse_fallback = list(record.abuse), record.abuse_fallback
+    network.cached = record.cached
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
