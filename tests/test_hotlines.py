@@ -416,3 +416,10 @@ def test_any_text_loads_or_raises_config_error(
         return
     for hotline in directory:
         assert hotline.email is None or email_problem(hotline.email) is None
+
+
+def test_a_number_too_long_for_python_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "hotlines.toml"
+    bad.write_text("[hotline.US]\nname = " + "9" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hotlines\.toml"):
+        load_hotlines(bad)

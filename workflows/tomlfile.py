@@ -77,6 +77,9 @@ def load_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(_syntax_message(path, text, str(exc))) from exc
     except RecursionError as exc:
         raise ConfigError(f"{path}: TOML syntax: arrays or tables nested too deeply") from exc
+    except ValueError as exc:
+        # tomllib lets int() refuse a number of over 4300 digits as a bare ValueError.
+        raise ConfigError(f"{path}: TOML syntax: {exc}") from exc
     return data, text
 
 
