@@ -1,0 +1,302 @@
+"""Deliver notices over SMTP and say what became of each one, never raising for the network.
+
+    status      when                                                     what to do
+    sent        the relay took the message for at least one recipient    nothing; `refused`
+                                                                         lists the others
+    transient   a 4xx reply; refused, reset or timed-out connection;     retry with backoff
+                the server hung up (RFC 5321 §4.2.1: 4yz is transient)
+    permanent   a 5xx reply; every recipient refused with 5xx;           record it, move on
+                STARTTLS asked for but not offered; a certificate that
+                does not verify; AUTH refused (535)
+
+`stage` says where it ended: connect, tls, auth, send (or mail, rcpt, data when the
+reply says which) or done. A permanent failure at `tls` or `auth` is our own
+configuration, not the recipient's: the caller should not count it as a bounce. Once the
+relay has accepted the message, nothing at QUIT can turn "sent" into a failure, or the
+notice would be sent twice.
+
+TAKEDOWN_SMTP_URL: `smtp://[user:pass@]host[:port]` (plain, port 25), `?starttls=1`
+(STARTTLS required), `smtps://` (implicit TLS, port 465); `?timeout=30s`; `?helo=name`;
+`?verify=0` skips certificate checks and belongs only to test relays. Credentials over
+plain `smtp://` without STARTTLS travel in clear text: use it only on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from workflows.durations import parse_duration
+from workflows.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+VARIABLE = "TAKEDOWN_SMTP_URL"
+MAX_REPLY = 500
+_DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+Status = Literal["sent", "transient", "permanent"]
+
+
+@dataclass(frozen=True, repr=False)
+class SMTPSettings:
+    """Where and how to hand notices to the mail relay."""
+
+    host: str
+    port: int
+    security: Literal["plain", "starttls", "tls"] = "plain"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    verify: bool = True  # False only for test relays with self-signed certificates
+    helo: str | None = None  # the EHLO name; None: this machine's FQDN
+
+    def __repr__(self) -> str:
+        secret = "'***'" if self.password is not None else "None"
+        return (
+            f"SMTPSettings(host={self.host!r}, port={self.port}, security={self.security!r}, "
+            f"username={self.username!r}, password={secret}, timeout={self.timeout}, "
+            f"verify={self.verify}, helo={self.helo!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one message: its status, the deciding reply and refused recipients."""
+
+    status: Status
+    code: int | None
+    reply: str  # one line, at most MAX_REPLY characters
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    stage: str = "done"
+
+
+class _SetupFailed(Exception):
+    """The session cannot be made safe or authenticated as configured."""
+
+    def __init__(self, stage: str, reply: str, code: int | None = None) -> None:
+        super().__init__(reply)
+        self.stage, self.reply, self.code = stage, reply, code
+
+
+def parse_smtp_url(url: str, *, password: str | None = None) -> SMTPSettings:
+    """Parse TAKEDOWN_SMTP_URL; PASSWORD (from TAKEDOWN_SMTP_PASSWORD_FILE) wins over the URL's."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url.strip()):
+        raise ConfigError(f"{VARIABLE}: must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{VARIABLE}: bad host or port") from None
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise ConfigError(f"{VARIABLE}: must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ConfigError(f"{VARIABLE}: names no host, like smtp://mail.example:25")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError(f"{VARIABLE}: must not have a path or fragment after the port")
+    options = _options(parts.query)
+    starttls = options.pop("starttls", False)
+    if starttls and parts.scheme == "smtps":
+        raise ConfigError(f"{VARIABLE}: smtps:// is TLS already; starttls=1 needs smtp://")
+    username = unquote(parts.username) if parts.username else None
+    if password is None and parts.password is not None:
+        password = unquote(parts.password)
+    if password is not None and username is None:
+        raise ConfigError(f"{VARIABLE}: a password needs a user name (smtp://user@host)")
+    found = SMTPSettings(
+        host=parts.hostname,
+        port=port or _DEFAULT_PORTS[parts.scheme],
+        security="tls" if parts.scheme == "smtps" else "starttls" if starttls else "plain",
+        username=username,
+        password=password,
+        **options,
+    )
+    if found.username and found.security == "plain" and found.host not in _LOOPBACK:
+        log.warning("%s logs in without TLS: use smtps:// or ?starttls=1", VARIABLE)
+    return found
+
+
+def _options(query: str) -> dict[str, Any]:
+    """Read starttls, verify, timeout and helo from the URL's query; refuse anything else."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"{VARIABLE}: the part after ? is not name=value pairs") from None
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise ConfigError(f"{VARIABLE}: {name} is given twice")
+        if name in ("starttls", "verify"):
+            if value.lower() not in _BOOLEANS:
+                raise ConfigError(f"{VARIABLE}: {name} must be 1 or 0")
+            found[name] = _BOOLEANS[value.lower()]
+        elif name == "timeout":
+            found[name] = parse_duration(value, what=f"{VARIABLE} timeout")
+            if found[name] <= 0:
+                raise ConfigError(f"{VARIABLE}: timeout must be more than zero")
+        elif name == "helo":
+            if not value:
+                raise ConfigError(f"{VARIABLE}: helo needs a host name")
+            found[name] = value
+        else:
+            raise ConfigError(
+                f"{VARIABLE}: unknown option {name!r} (starttls, verify, timeout, helo)"
+            )
+    return found
+
+
+def send_message(
+    message: EmailMessage, settings: SMTPSettings, *, envelope_from: str | None = None
+) -> Delivery:
+    """Send MESSAGE through the relay in SETTINGS and report the outcome; never raise for SMTP."""
+    stage = ["connect"]  # where the session is; read when something fails
+    smtp: _Client | None = None
+    try:
+        smtp = _open(settings, stage)
+        stage[0] = "send"  # MAIL, RCPT and DATA: their own errors say which
+        refused = smtp.send_message(message, from_addr=envelope_from)
+        code, reply = smtp.data_reply
+    except _SetupFailed as exc:
+        return Delivery("permanent", exc.code, one_line(exc.reply), stage=exc.stage)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return _all_refused(exc.recipients)
+    except smtplib.SMTPResponseException as exc:
+        return _by_code(exc.smtp_code, exc.smtp_error, _stage_of(exc, stage[0]))
+    except ssl.SSLCertVerificationError as exc:
+        return Delivery("permanent", None, one_line(exc.verify_message or str(exc)), stage="tls")
+    except (smtplib.SMTPException, OSError) as exc:
+        return _unreachable(exc, stage[0])
+    finally:
+        if smtp is not None:
+            _quit(smtp)
+    delivery = Delivery("sent", code, one_line(reply), _clean(refused))
+    log.info(
+        "sent %s via %s:%d: %s", message["Message-ID"], settings.host, settings.port, delivery.reply
+    )
+    return delivery
+
+
+class _Client(smtplib.SMTP):
+    """smtplib.SMTP that keeps the relay's answer to DATA (its queue id, for the record)."""
+
+    data_reply: tuple[int, bytes] = (0, b"")
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        """Send the message body and remember the relay's reply."""
+        self.data_reply = super().data(msg)
+        return self.data_reply
+
+
+class _TLSClient(_Client, smtplib.SMTP_SSL):
+    """The same over implicit TLS (smtps://, RFC 8314 §3)."""
+
+
+def _open(settings: SMTPSettings, stage: list[str]) -> _Client:
+    """Connect, secure and log in as SETTINGS say; close the connection if any step fails."""
+    context = _tls_context(settings.verify)
+    common: dict[str, Any] = {"local_hostname": settings.helo, "timeout": settings.timeout}
+    smtp: _Client
+    if settings.security == "tls":
+        smtp = _TLSClient(settings.host, settings.port, context=context, **common)
+    else:
+        smtp = _Client(settings.host, settings.port, **common)
+    try:
+        if settings.security == "starttls":
+            stage[0] = "tls"
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):  # RFC 3207: never fall back to clear text
+                raise _SetupFailed("tls", "the relay does not offer STARTTLS")
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if settings.username is not None:
+            stage[0] = "auth"
+            _login(smtp, settings.username, settings.password or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _login(smtp: _Client, username: str, password: str) -> None:
+    try:
+        smtp.login(username, password)
+    except smtplib.SMTPNotSupportedError:
+        raise _SetupFailed("auth", "the relay does not offer AUTH") from None
+    except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected):
+        raise  # decided by the reply code (535 permanent, 454 transient) or as a hang-up
+    except smtplib.SMTPException as exc:  # "No suitable authentication method found."
+        raise _SetupFailed("auth", str(exc)) from None
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _quit(smtp: _Client) -> None:
+    """Say goodbye (RFC 5321 §4.1.1.10) if still connected; a failure here changes nothing."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        if smtp.sock is not None:
+            smtp.quit()
+    smtp.close()
+
+
+def _stage_of(exc: smtplib.SMTPResponseException, stage: str) -> str:
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return "mail"
+    if isinstance(exc, smtplib.SMTPDataError):
+        return "data"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return "auth"
+    if isinstance(exc, smtplib.SMTPConnectError):
+        return "connect"
+    return stage
+
+
+def _by_code(code: int, reply: bytes | str, stage: str) -> Delivery:
+    """Decide by the reply code: 5yz is permanent, anything else is worth a retry."""
+    status: Status = "permanent" if 500 <= code <= 599 else "transient"
+    return Delivery(status, code, one_line(reply), stage=stage)
+
+
+def _all_refused(recipients: dict[str, tuple[int, bytes]]) -> Delivery:
+    """Every recipient was refused: permanent only if every refusal was a 5xx."""
+    refused = _clean(recipients)
+    codes = [code for code, _ in refused.values()]
+    status: Status = "permanent" if codes and all(500 <= c <= 599 for c in codes) else "transient"
+    code, reply = next(iter(refused.values()), (None, "every recipient was refused"))
+    return Delivery(status, code, reply, refused, stage="rcpt")
+
+
+def _unreachable(exc: smtplib.SMTPException | OSError, stage: str) -> Delivery:
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        reply = f"the relay closed the connection ({exc})"
+    elif isinstance(exc, ConnectionRefusedError):
+        reply = "connection refused"
+    elif isinstance(exc, TimeoutError):
+        reply = "timed out"
+    else:
+        reply = f"{type(exc).__name__}: {exc}"
+    return Delivery("transient", None, one_line(reply), stage=stage)
+
+
+def _clean(refused: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, str]]:
+    return {address: (code, one_line(reply)) for address, (code, reply) in refused.items()}
+
+
+def one_line(reply: bytes | str) -> str:
+    """Make a server reply one printable line of at most MAX_REPLY characters."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text if len(text) <= MAX_REPLY else text[: MAX_REPLY - 1] + "…"
