@@ -1,0 +1,179 @@
+"""The egress guard of the re-checker: connect only to addresses we resolved and checked.
+
+A fetcher that lets the HTTP library resolve names can be steered into the hotline's own
+network by a name that answers differently the second time (DNS rebinding). Here the
+httpcore network backend resolves every host itself, through our resolver, refuses
+special-use addresses (`addresses.special_use`) unless the operator allow-listed them,
+and connects to exactly the address it checked; TLS still uses the host name for SNI and
+the certificate check, because httpcore passes the URL's host to `start_tls`.
+
+Every stream it returns also honours the whole fetch's deadline: httpx has per-operation
+timeouts only, so a server dripping one byte at a time would otherwise never time out.
+Name resolution is bounded by the resolver's own lifetime (TAKEDOWN_DNS_TIMEOUT), which
+counts against the deadline but can overrun it by at most that much.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import dns.resolver
+import httpcore
+
+from workflows.addresses import special_use
+from workflows.dns import resolve_host
+from workflows.errors import TakedownError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+SocketOption = Any  # httpcore's SOCKET_OPTION union; only passed through
+
+
+class EgressBlocked(TakedownError):
+    """A host that resolves only to addresses the guard refuses; it is never connected to."""
+
+    kind = "blocked"
+
+
+def is_permitted(address: str, allow: Sequence[IPNetwork]) -> bool:
+    """Tell whether ADDRESS may be connected to: public unicast, or inside ALLOW."""
+    ip = ipaddress.ip_address(address)
+    if special_use(ip) is None:
+        return True
+    return any(ip.version == net.version and ip in net for net in allow)
+
+
+def permitted_addresses(
+    resolver: dns.resolver.Resolver, host: str, allow: Sequence[IPNetwork]
+) -> tuple[str, ...]:
+    """Resolve HOST with our resolver; return its permitted addresses, A records first.
+
+    Raises DNSFailure when the name does not resolve and EgressBlocked when every
+    address is refused. Refused addresses beside permitted ones are dropped silently,
+    as routing ignores them (README: special-use addresses).
+    """
+    addresses = resolve_host(resolver, host).addresses
+    permitted = tuple(a for a in addresses if is_permitted(a, allow))
+    if not permitted:
+        refused = ", ".join(f"{a} is {special_use(a)}" for a in addresses)
+        raise EgressBlocked(f"{host} resolves only to special-use addresses: {refused}")
+    return permitted
+
+
+class Deadline:
+    """The monotonic time by which the current fetch must be over."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        """Start with no deadline set."""
+        self._clock = clock
+        self.at = float("inf")
+
+    def cap(self, timeout: float | None, error: type[Exception]) -> float:
+        """Return TIMEOUT shortened to the time left; raise ERROR when none is left."""
+        left = self.at - self._clock()
+        if left <= 0:
+            raise error("deadline exceeded")
+        return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every operation ends by the fetch's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: Deadline) -> None:
+        """Wrap STREAM."""
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read at most MAX_BYTES, giving up at the deadline."""
+        return self._stream.read(max_bytes, self._deadline.cap(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Write BUFFER, giving up at the deadline."""
+        self._stream.write(buffer, self._deadline.cap(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        """Upgrade to TLS, checking the certificate against SERVER_HOSTNAME (the URL's host)."""
+        limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)
+        tls = self._stream.start_tls(ssl_context, server_hostname, limit)
+        return DeadlineStream(tls, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        """Return what the underlying stream says about itself."""
+        return self._stream.get_extra_info(info)
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """An httpcore backend that resolves and checks every host before connecting to it.
+
+    `trusted` is the operator's proxy (host, port): connections to it are not guarded,
+    and the fetcher checks each URL's host itself before asking the proxy. The address
+    of the latest connection is kept in `last_address` (one fetch at a time).
+    """
+
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver,
+        allow: Sequence[IPNetwork],
+        deadline: Deadline,
+        trusted: tuple[str, int] | None = None,
+    ) -> None:
+        """Guard connections with RESOLVER and ALLOW, ending each by DEADLINE."""
+        self._resolver = resolver
+        self._allow = tuple(allow)
+        self._deadline = deadline
+        self._trusted = trusted
+        self._socket = httpcore.SyncBackend()
+        self.last_address: str | None = None
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.NetworkStream:
+        """Connect to the first permitted address of HOST that accepts, never to another."""
+        if self._trusted == (host, port):
+            candidates: tuple[str, ...] = (host,)
+        else:
+            candidates = permitted_addresses(self._resolver, host, self._allow)
+        failure: Exception = httpcore.ConnectError(f"no address of {host} accepted")
+        for address in candidates:
+            limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = self._socket.connect_tcp(
+                    address, port, limit, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error
+                continue
+            self.last_address = str(stream.get_extra_info("server_addr")[0])
+            return DeadlineStream(stream, self._deadline)
+        raise failure
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.NetworkStream:
+        """Refuse: a re-check never talks to a local socket."""
+        raise httpcore.ConnectError("unix sockets are not used by the re-checker")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep (httpcore uses it between connection retries)."""
+        time.sleep(seconds)
