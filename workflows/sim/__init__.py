@@ -6,11 +6,32 @@ real internet.
 
 from __future__ import annotations
 
+from workflows.sim.desks import Desk, DeskRunner, urls_in, wait_until
 from workflows.sim.dnsserver import DNSServer
+from workflows.sim.proxy import SimProxy
 from workflows.sim.rdapserver import RDAPServer
-from workflows.sim.world import Network, World
+from workflows.sim.smtp import Received, SMTPServer
+from workflows.sim.web import WebServer
+from workflows.sim.world import Network, Site, World, site_key
 
-__all__ = ["DNSServer", "Network", "RDAPServer", "SimInternet", "World", "sample_world"]
+__all__ = [
+    "DNSServer",
+    "Desk",
+    "DeskRunner",
+    "Network",
+    "RDAPServer",
+    "Received",
+    "SMTPServer",
+    "SimInternet",
+    "SimProxy",
+    "Site",
+    "WebServer",
+    "World",
+    "sample_world",
+    "site_key",
+    "urls_in",
+    "wait_until",
+]
 
 
 class SimInternet:

@@ -26,7 +26,9 @@ from workflows.sim.world import World, normalize
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 16
-TTL = 300
+# Short, because tests and the demo change records while clients run (content hops,
+# names deleted); real zones use minutes to hours, and the engine honours whatever it gets.
+TTL = 1
 POLL = 0.5  # seconds per wait; stop() wakes every wait at once through a socket pair
 IDLE_TCP = 10.0  # close a TCP connection idle this long, as real servers do
 QueryLogEntry = tuple[str, str, str]

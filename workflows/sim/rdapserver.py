@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from workflows.sim.world import Network, World, prefix_handle
+from workflows.sim.world import IPNetwork, Network, World, prefix_handle
 
 JSON = dict[str, Any]
 Reply = tuple[int, bytes, dict[str, str]]
@@ -123,8 +123,10 @@ class RDAPServer:
             wanted = ipaddress.ip_network(query, strict=False)
         except ValueError:
             return _error(400, f"not an IP address or prefix: {query}")
-        network = self.world.network_for(str(wanted.network_address))
-        if network is None or wanted.prefixlen < network.prefix.prefixlen:
+        # RFC 7482 §3.1.1: the most specific network that covers the whole range asked for.
+        covering = [n for n in self.world.network_list() if _covers(n.prefix, wanted)]
+        network = max(covering, key=lambda n: n.prefix.prefixlen, default=None)
+        if network is None:
             return _error(404, f"no registration covers {query}")
         fault = self.world.take_rdap_fault(network)
         if fault == "429":
@@ -310,3 +312,12 @@ class _HTTPServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+
+def _covers(prefix: IPNetwork, wanted: IPNetwork) -> bool:
+    """Tell whether PREFIX holds every address of WANTED."""
+    return (
+        prefix.version == wanted.version
+        and int(prefix.network_address) <= int(wanted.network_address)
+        and int(wanted.broadcast_address) <= int(prefix.broadcast_address)
+    )

@@ -1,16 +1,20 @@
-"""A declarative simulated internet: networks, DNS records and faults shared by every server.
+"""A declarative simulated internet: networks, DNS records, sites and faults for every server.
 
 Servers read the world on every request, so tests can change it while the servers run;
-every read and write goes through one lock.
+every read and write goes through one lock. Sites serve seeded random bytes only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
+import random
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Record = tuple[str, str]
@@ -25,6 +29,10 @@ CYMRU_DATE = "2014-03-28"
 CYMRU_V4 = ".origin.asn.cymru.com"
 CYMRU_V6 = ".origin6.asn.cymru.com"
 CYMRU_AS = ".asn.cymru.com"
+CONTENT_STATES = frozenset({"present", "404", "410", "451", "changed", "500", "slow"})
+REDIRECT = "redirect:"
+DEFAULT_SIZE = 4096
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def normalize(name: str) -> str:
@@ -90,6 +98,45 @@ def prefix_handle(prefix: IPNetwork) -> str:
     return "NET6-" + "-".join(groups).upper() + "-1"
 
 
+def site_key(url: str) -> str:
+    """Return a URL in the world's key form: lowercase scheme and host, no default port."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port
+    authority = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{authority}{parts.path or '/'}{query}"
+
+
+def _check_state(state: str) -> str:
+    """Validate a site state, so a typo fails where it is written."""
+    if state in CONTENT_STATES or (state.startswith(REDIRECT) and len(state) > len(REDIRECT)):
+        return state
+    raise ValueError(f"unknown content state {state!r}")
+
+
+@dataclass
+class Site:
+    """What one URL serves: a state and the seed of its random bytes."""
+
+    url: str
+    state: str = "present"
+    size: int = DEFAULT_SIZE
+    seed: int = 0
+    changes: int = 0  # times set to "changed": each change serves bytes never served before
+
+    @property
+    def redirect_to(self) -> str | None:
+        """Return the Location of a redirect state, else None."""
+        return self.state.removeprefix(REDIRECT) if self.state.startswith(REDIRECT) else None
+
+    def body(self) -> bytes:
+        """Return the bytes served: the seed's own, or fresh ones after each change."""
+        key = f"{self.seed}/changed/{self.changes}" if self.state == "changed" else str(self.seed)
+        return random.Random(key).randbytes(self.size)
+
+
 def _check_records(records: list[Record]) -> list[Record]:
     """Validate record types and normalise names that records point to."""
     checked: list[Record] = []
@@ -109,6 +156,8 @@ class World:
     records: dict[str, list[Record]] = field(default_factory=dict)
     dns_faults: dict[str, str] = field(default_factory=dict)
     cname_first_hop_only: set[str] = field(default_factory=set)
+    sites: dict[str, Site] = field(default_factory=dict)
+    fetch_log: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.RLock = field(
         default_factory=threading.RLock, init=False, repr=False, compare=False
     )
@@ -121,6 +170,9 @@ class World:
                 raise ValueError(f"unknown DNS fault {fault!r}")
         self.dns_faults = {normalize(k): v for k, v in self.dns_faults.items()}
         self.cname_first_hop_only = {normalize(n) for n in self.cname_first_hop_only}
+        self.sites = {site_key(k): v for k, v in self.sites.items()}
+        for key, site in self.sites.items():
+            site.url, site.state = key, _check_state(site.state)
 
     # -- mutators ---------------------------------------------------------------------------
 
@@ -184,7 +236,53 @@ class World:
             network.rdap_fault_times -= 1
             return network.rdap_fault
 
+    def put_content(
+        self, url: str, state: str = "present", size: int = DEFAULT_SIZE, seed: int | None = None
+    ) -> Site:
+        """Serve random bytes at a URL (replacing what it served); return a copy of the site."""
+        key = site_key(url)
+        if size < 0:
+            raise ValueError(f"negative size {size}")
+        if seed is None:  # derived from the URL, so every run serves the same bytes there
+            seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+        site = Site(key, _check_state(state), size, seed)
+        with self._lock:
+            self.sites[key] = site
+            return dataclasses.replace(site)
+
+    def set_content_state(self, url: str, state: str) -> None:
+        """Change what a known URL serves; KeyError for a URL never put."""
+        _check_state(state)
+        with self._lock:
+            site = self.sites[site_key(url)]
+            site.state = state
+            if state == "changed":
+                site.changes += 1
+
+    def log_fetch(self, url: str, client: str) -> None:
+        """Record that a web server answered a request for url from client."""
+        with self._lock:
+            self.fetch_log.append((site_key(url), client))
+
     # -- readers ----------------------------------------------------------------------------
+
+    def content(self, url: str) -> Site | None:
+        """Return a copy of the site at a URL, or None."""
+        with self._lock:
+            site = self.sites.get(site_key(url))
+            return None if site is None else dataclasses.replace(site)
+
+    def serves_host(self, host: str) -> bool:
+        """Tell whether any site lives on a host name (or IP literal), whatever the port."""
+        wanted = (urlsplit(f"http://{host}/").hostname or "").rstrip(".")
+        with self._lock:
+            return any(urlsplit(key).hostname == wanted for key in self.sites)
+
+    def fetches(self, url: str | None = None) -> list[tuple[str, str]]:
+        """Return a snapshot of the fetch log, only one URL's entries when given."""
+        key = None if url is None else site_key(url)
+        with self._lock:
+            return [entry for entry in self.fetch_log if key is None or entry[0] == key]
 
     def network_for(self, ip: str, announced_only: bool = False) -> Network | None:
         """Return the longest-prefix network containing an address, or None."""
