@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import settings
@@ -17,6 +21,16 @@ settings.register_profile("takedown", derandomize=True, deadline=None, print_blo
 settings.load_profile("takedown")
 
 ISOLATED = False
+# Public-looking addresses the simulated web hosts bind inside the isolated namespace.
+SIM_ADDRESSES = (
+    *(f"185.199.{net}.{n}" for net in (108, 109, 110) for n in range(10, 30)),
+    *("91.218.2.30", "66.175.208.20", "94.130.1.1", "23.94.5.10", "2a01:4f8:1::10"),
+)
+# Real services for the integration tests (CI sets them); unset: embedded defaults only.
+SERVICE_URLS = {
+    "redis": os.environ.get("TAKEDOWN_TEST_REDIS_URL"),
+    "database": os.environ.get("TAKEDOWN_TEST_DATABASE_URL"),
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,15 +38,51 @@ def pytest_configure(config: pytest.Config) -> None:
 
     Inside it only loopback exists: a packet to any other address fails at once with
     ENETUNREACH, so no test can reach the internet even by mistake. Subprocesses (the
-    `takedown` command under test, workers) inherit the namespace.
+    `takedown` command under test, workers) inherit the namespace. TCP services of the
+    host (CI's Redis and PostgreSQL) are reached through unix-socket relays started first.
     """
     global ISOLATED
-    if os.environ.get("TAKEDOWN_TEST_ISOLATION", "1") != "0":
-        ISOLATED = isolate_network()
-    config.stash[_isolated_key] = ISOLATED
+    if os.environ.get("TAKEDOWN_TEST_ISOLATION", "1") == "0":
+        return
+    relays = _start_relays()
+    ISOLATED = isolate_network(SIM_ADDRESSES)
+    if ISOLATED:
+        SERVICE_URLS.update({name: url for name, (url, _) in relays.items()})
+    else:
+        for _, process in relays.values():
+            process.kill()
 
 
-_isolated_key = pytest.StashKey[bool]()
+def _start_relays() -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
+    """Relay each TCP service URL through a unix socket; return the socket URLs."""
+    folder = tempfile.mkdtemp(prefix="takedown-relay-")
+    started = {}
+    for name, url in SERVICE_URLS.items():
+        parts = urlsplit(url or "")
+        if not url or not parts.hostname or parts.hostname.startswith("/"):
+            continue
+        default = 6379 if name == "redis" else 5432
+        port = parts.port or default
+        if name == "redis":
+            path = f"{folder}/redis.sock"
+            relayed = f"redis+socket://{path}" + (
+                f"?virtual_host={parts.path.lstrip('/')}" if parts.path.strip("/") else ""
+            )
+        else:
+            # libpq finds a server's socket as <dir>/.s.PGSQL.<port>.
+            path = f"{folder}/.s.PGSQL.{port}"
+            user = f"{parts.username}@" if parts.username else ""
+            relayed = f"{parts.scheme}://{user}{parts.path}?host={folder}&port={port}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workflows.sim.relay", path, f"{parts.hostname}:{port}"],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+        atexit.register(process.kill)
+        started[name] = (relayed, process)
+    return started
+
+
 _skipped: list[str] = []
 
 

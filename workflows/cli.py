@@ -34,6 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", help="trace one URL to its host, network and route now")
     trace.add_argument("url", help="the URL to trace")
     trace.add_argument("--json", action="store_true", help="print the trace as a JSON object")
+    report = commands.add_parser("report", help="open (or join) a case per URL; returns at once")
+    report.add_argument("urls", nargs="*", metavar="URL")
+    report.add_argument("--file", metavar="PATH", help="read URLs, one per line (- for stdin)")
+    report.add_argument("--ref", help="your reference for these URLs")
+    report.add_argument("--category", help="content category, e.g. csam")
+    report.add_argument("--analyst", help="who reports them")
+    report.add_argument("--json", action="store_true", help="print [{id, url, state}]")
+    cases = commands.add_parser("cases", help="list cases")
+    cases.add_argument("--state", help="only cases in this state")
+    cases.add_argument("--json", action="store_true", help="print a list of case objects")
+    case = commands.add_parser("case", help="one case with its events, notices and checks")
+    case.add_argument("id")
+    case.add_argument("--json", action="store_true", help="print the case object")
+    worker = commands.add_parser("worker", help="run the worker and the sweep until stopped")
+    worker.add_argument("--concurrency", type=int, help="tasks at once (TAKEDOWN_CONCURRENCY)")
+    worker.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork")
+    worker.add_argument(
+        "--no-sweep", action="store_true", help="never run the sweep scheduler in this process"
+    )
     return parser
 
 
@@ -43,9 +62,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "trace":
             return trace_command(args.url, as_json=args.json)
+        return _case_commands(args)
     except InputError as error:
         print(f"takedown: {error.message}", file=sys.stderr)
         return 2
+
+
+def _case_commands(args: argparse.Namespace) -> int:
+    """Run the commands that use the case store."""
+    from workflows import cases_cli  # the store's imports are not needed by `trace`
+
+    settings = load_settings()
+    if args.command == "report":
+        return cases_cli.report_command(
+            settings, args.urls, args.file, args.ref, args.category, args.analyst, args.json
+        )
+    if args.command == "cases":
+        return cases_cli.cases_command(settings, args.state, args.json)
+    if args.command == "case":
+        return cases_cli.case_command(settings, args.id, args.json)
+    if args.command == "worker":
+        from workflows.worker import run_worker
+
+        concurrency = args.concurrency or settings.concurrency
+        if concurrency < 1:
+            raise InputError("--concurrency: must be at least 1")
+        return run_worker(
+            settings, concurrency=concurrency, pool=args.pool, sweep_enabled=not args.no_sweep
+        )
     raise AssertionError(f"unhandled command {args.command}")
 
 

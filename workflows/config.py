@@ -37,6 +37,21 @@ class Settings:
     rdap_cache_ttl: float
     hotlines: Path | None  # None: the shipped directory
     cdns: Path | None  # None: the shipped CDN list
+    database_url: str | None = None  # None: SQLite in home
+    redis_url: str | None = None  # None: an embedded Redis under home
+    smtp_url: str = "smtp://localhost:25"
+    smtp_password: str | None = None  # from TAKEDOWN_SMTP_PASSWORD(_FILE); never logged
+    sender: str | None = None
+    sender_name: str = "takedown"
+    policy: Path | None = None  # None: the shipped policy
+    templates: Path | None = None  # a folder overriding the shipped templates
+    fetch_proxy: str | None = None
+    fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
+    concurrency: int = 2
+
+    def __repr__(self) -> str:
+        """Show the settings without secrets."""
+        return f"Settings(home={self.home!s}, country={self.country}, ...)"
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -72,6 +87,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rdap_cache_ttl=seconds("RDAP_CACHE_TTL", "24h"),
         hotlines=_existing_file(get("HOTLINES"), "HOTLINES"),
         cdns=_existing_file(get("CDNS"), "CDNS"),
+        database_url=get("DATABASE_URL"),
+        redis_url=_redis_url(get("REDIS_URL")),
+        smtp_url=get("SMTP_URL") or "smtp://localhost:25",
+        smtp_password=_secret(values, "SMTP_PASSWORD"),
+        sender=_sender(get("SENDER")),
+        sender_name=get("SENDER_NAME") or "takedown",
+        policy=_existing_file(get("POLICY"), "POLICY"),
+        templates=_existing_dir(get("TEMPLATES"), "TEMPLATES"),
+        fetch_proxy=_proxy(get("FETCH_PROXY")),
+        fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
+        concurrency=_positive_int(get("CONCURRENCY") or "2", "CONCURRENCY"),
     )
 
 
@@ -158,3 +184,72 @@ def _file_values(path_text: str | None) -> dict[str, str]:
             raise ConfigError(f"{PREFIX}CONFIG: {path}: {key} must be a string or a number")
         values[name] = str(value)
     return values
+
+
+def _existing_dir(text: str | None, name: str) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{PREFIX}{name}: no such folder: {path}")
+    return path
+
+
+def _redis_url(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if urlsplit(text).scheme not in ("redis", "rediss", "redis+socket", "unix"):
+        raise ConfigError(
+            f"{PREFIX}REDIS_URL: {text!r} is not a redis://, rediss:// or redis+socket:// URL"
+        )
+    return text
+
+
+def _proxy(text: str | None) -> str | None:
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{PREFIX}FETCH_PROXY: {text!r} is not an http(s) proxy URL")
+    return text
+
+
+def _cidrs(text: str) -> tuple[str, ...]:
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{PREFIX}FETCH_ALLOW: {item!r} is not a CIDR") from None
+    return tuple(found)
+
+
+def _sender(text: str | None) -> str | None:
+    if text is None:
+        return None
+    local, at, domain = text.partition("@")
+    if not (at and local and "." in domain) or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ConfigError(f"{PREFIX}SENDER: {text!r} is not an e-mail address")
+    return text
+
+
+def _secret(values: Mapping[str, str], name: str) -> str | None:
+    """Read a secret from TAKEDOWN_<NAME> or the file named by TAKEDOWN_<NAME>_FILE."""
+    direct = values.get(PREFIX + name)
+    path = values.get(PREFIX + name + "_FILE")
+    if direct:
+        return direct
+    if not path:
+        return None
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(f"{PREFIX}{name}_FILE: cannot read {path}: {error.strerror}") from None
+
+
+def _positive_int(text: str, name: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{PREFIX}{name}: {text!r} is not a positive whole number")
+    return int(text)

@@ -123,6 +123,18 @@ class RDAPClient:
         self.cache.put(record)
         return record
 
+    def lookup_parent(self, cidr: str, handle: str, registry: str | None) -> NetworkRecord | None:
+        """Return the network that holds CIDR's network, e.g. the upstream's allocation."""
+        network = ipaddress.ip_network(cidr.split(",")[0].strip(), strict=False)
+        if network.prefixlen == 0:
+            return None
+        parent = network.supernet()
+        # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding the range.
+        url = self.url_for(str(parent.network_address), registry)
+        url += f"/{parent.prefixlen}"
+        record = parse_network(self._fetch(url, registry or "unknown"), url)
+        return None if record.handle == handle else record
+
     def _fetch(self, url: str, key: str) -> Any:
         """GET URL as JSON, waiting out a short Retry-After once."""
         for attempt in range(2):

@@ -176,6 +176,23 @@ class Tracer:
             }
         return network
 
+    def upstream_contacts(self, trace: dict[str, Any]) -> list[str]:
+        """Return the abuse contacts of the routing network's parent (the upstream), if any."""
+        networks = [n for n in trace.get("networks") or [] if n.get("cidr") and not n.get("error")]
+        routing = [n for n in networks if n.get("country") == trace.get("country")] or networks
+        for network in routing:
+            try:
+                parent = self.rdap.lookup_parent(
+                    network["cidr"], network.get("handle") or "", network.get("registry")
+                )
+            except LookupFailed:
+                continue
+            own = set(network.get("abuse") or [])
+            contacts = [a for a in parent.abuse if a not in own] if parent else []
+            if contacts:
+                return contacts
+        return []
+
     def _origin(self, ip: str, notes: list[str]) -> Origin | None:
         try:
             origin = lookup_origin(self.resolver, ip)

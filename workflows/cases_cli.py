@@ -1,0 +1,185 @@
+"""The case commands: report, cases, case."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflows.config import Settings
+from workflows.errors import InputError, URLError
+from workflows.models import Case, CaseState
+from workflows.store import (
+    database_url,
+    make_engine,
+    migrate,
+    report,
+    session_factory,
+    transaction,
+    utcnow,
+)
+from workflows.urls import NormalizedURL, normalize_url
+from workflows.views import case_detail, case_objects
+
+MAX_FIELD = 200
+
+
+def read_urls(args: Sequence[str], file: str | None) -> list[NormalizedURL]:
+    """Normalise every URL given; the first bad one refuses them all, naming its line."""
+    lines: list[tuple[str, str]] = [(f"argument {i + 1}", url) for i, url in enumerate(args)]
+    if file is not None:
+        lines += [
+            (f"{'stdin' if file == '-' else file}:{n}", text) for n, text in _file_lines(file)
+        ]
+    if not lines:
+        raise InputError("no URL given: pass URLs or --file PATH (- for stdin)")
+    urls = []
+    for where, text in lines:
+        try:
+            urls.append(normalize_url(text))
+        except URLError as error:
+            raise URLError(f"{where}: {error.message}") from None
+    return urls
+
+
+def _file_lines(file: str) -> Iterable[tuple[int, str]]:
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {file}: {error}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, line
+
+
+def _field(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_FIELD or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InputError(f"--{name}: at most {MAX_FIELD} characters, no control characters")
+    return value
+
+
+def open_store(settings: Settings) -> Any:
+    """Return a session factory on a migrated database."""
+    engine = make_engine(database_url(settings.database_url, settings.home))
+    migrate(engine)
+    return session_factory(engine)
+
+
+def report_command(
+    settings: Settings,
+    urls: Sequence[str],
+    file: str | None,
+    ref: str | None,
+    category: str | None,
+    analyst: str | None,
+    as_json: bool,
+) -> int:
+    """Open or join a case per URL and return at once; a worker does the rest."""
+    normalized = read_urls(urls, file)
+    fields = {
+        k: _field(k, v) for k, v in (("ref", ref), ("category", category), ("analyst", analyst))
+    }
+    sessions = open_store(settings)
+    with transaction(sessions) as session:
+        done = report(
+            session,
+            normalized,
+            reference=fields["ref"],
+            category=fields["category"],
+            analyst=fields["analyst"],
+            now=utcnow(),
+        )
+    if as_json:
+        print(
+            json.dumps(
+                [{"id": r.id, "url": r.url, "state": r.state, "joined": r.joined} for r in done],
+                indent=2,
+            )
+        )
+    else:
+        for r in done:
+            joined = "  (joined the open case)" if r.joined else ""
+            print(f"{r.id:>7}  {r.state:<13} {r.url}{joined}")
+    return 0
+
+
+def cases_command(settings: Settings, state: str | None, as_json: bool) -> int:
+    """List cases, newest first."""
+    if state is not None and state not in set(CaseState):
+        choices = ", ".join(CaseState)
+        raise InputError(f"--state: {state!r} is not one of {choices}")
+    sessions = open_store(settings)
+    with sessions() as session:
+        query = select(Case).order_by(Case.id.desc())
+        if state is not None:
+            query = query.where(Case.state == state)
+        objects = case_objects(session, list(session.scalars(query)))
+    if as_json:
+        print(json.dumps(objects, indent=2))
+        return 0
+    print(f"{'id':>7}  {'state':<13} {'route':<16} {'cc':<3} {'notices':>7}  url")
+    for c in objects:
+        print(
+            f"{c['id']:>7}  {c['state']:<13} {c['route'] or '-':<16} {c['country'] or '-':<3} "
+            f"{len(c['notices']):>7}  {c['url']}"
+        )
+    return 0
+
+
+def case_command(settings: Settings, case_id: str, as_json: bool) -> int:
+    """Show one case with its events, notices and checks."""
+    if not case_id.isdigit():
+        raise InputError(f"case id {case_id!r} is not a number")
+    sessions = open_store(settings)
+    with sessions() as session:
+        case = session.get(Case, int(case_id))
+        if case is None:
+            raise InputError(f"no case {case_id}")
+        detail = case_detail(session, case)
+    if as_json:
+        print(json.dumps(detail, indent=2, ensure_ascii=False))
+    else:
+        print(format_case(detail))
+    return 0
+
+
+def format_case(c: dict[str, Any]) -> str:
+    """Return a readable page for one case."""
+    lines = [
+        f"Case {c['id']}  {c['state']}  {c['url']}",
+        f"Route    {c['route'] or '-'}  country {c['country'] or '-'}  "
+        f"network {c['network'] or '-'}",
+        f"Opened   {c['opened_at']}   first notice {c['first_notice_at'] or '-'}   "
+        f"removed {c['removed_at'] or '-'}",
+    ]
+    if c["last_error"]:
+        lines.append(f"Problem  {c['last_error']}")
+    lines.append("\nTimeline")
+    for e in c["events"]:
+        detail = ", ".join(f"{k}={v}" for k, v in (e["detail"] or {}).items() if v is not None)
+        lines.append(f"  {e['at']}  {e['kind']:<22} {detail}")
+    for n in c["notices"]:
+        lines.append(
+            f"\nNotice {n['id']} ({n['kind']}, {n['status']}) to {', '.join(n['to'])}"
+            f"  sent {n['sent_at'] or '-'}  {n['message_id']}"
+        )
+        lines.append(f"  Subject: {n['subject']}")
+    if c["checks"]:
+        lines.append("\nChecks")
+        lines += [
+            f"  {k['at']}  {k['outcome']:<11} {k['http_status'] or '-'}  {k['reason'] or ''}"
+            for k in c["checks"]
+        ]
+    return "\n".join(lines)
+
+
+def session_of(sessions: Any) -> Session:
+    """Return a new session (for callers that manage it themselves)."""
+    return sessions()  # type: ignore[no-any-return]

@@ -1,0 +1,184 @@
+"""The case store's tables (SQLAlchemy 2): cases, their events, notices and checks.
+
+Times are stored as naive UTC and returned aware (UTC), the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Store aware datetimes as naive UTC; give them back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Convert to naive UTC for storage."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: pass an aware UTC time")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        """Mark stored values as UTC."""
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class CaseState(StrEnum):
+    """Where a case stands; every open state has a due time."""
+
+    NEW = "new"  # reported; its trace is due
+    WAITING = "waiting"  # the trace failed for a transient reason; retried with backoff
+    NEEDS_ANALYST = "needs_analyst"  # no route (special-use, no contact, NXDOMAIN); re-traced
+    ACTIVE = "active"  # routed: notices go out and the URL is re-checked
+    REMOVED = "removed"  # terminal: removal confirmed by consecutive checks
+    CLOSED = "closed"  # terminal: closed by an analyst
+
+
+OPEN_STATES = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST, CaseState.ACTIVE)
+TERMINAL_STATES = (CaseState.REMOVED, CaseState.CLOSED)
+
+
+class NoticeStatus(StrEnum):
+    """An outbox row's delivery state."""
+
+    PENDING = "pending"  # built, waiting to be sent (or to be retried after a 4xx)
+    SENDING = "sending"  # claimed by a worker; the SMTP conversation may be under way
+    SENT = "sent"
+    FAILED = "failed"  # permanent refusal (5xx) or bounce: recorded on the cases
+    UNCERTAIN = "uncertain"  # a worker died mid-send: never resent automatically
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Case(Base):
+    """One reported URL, from report to removal."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # SHA-256 of url while the case is open, NULL once terminal: a unique column that makes
+    # "one open case per URL" hold on SQLite and PostgreSQL alike (NULLs never collide).
+    # A hash, because a btree index entry cannot hold an 8000-octet URL.
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    route: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    network: Mapped[str | None] = mapped_column(String(120))  # the routing network's CIDR
+    recipients: Mapped[str | None] = mapped_column(Text)  # the host's abuse desk, comma-joined
+    trace: Mapped[dict[str, Any] | None]
+    reference: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(64))
+    analyst: Mapped[str | None] = mapped_column(String(120))
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # first hash seen present
+    opened_at: Mapped[dt.datetime]
+    routed_at: Mapped[dt.datetime | None]
+    first_notice_at: Mapped[dt.datetime | None]
+    removed_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+    due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    claimed_until: Mapped[dt.datetime | None]
+    check_due_at: Mapped[dt.datetime | None]
+    round: Mapped[int] = mapped_column(default=0)  # +1 each time the content hops
+    steps_done: Mapped[int] = mapped_column(default=0)
+    trace_attempts: Mapped[int] = mapped_column(default=0)
+    gone_streak: Mapped[int] = mapped_column(default=0)
+    last_gone_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=0)  # compare-and-set guard
+
+
+class Event(Base):
+    """An append-only record of something that happened to a case."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Notice(Base):
+    """One e-mail to one recipient, listing every URL due for it: the outbox row."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    recipients: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    references: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    xarf: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    claimed_until: Mapped[dt.datetime | None]
+    # Set, by compare-and-set, just before the SMTP conversation: a run that finds it set
+    # cannot know whether the mail left, so it marks the notice uncertain, never resends.
+    send_started_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+    smtp_code: Mapped[int | None]
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+
+
+class NoticeItem(Base):
+    """One case's step owed to one recipient; the unique key makes a step send once."""
+
+    __tablename__ = "notice_items"
+    __table_args__ = (UniqueConstraint("case_id", "round", "step", name="uq_item_case_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    party: Mapped[str] = mapped_column(String(20))  # host | hotline | upstream
+    recipients: Mapped[str] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(2))
+    due_at: Mapped[dt.datetime]
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+
+
+class Check(Base):
+    """One re-check of a case's URL; the body was hashed, never stored."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[dt.datetime]
+    outcome: Mapped[str] = mapped_column(String(20))
+    http_status: Mapped[int | None]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+Index("ix_notice_items_unbatched", NoticeItem.recipients, NoticeItem.kind, NoticeItem.notice_id)

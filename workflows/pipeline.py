@@ -1,0 +1,304 @@
+"""The workflow's stages, as functions of a Runtime and case ids (tasks call these).
+
+    trace_cases   NEW / WAITING / NEEDS_ANALYST  → ACTIVE, or back with a due time
+    act_cases     ACTIVE: owe the due workflow steps (re-tracing before chasers), re-check
+
+Each stage reads the cases it was given, does its I/O outside any transaction, and writes
+with compare-and-set: a stale or duplicate task changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from workflows.models import Case, CaseState, Check, NoticeItem
+from workflows.policy import next_step, trace_retry_delay
+from workflows.runtime import Runtime
+from workflows.store import record, release, transaction
+from workflows.trace import Trace
+from workflows.urls import normalize_url
+from workflows.verdict import Confirmation, classify, next_removal_state
+
+TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)
+
+
+def _seconds(delta: float) -> dt.timedelta:
+    return dt.timedelta(seconds=delta)
+
+
+def load_cases(rt: Runtime, ids: Sequence[int], states: Sequence[str]) -> list[Case]:
+    """Read the cases with IDS that are still in one of STATES."""
+    with rt.sessions() as session:
+        found = session.scalars(select(Case).where(Case.id.in_(ids), Case.state.in_(states)))
+        return list(found)
+
+
+def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
+    """Trace each case and route it, or give it a due time to try again."""
+    for case in load_cases(rt, ids, TRACEABLE):
+        result = rt.tracer.trace(normalize_url(case.url))
+        with transaction(rt.sessions) as session:
+            if result.route:
+                _route(session, rt, case, result)
+            else:
+                _trace_failed(session, rt, case, result)
+
+
+def routing_of(result: Trace) -> dict[str, Any]:
+    """Return the case columns a routed trace sets."""
+    hosting = [n for n in result.networks if not n.special_use and not n.error]
+    network = next((n for n in hosting if n.country == result.country), None)
+    label = (result.cdn or (network.cidr if network else None)) or None
+    return {
+        "route": result.route,
+        "country": result.country,
+        "network": label,
+        "recipients": ",".join(result.abuse) or None,
+        "trace": result.as_dict(),
+    }
+
+
+def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
+    now = rt.clock()
+    values = routing_of(result)
+    if not release(
+        session,
+        case,
+        state=CaseState.ACTIVE,
+        routed_at=now,
+        steps_done=0,
+        trace_attempts=0,
+        last_error=None,
+        due_at=now,
+        check_due_at=now,
+        **values,
+    ):
+        return
+    record(
+        session,
+        case.id,
+        "routed",
+        now,
+        route=result.route,
+        country=result.country,
+        network=values["network"],
+        abuse=result.abuse,
+        cdn=result.cdn,
+    )
+
+
+def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
+    now = rt.clock()
+    transient = bool(result.error and not result.error.get("permanent", True))
+    if transient:
+        delay = trace_retry_delay(rt.policy, case.trace_attempts, rt.rand)
+        state = CaseState.WAITING
+    else:
+        delay, state = rt.policy.retrace_every, CaseState.NEEDS_ANALYST
+    changed = release(
+        session,
+        case,
+        state=state,
+        trace=result.as_dict(),
+        trace_attempts=case.trace_attempts + 1,
+        last_error=result.reason,
+        due_at=now + _seconds(delay),
+    )
+    if changed and (case.state != state or case.last_error != result.reason):
+        record(
+            session,
+            case.id,
+            "trace_failed",
+            now,
+            reason=result.reason,
+            transient=transient,
+            retry_in=delay,
+        )
+
+
+def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
+    """Owe every due workflow step of each active case, then re-check it if due."""
+    for case in load_cases(rt, ids, (CaseState.ACTIVE,)):
+        now = rt.clock()
+        values: dict[str, Any] = {}
+        items: list[dict[str, Any]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        _due_steps(rt, case, now, values, items, events)
+        check = _recheck(rt, case, now, values, events)
+        _finish(rt, case, now, values, items, events, check)
+
+
+def _due_steps(
+    rt: Runtime,
+    case: Case,
+    now: dt.datetime,
+    values: dict[str, Any],
+    items: list[dict[str, Any]],
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Collect the notice items of every step due now (re-tracing before a chaser)."""
+    route, routed_at = case.route or "", case.routed_at or now
+    done, round_ = case.steps_done, case.round
+    while (step := next_step(rt.policy, route, done)) is not None:
+        if routed_at + _seconds(step.after) > now:
+            break
+        if step.send in ("chaser", "escalation") and (moved := _moved(rt, case)) is not None:
+            round_, route, routed_at, done = round_ + 1, moved["route"], now, 0
+            # The new host serves its own bytes: its first present check sets the hash.
+            values.update(
+                moved, round=round_, route=route, routed_at=now, content_hash=None, gone_streak=0
+            )
+            events.append(
+                ("hopped", {"to": moved["network"], "country": moved["country"], "route": route})
+            )
+            continue
+        recipients, country = _recipients(rt, case, step.to, values)
+        done += 1
+        if not recipients:
+            events.append(
+                (
+                    "step_skipped",
+                    {
+                        "step": step.index,
+                        "send": step.send,
+                        "to": step.to,
+                        "reason": "no contact known",
+                    },
+                )
+            )
+            continue
+        items.append(
+            {
+                "case_id": case.id,
+                "round": round_,
+                "step": step.index,
+                "kind": step.send,
+                "party": step.to,
+                "recipients": recipients,
+                "country": country,
+                "due_at": now,
+            }
+        )
+    values["steps_done"] = done
+    following = next_step(rt.policy, route, done)
+    values["_next_step_at"] = routed_at + _seconds(following.after) if following else None
+
+
+def _moved(rt: Runtime, case: Case) -> dict[str, Any] | None:
+    """Re-trace the URL; return the new routing if it hopped to another network or country."""
+    result = rt.tracer.trace(normalize_url(case.url))
+    if not result.route:
+        return None
+    fresh = routing_of(result)
+    if (fresh["network"], fresh["country"]) == (case.network, case.country):
+        return None
+    return fresh
+
+
+def _recipients(
+    rt: Runtime, case: Case, party: str, values: dict[str, Any]
+) -> tuple[str, str | None]:
+    """Return the addresses and country of the party a step goes to."""
+    trace = values.get("trace") or case.trace or {}
+    country = values.get("country", case.country)
+    if party == "hotline":
+        hotline = trace.get("hotline") or {}
+        return hotline.get("email") or "", country
+    if party == "upstream":
+        return ",".join(rt.tracer.upstream_contacts(trace)), country
+    return values.get("recipients", case.recipients) or "", country
+
+
+def _recheck(
+    rt: Runtime,
+    case: Case,
+    now: dt.datetime,
+    values: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
+) -> dict[str, Any] | None:
+    """Fetch the URL if a check is due; fold the outcome into VALUES."""
+    if case.check_due_at is None or case.check_due_at > now:
+        return None
+    result = rt.fetcher.fetch(case.url)
+    outcome = classify(result.outcome, result.sha256, case.content_hash)
+    if outcome == "present" and case.content_hash is None:
+        values["content_hash"] = result.sha256
+    confirm = Confirmation(rt.policy.confirm_checks, rt.policy.confirm_spacing)
+    last_gone = case.last_gone_at.timestamp() if case.last_gone_at else None
+    state = next_removal_state(case.gone_streak, last_gone, outcome, now.timestamp(), confirm)
+    values["gone_streak"] = state.gone_streak
+    if state.gone_streak > case.gone_streak:
+        values["last_gone_at"] = now  # only a check that counted starts the next spacing
+    if state.confirmed:
+        values.update(
+            state=CaseState.REMOVED, removed_at=now, open_key=None, check_due_at=None, due_at=None
+        )
+        events.append(("removed", {"checks": state.gone_streak}))
+    else:
+        after = state.next_check_at or now.timestamp() + rt.policy.recheck_every
+        values["check_due_at"] = dt.datetime.fromtimestamp(after, dt.UTC)
+    return {
+        "case_id": case.id,
+        "at": now,
+        "outcome": outcome,
+        "http_status": result.status,
+        "sha256": result.sha256,
+        "address": result.address,
+        "reason": result.reason,
+    }
+
+
+def _finish(
+    rt: Runtime,
+    case: Case,
+    now: dt.datetime,
+    values: dict[str, Any],
+    items: list[dict[str, Any]],
+    events: list[tuple[str, dict[str, Any]]],
+    check: dict[str, Any] | None,
+) -> None:
+    """Write the case, its owed items, its check and events in one compare-and-set."""
+    next_step_at = values.pop("_next_step_at", None)
+    if values.get("state") != CaseState.REMOVED:
+        check_at = values.get("check_due_at", case.check_due_at)
+        due = [t for t in (next_step_at, check_at) if t is not None]
+        values["due_at"] = min(due) if due else now + _seconds(rt.policy.recheck_every)
+    with transaction(rt.sessions) as session:
+        if not release(session, case, **values):
+            return  # someone else acted on this case meanwhile: their write stands
+        for item in items:
+            session.execute(_item_insert(session).values(**item).on_conflict_do_nothing())
+            record(
+                session,
+                case.id,
+                "step_due",
+                now,
+                step=item["step"],
+                send=item["kind"],
+                to=item["party"],
+                recipients=item["recipients"],
+            )
+        if check is not None:
+            session.add(Check(**check))
+            record(
+                session,
+                case.id,
+                "checked",
+                now,
+                outcome=check["outcome"],
+                status=check["http_status"],
+                reason=check["reason"] or None,
+            )
+        for kind, detail in events:
+            record(session, case.id, kind, now, **detail)
+
+
+def _item_insert(session: Session) -> Any:
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(NoticeItem)

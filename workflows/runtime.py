@@ -1,0 +1,78 @@
+"""Everything a worker needs to do the work, built once per process from Settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import jinja2
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from workflows.config import Settings
+from workflows.fetch import Fetcher
+from workflows.mailer import SMTPSettings, parse_smtp_url
+from workflows.notices import template_environment
+from workflows.policy import Policy, load_policy
+from workflows.store import database_url, make_engine, session_factory, utcnow
+from workflows.trace import Tracer
+
+
+@dataclass
+class Runtime:
+    """Settings, policy, database and the edges' clients of one process."""
+
+    settings: Settings
+    policy: Policy
+    engine: Engine
+    clock: Callable[[], dt.datetime] = utcnow
+    rand: Callable[[], float] = random.random
+    lease: float = 150.0  # seconds a claim lasts: longer than any task may run
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, policy: Policy | None = None) -> Runtime:
+        """Build the runtime SETTINGS describe (the database must be migrated already)."""
+        engine = make_engine(database_url(settings.database_url, settings.home))
+        return cls(settings, policy or load_policy(settings.policy), engine)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Return the session factory."""
+        return session_factory(self.engine)
+
+    @cached_property
+    def tracer(self) -> Tracer:
+        """Return this process's tracer (its RDAP cache serves every task it runs)."""
+        tracer = Tracer.from_settings(self.settings)
+        self._closers.append(tracer.close)
+        return tracer
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        """Return this process's re-check fetcher."""
+        allow = [ipaddress.ip_network(cidr) for cidr in self.settings.fetch_allow]
+        fetcher = Fetcher(self.tracer.resolver, allow=allow, proxy=self.settings.fetch_proxy)
+        self._closers.append(fetcher.close)
+        return fetcher
+
+    @cached_property
+    def smtp(self) -> SMTPSettings:
+        """Return the validated SMTP settings."""
+        return parse_smtp_url(self.settings.smtp_url, password=self.settings.smtp_password)
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        """Return the notice template environment."""
+        return template_environment(self.settings.templates)
+
+    def close(self) -> None:
+        """Release connections."""
+        for closer in self._closers:
+            closer()
+        self._closers.clear()
+        self.engine.dispose()

@@ -1,0 +1,77 @@
+"""The sweep: claim due work from the database and hand it to the queue, grouped.
+
+Only the holder of the Redis sweep lock runs it, every `sweep_every`; running it twice is
+harmless all the same, because every claim is a compare-and-set with a lease. Work is
+grouped by host, so one task traces or re-checks many URLs of one site together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+
+from workflows.models import CaseState, Notice, NoticeStatus
+from workflows.outbox import batch_notices
+from workflows.runtime import Runtime
+from workflows.store import claim_due, claim_notices, transaction
+
+BATCH = 25  # cases per task: one host's URLs travel together
+Publish = Callable[[str, Sequence[int]], None]
+
+
+@dataclass
+class SweepReport:
+    """What one sweep handed out."""
+
+    traced: int = 0
+    acted: int = 0
+    notices_built: int = 0
+    notices_sent: int = 0
+    recovered: int = 0
+    tasks: list[tuple[str, list[int]]] = field(default_factory=list)
+
+
+def sweep(rt: Runtime, publish: Publish) -> SweepReport:
+    """Claim everything due now and publish its tasks, after each claim is committed."""
+    now = rt.clock()
+    report = SweepReport(recovered=recover_notices(rt, now))
+    with transaction(rt.sessions) as session:
+        claimed = claim_due(session, now, rt.lease)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for case_id, state, host in claimed:
+        task = "takedown.act" if state == CaseState.ACTIVE else "takedown.trace"
+        groups[(task, host)].append(case_id)
+    for (task, _host), ids in sorted(groups.items()):
+        for start in range(0, len(ids), BATCH):
+            report.tasks.append((task, ids[start : start + BATCH]))
+    report.traced = sum(len(ids) for task, ids in report.tasks if task == "takedown.trace")
+    report.acted = sum(len(ids) for task, ids in report.tasks if task == "takedown.act")
+    report.notices_built = len(batch_notices(rt))
+    with transaction(rt.sessions) as session:
+        sending = claim_notices(session, now, rt.lease)
+    report.tasks += [("takedown.send", [notice_id]) for notice_id in sending]
+    report.notices_sent = len(sending)
+    for task, ids in report.tasks:
+        publish(task, ids)
+    return report
+
+
+def recover_notices(rt: Runtime, now: dt.datetime) -> int:
+    """Release notices whose sender vanished: unsent ones go back, begun ones turn uncertain."""
+    expired = (Notice.status == NoticeStatus.SENDING, Notice.claimed_until <= now)
+    with transaction(rt.sessions) as session:
+        back = session.execute(
+            update(Notice)
+            .where(*expired, Notice.send_started_at.is_(None))
+            .values(status=NoticeStatus.PENDING, claimed_until=None)
+        )
+        unsure = session.execute(
+            update(Notice)
+            .where(*expired, Notice.send_started_at.is_not(None))
+            .values(status=NoticeStatus.UNCERTAIN, claimed_until=None)
+        )
+    return int(getattr(back, "rowcount", 0)) + int(getattr(unsure, "rowcount", 0))

@@ -1,0 +1,102 @@
+"""Case objects as the CLI and the API show them (DESIGN.md § Interface)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflows.models import Case, Check, Event, Notice, NoticeItem
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """Return MOMENT as ISO 8601 UTC with a Z, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def case_objects(session: Session, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Return the JSON objects of CASES, each with its notices (one query for all)."""
+    notices: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = session.execute(
+        select(NoticeItem.case_id, Notice)
+        .join(Notice, Notice.id == NoticeItem.notice_id)
+        .where(NoticeItem.case_id.in_([c.id for c in cases]))
+        .order_by(Notice.id)
+    ).all()
+    for case_id, notice in rows:
+        notices[case_id].append(notice_object(notice))
+    return [case_object(case, notices[case.id]) for case in cases]
+
+
+def case_object(case: Case, notices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one case's JSON object."""
+    return {
+        "id": case.id,
+        "url": case.url,
+        "host": case.host,
+        "state": case.state,
+        "route": case.route,
+        "country": case.country,
+        "network": case.network,
+        "abuse": case.recipients.split(",") if case.recipients else [],
+        "reference": case.reference,
+        "category": case.category,
+        "analyst": case.analyst,
+        "opened_at": iso(case.opened_at),
+        "routed_at": iso(case.routed_at),
+        "first_notice_at": iso(case.first_notice_at),
+        "removed_at": iso(case.removed_at),
+        "closed_at": iso(case.closed_at),
+        "due_at": iso(case.due_at),
+        "last_error": case.last_error,
+        "notices": notices,
+    }
+
+
+def notice_object(notice: Notice) -> dict[str, Any]:
+    """Return a notice's summary as listed on a case."""
+    return {
+        "id": notice.id,
+        "kind": notice.kind,
+        "to": notice.recipients.split(","),
+        "status": notice.status,
+        "sent_at": iso(notice.sent_at),
+        "message_id": notice.message_id,
+        "subject": notice.subject,
+    }
+
+
+def case_detail(session: Session, case: Case) -> dict[str, Any]:
+    """Return a case with its events, notices (full text) and checks."""
+    found = case_objects(session, [case])[0]
+    found["trace"] = case.trace
+    found["events"] = [
+        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail}
+        for e in session.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id))
+    ]
+    texts = {
+        n.id: n
+        for n in session.scalars(
+            select(Notice).where(Notice.id.in_([n["id"] for n in found["notices"]]))
+        )
+    }
+    for notice in found["notices"]:
+        notice["text"] = texts[notice["id"]].body_text
+    found["checks"] = [
+        {
+            "at": iso(c.at),
+            "outcome": c.outcome,
+            "http_status": c.http_status,
+            "sha256": c.sha256,
+            "address": c.address,
+            "reason": c.reason,
+        }
+        for c in session.scalars(select(Check).where(Check.case_id == case.id).order_by(Check.id))
+    ]
+    return found
