@@ -69,6 +69,7 @@ class Stack:
         self.engine = create_engine(database_url(self.env.get("TAKEDOWN_DATABASE_URL"), home))
         self.exits.callback(self.engine.dispose)
         self.worker: subprocess.Popen[str] | None = None
+        self.workers: list[subprocess.Popen[str]] = []
 
     def _serve_sites(self, isolated: bool, addresses: Sequence[str]) -> None:
         """Serve the sites on every public-looking address of the world, or via a proxy.
@@ -118,20 +119,23 @@ class Stack:
         ]
         log = open(self.home / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.exits.callback(log.close)
-        self.worker = subprocess.Popen(command, env=self.env, stdout=log, stderr=log, text=True)
-        self.exits.callback(self.stop_worker)
-        return self.worker
+        worker = subprocess.Popen(command, env=self.env, stdout=log, stderr=log, text=True)
+        self.worker = worker
+        self.workers.append(worker)
+        self.exits.callback(self.stop_worker, worker)
+        return worker
 
-    def stop_worker(self) -> None:
-        """Stop the worker with SIGTERM (a warm shutdown), then make sure it is gone."""
-        if self.worker is None or self.worker.poll() is not None:
+    def stop_worker(self, worker: subprocess.Popen[str] | None = None) -> None:
+        """Stop a worker (the newest by default) with SIGTERM, then make sure it is gone."""
+        worker = worker or self.worker
+        if worker is None or worker.poll() is not None:
             return
-        self.worker.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         try:
-            self.worker.wait(timeout=20)
+            worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.worker.kill()
-            self.worker.wait()
+            worker.kill()
+            worker.wait()
 
     def session(self) -> Session:
         """Open a session on the stack's database."""

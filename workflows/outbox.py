@@ -187,14 +187,14 @@ def send_notice(rt: Runtime, notice_id: int) -> str:
             return notice.status if notice else "missing"
         if notice.send_started_at is not None:
             # An earlier run began the SMTP conversation and died: it may have been sent.
-            _settle(session, notice, NoticeStatus.UNCERTAIN, now, None)
+            settle(session, notice, NoticeStatus.UNCERTAIN, now, None)
             return NoticeStatus.UNCERTAIN
         try:
             # Built before the start mark: a message that cannot be built was never sent.
             message = message_of(session, notice, rt)
         except (ValueError, ConfigError) as error:
             failed = Delivery("permanent", None, f"cannot build the message: {error}", {})
-            _settle(session, notice, NoticeStatus.FAILED, now, failed)
+            settle(session, notice, NoticeStatus.FAILED, now, failed)
             return NoticeStatus.FAILED
         started = session.execute(
             update(Notice)
@@ -239,7 +239,7 @@ def _deliver(
 ) -> str:
     """Record a delivery attempt's outcome on the notice and its cases."""
     if delivery.status == "sent":
-        _settle(session, notice, NoticeStatus.SENT, now, delivery)
+        settle(session, notice, NoticeStatus.SENT, now, delivery)
         return NoticeStatus.SENT
     if delivery.status == "transient":
         delay = min(3600.0, 30.0 * 2 ** min(notice.attempts, 7)) * (0.5 + rt.rand() / 2)
@@ -247,7 +247,7 @@ def _deliver(
         notice.due_at, notice.claimed_until = now + dt.timedelta(seconds=delay), None
         notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
         return NoticeStatus.PENDING
-    _settle(session, notice, NoticeStatus.FAILED, now, delivery)
+    settle(session, notice, NoticeStatus.FAILED, now, delivery)
     party = (
         session.scalars(select(NoticeItem.party).where(NoticeItem.notice_id == notice.id)).first()
         or "host"
@@ -257,7 +257,7 @@ def _deliver(
     return NoticeStatus.FAILED
 
 
-def _settle(
+def settle(
     session: Session, notice: Notice, status: str, now: dt.datetime, delivery: Delivery | None
 ) -> None:
     """Give NOTICE its final status and tell each of its cases."""

@@ -37,8 +37,9 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, policy: Policy | None = None) -> Runtime:
         """Build the runtime SETTINGS describe (the database must be migrated already)."""
+        policy = policy or load_policy(settings.policy)  # a bad policy stops start-up first
         engine = make_engine(database_url(settings.database_url, settings.home))
-        return cls(settings, policy or load_policy(settings.policy), engine)
+        return cls(settings, policy, engine)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import select
 
 from workflows.models import CaseState, Notice, NoticeStatus
-from workflows.outbox import batch_notices
+from workflows.outbox import batch_notices, settle
 from workflows.runtime import Runtime
 from workflows.store import claim_due, claim_notices, transaction
 
@@ -62,16 +62,16 @@ def sweep(rt: Runtime, publish: Publish) -> SweepReport:
 
 def recover_notices(rt: Runtime, now: dt.datetime) -> int:
     """Release notices whose sender vanished: unsent ones go back, begun ones turn uncertain."""
-    expired = (Notice.status == NoticeStatus.SENDING, Notice.claimed_until <= now)
     with transaction(rt.sessions) as session:
-        back = session.execute(
-            update(Notice)
-            .where(*expired, Notice.send_started_at.is_(None))
-            .values(status=NoticeStatus.PENDING, claimed_until=None)
-        )
-        unsure = session.execute(
-            update(Notice)
-            .where(*expired, Notice.send_started_at.is_not(None))
-            .values(status=NoticeStatus.UNCERTAIN, claimed_until=None)
-        )
-    return int(getattr(back, "rowcount", 0)) + int(getattr(unsure, "rowcount", 0))
+        expired = session.scalars(
+            select(Notice)
+            .where(Notice.status == NoticeStatus.SENDING, Notice.claimed_until <= now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for notice in expired:
+            if notice.send_started_at is None:
+                notice.status, notice.claimed_until = NoticeStatus.PENDING, None
+            else:
+                # It may have left: resending could deliver it twice. An analyst decides.
+                settle(session, notice, NoticeStatus.UNCERTAIN, now, None)
+    return len(expired)

@@ -9,6 +9,8 @@ import threading
 from workflows.app import app, publish
 from workflows.broker import Broker, SweepLock
 from workflows.config import Settings
+from workflows.errors import ConfigError
+from workflows.mailer import parse_smtp_url
 from workflows.runtime import Runtime
 from workflows.store import migrate
 from workflows.sweep import sweep
@@ -57,6 +59,9 @@ class Scheduler(threading.Thread):
 
 def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled: bool) -> int:
     """Run the worker in the foreground until SIGTERM/SIGINT; return the exit code."""
+    if settings.sender is None:
+        raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
+    parse_smtp_url(settings.smtp_url, password=settings.smtp_password)  # fail before starting
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with Broker(settings) as broker:
         rt = Runtime.from_settings(settings)

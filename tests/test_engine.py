@@ -1,0 +1,220 @@
+"""The engine's promises, stage by stage, in-process against real servers and a real DB.
+
+Each stage runs here as a worker would run it, and is run twice (or by two threads at
+once) to show it is safe to repeat; the last tests start real worker subprocesses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from sqlalchemy import func, select, update
+from stack import Stack, stack_of
+
+from workflows.broker import Broker, SweepLock
+from workflows.config import load_settings
+from workflows.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
+from workflows.outbox import batch_notices, send_notice
+from workflows.pipeline import act_cases, trace_cases
+from workflows.runtime import Runtime
+from workflows.sim import Network, World
+from workflows.store import claim_notices, migrate, transaction
+from workflows.sweep import recover_notices, sweep
+
+URL = "http://files.hosta.test/1"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        # From the real time: `takedown report` stamps cases with it.
+        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def world() -> World:
+    built = World(
+        networks=[
+            Network("185.199.108.0/28", 205012, "HOSTA-NET", "GB", abuse=["abuse@hosta.example"])
+        ],
+        records={"files.hosta.test": [("A", "185.199.108.10")]},
+    )
+    built.put_content(URL)
+    return built
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with stack_of(
+        world(), [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def rt(stack: Stack) -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(load_settings(stack.env))
+    runtime.clock = Clock()
+    runtime.rand = lambda: 0.5
+    migrate(runtime.engine)
+    yield runtime
+    runtime.close()
+
+
+def reported_and_routed(stack: Stack, rt: Runtime) -> int:
+    """Report URL, trace it and owe its first notice; return the case id."""
+    case_id: int = stack.report(URL)[0]["id"]
+    trace_cases(rt, [case_id])
+    act_cases(rt, [case_id])
+    return case_id
+
+
+def claimed_notice(rt: Runtime) -> int:
+    """Build the owed notice once its window passed, and claim it as the sweep would."""
+    rt.clock.advance(rt.policy.notice_window)  # type: ignore[attr-defined]
+    (notice_id,) = batch_notices(rt)
+    with transaction(rt.sessions) as session:
+        assert claim_notices(session, rt.clock(), rt.lease) == [notice_id]
+    return notice_id
+
+
+def count(rt: Runtime, query: object) -> int:
+    with rt.sessions() as session:
+        return int(session.scalar(query) or 0)  # type: ignore[call-overload]
+
+
+def test_tracing_the_same_case_twice_at_once_routes_it_once(stack: Stack, rt: Runtime) -> None:
+    case_id = stack.report(URL)[0]["id"]
+    threads = [threading.Thread(target=trace_cases, args=(rt, [case_id])) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    routed = select(func.count()).select_from(Event).where(Event.kind == "routed")
+    assert count(rt, routed) == 1
+
+
+def test_acting_twice_owes_each_step_once(stack: Stack, rt: Runtime) -> None:
+    case_id = reported_and_routed(stack, rt)
+    with transaction(rt.sessions) as session:  # pretend the step is due again
+        session.execute(update(Case).where(Case.id == case_id).values(steps_done=0))
+    act_cases(rt, [case_id])
+    assert count(rt, select(func.count()).select_from(NoticeItem)) == 1
+
+
+def test_a_notice_sent_twice_is_delivered_once(stack: Stack, rt: Runtime) -> None:
+    reported_and_routed(stack, rt)
+    notice_id = claimed_notice(rt)
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(send_notice(rt, notice_id)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stack.smtp.wait_for(lambda messages: len(messages) >= 1)
+    assert results.count(NoticeStatus.SENT) == 1
+    assert send_notice(rt, notice_id) == NoticeStatus.SENT  # a redelivered task: nothing
+    assert len(stack.smtp.messages) == 1
+
+
+def test_a_notice_begun_by_a_worker_that_died_is_never_resent(stack: Stack, rt: Runtime) -> None:
+    case_id = reported_and_routed(stack, rt)
+    notice_id = claimed_notice(rt)
+    with transaction(rt.sessions) as session:  # the worker marked it begun, then was killed
+        session.execute(
+            update(Notice).where(Notice.id == notice_id).values(send_started_at=rt.clock())
+        )
+    rt.clock.advance(rt.lease + 1)  # type: ignore[attr-defined]
+    assert recover_notices(rt, rt.clock()) == 1
+    assert send_notice(rt, notice_id) == NoticeStatus.UNCERTAIN
+    with rt.sessions() as session:
+        assert session.get_one(Notice, notice_id).status == NoticeStatus.UNCERTAIN
+    assert stack.smtp.messages == []
+    assert [e.kind for e in stack.events(case_id)].count("notice_uncertain") == 1
+
+
+def test_a_notice_claimed_by_a_worker_that_died_before_sending_goes_back(
+    stack: Stack, rt: Runtime
+) -> None:
+    reported_and_routed(stack, rt)
+    notice_id = claimed_notice(rt)
+    rt.clock.advance(rt.lease + 1)  # type: ignore[attr-defined]
+    assert recover_notices(rt, rt.clock()) == 1
+    with rt.sessions() as session:
+        assert session.get_one(Notice, notice_id).status == NoticeStatus.PENDING
+
+
+def test_a_4xx_is_retried_later_and_then_delivered_once(stack: Stack, rt: Runtime) -> None:
+    reported_and_routed(stack, rt)
+    stack.smtp.set_fault("abuse@hosta.example", "451", times=1)
+    notice_id = claimed_notice(rt)
+    assert send_notice(rt, notice_id) == NoticeStatus.PENDING
+    with rt.sessions() as session:
+        notice = session.get_one(Notice, notice_id)
+        assert notice.smtp_code == 451 and notice.due_at is not None
+        assert notice.due_at > rt.clock()
+        retry_in = (notice.due_at - rt.clock()).total_seconds()
+    rt.clock.advance(retry_in)  # type: ignore[attr-defined]
+    with transaction(rt.sessions) as session:
+        assert claim_notices(session, rt.clock(), rt.lease) == [notice_id]
+    assert send_notice(rt, notice_id) == NoticeStatus.SENT
+    assert len(stack.smtp.messages) == 1
+
+
+def test_a_sweep_run_twice_hands_each_case_out_once(stack: Stack, rt: Runtime) -> None:
+    stack.report(URL)
+    published: list[tuple[str, list[int]]] = []
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert [task for task, _ in published] == ["takedown.trace"]
+
+
+def test_only_one_process_holds_the_sweep_lock(tmp_path: Path) -> None:
+    with Broker(load_settings({"TAKEDOWN_HOME": str(tmp_path)})) as broker:
+        first, second = SweepLock(broker.client, ttl=30), SweepLock(broker.client, ttl=30)
+        assert first.acquire() and not second.acquire()
+        assert first.acquire()  # the holder renews
+        broker.client.pexpire(first.key, 1)  # the holder died: its lease runs out
+        time.sleep(0.01)
+        assert second.acquire() and not first.acquire()
+        second.release()
+        assert first.acquire()
+
+
+def test_two_workers_share_the_work_and_only_one_sweeps(stack: Stack) -> None:
+    ids = [r["id"] for r in stack.report(*[f"http://files.hosta.test/{n}" for n in range(6)])]
+    first, second = stack.start_worker(), stack.start_worker()
+    stack.wait_for(
+        lambda: all(c.state == CaseState.ACTIVE for c in stack.cases()),
+        timeout=30,
+        what="both workers to route the cases",
+    )
+    logs = [p.read_text() for p in sorted(stack.home.glob("worker-*.log"))]
+    assert len(logs) == 2 and [("sweep:" in log) for log in logs].count(True) == 1
+    assert {first.poll(), second.poll()} == {None}
+    assert len(ids) == 6
+
+
+def test_worker_refuses_to_start_without_a_sender(stack: Stack) -> None:
+    env = {k: v for k, v in stack.env.items() if k != "TAKEDOWN_SENDER"}
+    stack.env = env
+    done = stack.takedown("worker")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "takedown: TAKEDOWN_SENDER: required: the From address of every notice"
+    )
