@@ -12,10 +12,11 @@ from __future__ import annotations
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from workflows.sim.web import LocalHTTPServer, WebServer
+from workflows.sim.httpservice import HTTPService, LocalHTTPServer
+from workflows.sim.web import WebServer
 from workflows.sim.world import World
 
 UPSTREAM_TIMEOUT = 5.0
@@ -35,7 +36,7 @@ NOT_RELAYED = frozenset(
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
 
-class SimProxy:
+class SimProxy(HTTPService):
     """A threaded forward proxy in front of one WebServer; use as a context manager."""
 
     def __init__(
@@ -44,14 +45,11 @@ class SimProxy:
         """Prepare a proxy for web's sites on host; port 0 picks a free port at start()."""
         if web.world is not world:
             raise ValueError("the WebServer serves another World")
+        super().__init__(host, port)
         self.world = world
         self.web = web
-        self.host = host
-        self.port = port
         self.requests: list[tuple[str, str]] = []
         self._log_lock = threading.Lock()
-        self._httpd: LocalHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -70,34 +68,10 @@ class SimProxy:
             raise RuntimeError("start the WebServer before the proxy")
         return WILDCARDS.get(self.web.host, self.web.host), self.web.port
 
-    def start(self) -> SimProxy:
-        """Bind and serve in a daemon thread."""
+    def start(self) -> Self:
+        """Bind and serve in a daemon thread, once the WebServer behind is up."""
         self.upstream()
-        self._httpd = LocalHTTPServer((self.host, self.port), _ProxyHandler, self)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; safe to call twice."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-
-    def __enter__(self) -> SimProxy:
-        """Start on entering the with-block."""
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop on leaving the with-block."""
-        self.stop()
+        return super().start()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -165,3 +139,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep stderr quiet; SimProxy.requests is the record."""
+
+
+SimProxy.handler = _ProxyHandler

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
-import socketserver
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+from workflows.sim.httpservice import HTTPService, LocalHTTPServer
 from workflows.sim.world import IPNetwork, Network, World, prefix_handle
 
 JSON = dict[str, Any]
@@ -44,18 +43,15 @@ def vcard(fn: str, kind: str, emails: list[str], label: str) -> list[Any]:
     return ["vcard", props]
 
 
-class RDAPServer:
+class RDAPServer(HTTPService):
     """A threaded HTTP RDAP server answering from a World; use as a context manager."""
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0) -> None:
         """Prepare a server for world; port 0 picks a free port at start()."""
+        super().__init__(host, port)
         self.world = world
-        self.host = host
-        self.port = port
         self.requests: list[str] = []
         self._log_lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -72,34 +68,6 @@ class RDAPServer:
         """Return how many requests asked for exactly this path."""
         with self._log_lock:
             return Counter(self.requests)[path]
-
-    def start(self) -> RDAPServer:
-        """Bind and serve in a daemon thread."""
-        self._httpd = _HTTPServer((self.host, self.port), self)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; safe to call twice."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-
-    def __enter__(self) -> RDAPServer:
-        """Start on entering the with-block."""
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop on leaving the with-block."""
-        self.stop()
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -279,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Answer one RDAP request."""
-        owner = cast(_HTTPServer, self.server).owner
+        owner = cast(RDAPServer, cast(LocalHTTPServer, self.server).owner)
         status, body, headers = owner.route(self.path)
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
@@ -294,26 +262,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep stderr quiet; the server's request log is the record."""
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its owner and never does reverse DNS."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], owner: RDAPServer) -> None:
-        """Bind address for owner, picking the socket family from the address."""
-        self.owner = owner
-        is_v6 = ipaddress.ip_address(address[0]).version == 6
-        self.address_family = socket.AF_INET6 if is_v6 else socket.AF_INET
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's getfqdn(), which would ask the system resolver."""
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-
 def _covers(prefix: IPNetwork, wanted: IPNetwork) -> bool:
     """Tell whether PREFIX holds every address of WANTED."""
     return (
@@ -321,3 +269,6 @@ def _covers(prefix: IPNetwork, wanted: IPNetwork) -> bool:
         and int(prefix.network_address) <= int(wanted.network_address)
         and int(wanted.broadcast_address) <= int(prefix.broadcast_address)
     )
+
+
+RDAPServer.handler = _Handler

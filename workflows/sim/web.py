@@ -8,16 +8,14 @@ Run one WebServer per address the caller wants served; they all read the same Wo
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-import socketserver
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
+from workflows.sim.httpservice import HTTPService, LocalHTTPServer
 from workflows.sim.world import World, site_key
 
 CONTENT_TYPE = "application/octet-stream"
@@ -41,58 +39,29 @@ def _error(status: int) -> Reply:
     return Reply(status, os.urandom(ERROR_BODY_SIZE))
 
 
-class WebServer:
+class WebServer(HTTPService):
     """A threaded HTTP server answering for every site of a World; use as a context manager."""
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0) -> None:
         """Prepare a server for world on host; port 0 picks a free port at start()."""
+        super().__init__(host, port)
         self.world = world
-        self.host = host
-        self.port = port
         self.stopping = threading.Event()
-        self._httpd: LocalHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> str:
-        """Return "host:port" ("[v6]:port" for IPv6)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
         """Return the server's own http:// URL."""
         return f"http://{self.address}"
 
-    def start(self) -> WebServer:
+    def start(self) -> Self:
         """Bind and serve in a daemon thread."""
         self.stopping.clear()
-        self._httpd = LocalHTTPServer((self.host, self.port), _Handler, self)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving, end every drip and close the socket; safe to call twice."""
         self.stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-
-    def __enter__(self) -> WebServer:
-        """Start on entering the with-block."""
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop on leaving the with-block."""
-        self.stop()
+        super().stop()
 
     def respond(self, host: str | None, target: str, client: str) -> Reply:
         """Log one request for host and target from client and answer it from the world."""
@@ -160,23 +129,4 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep stderr quiet; the world's fetch log is the record."""
 
 
-class LocalHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its owner and never does reverse DNS."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: object
-    ) -> None:
-        """Bind address for owner, picking the socket family from the address."""
-        self.owner = owner
-        is_v6 = ipaddress.ip_address(address[0]).version == 6
-        self.address_family = socket.AF_INET6 if is_v6 else socket.AF_INET
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's getfqdn(), which would ask the system resolver."""
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+WebServer.handler = _Handler
