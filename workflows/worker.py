@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 
 from workflows.app import app, publish
@@ -57,8 +58,15 @@ class Scheduler(threading.Thread):
             log.warning("could not release the sweep lock; it expires by itself")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled: bool) -> int:
     """Run the worker in the foreground until SIGTERM/SIGINT; return the exit code."""
+    # Until Celery installs its own handler, SIGTERM must unwind (closing the embedded Redis)
+    # rather than kill the process where it stands.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if settings.sender is None:
         raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
     parse_smtp_url(settings.smtp_url, password=settings.smtp_password)  # fail before starting
@@ -70,6 +78,7 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
         scheduler = None
         if sweep_enabled:
             ttl = max(10.0, 3 * rt.policy.sweep_every)
+            assert broker.client is not None
             scheduler = Scheduler(rt, SweepLock(broker.client, ttl))
             scheduler.start()
         log.info(
@@ -100,4 +109,6 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
             if scheduler is not None:
                 scheduler.stop()
             rt.close()
+            # An embedded Redis stops with its last client: Celery's pools must go first.
+            app.close()
     return 0
