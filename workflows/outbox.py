@@ -56,8 +56,28 @@ def batch_notices(rt: Runtime) -> list[int]:
             .order_by(NoticeItem.due_at, NoticeItem.id)
             .with_for_update(skip_locked=True)
         ).all()
+        active = set(
+            session.scalars(
+                select(Case.id).where(
+                    Case.id.in_({i.case_id for i in items}), Case.state == CaseState.ACTIVE
+                )
+            )
+        )
         groups: dict[tuple[str, str], list[NoticeItem]] = defaultdict(list)
         for item in items:
+            if item.case_id not in active:
+                # Removed (or handed to an analyst) since the step fell due: say nothing.
+                record(
+                    session,
+                    item.case_id,
+                    "step_cancelled",
+                    now,
+                    step=item.step,
+                    send=item.kind,
+                    to=item.party,
+                )
+                session.delete(item)
+                continue
             groups[(item.recipients, item.kind)].append(item)
         for (recipients, kind), group in groups.items():
             if group[0].due_at > ready_before:
