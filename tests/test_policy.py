@@ -368,11 +368,11 @@ def test_demo_policy_runs_in_seconds() -> None:
     assert plan == {
         "host_notice": [
             (0, "notice", "host"),
-            (6, "chaser", "host"),
-            (12, "escalation", "upstream"),
+            (10, "chaser", "host"),
+            (20, "escalation", "upstream"),
         ],
-        "hotline_referral": [(0, "referral", "hotline"), (10, "notice", "host")],
-        "no_partner": [(0, "notice", "host"), (6, "chaser", "host")],
+        "hotline_referral": [(0, "referral", "hotline"), (15, "notice", "host")],
+        "no_partner": [(0, "notice", "host"), (10, "chaser", "host")],
     }
 
 

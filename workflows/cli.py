@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--no-sweep", action="store_true", help="never run the sweep scheduler in this process"
     )
+    demo = commands.add_parser(
+        "demo", help="the whole workflow against a simulated internet, with live progress"
+    )
+    demo.add_argument("--urls", type=int, default=36, help="how many URLs to report (6-200)")
+    demo.add_argument(
+        "--limit",
+        type=float,
+        default=100.0,
+        help="stop after this many seconds even if cases are still open",
+    )
     return parser
 
 
@@ -81,6 +91,12 @@ def _case_commands(args: argparse.Namespace) -> int:
         return cases_cli.cases_command(settings, args.state, args.json)
     if args.command == "case":
         return cases_cli.case_command(settings, args.id, args.json)
+    if args.command == "demo":
+        from workflows.demo import run_demo
+
+        if not 6 <= args.urls <= 200:
+            raise InputError("--urls: between 6 and 200")
+        return run_demo(urls=args.urls, limit=args.limit)
     if args.command == "worker":
         from workflows.worker import run_worker
 

@@ -1,0 +1,305 @@
+"""What `takedown demo` runs: its simulated world, the servers, and the engine's processes.
+
+Every host name is under .test and every mailbox under .example, except
+abuse@cloudflare.com: the shipped CDN list names it, and only the simulated SMTP server
+ever sees mail to it. Addresses look public, so the engine's egress guard lets it fetch
+them; they exist only on this machine (a namespace's loopback, or behind a local proxy).
+
+    host                            network          country  its desk
+    cdn.pixelvault-gb.test          PIXELVAULT-GB    GB       removes promptly
+    files.snailhost-gb.test         SNAILHOST-GB     GB       removes only after a chaser
+    img.deafear-hosting.test        DEAFEAR-GB       GB       never acts: upstream escalation
+    media.bouncy-host.test          BOUNCY-GB        GB       refuses mail (550): upstream
+    share.hopscotch-gb.test         HOPSCOTCH-GB     GB       moves the content to BERGHOST-DE
+    uploads.tinyhost-uk.test        TINYHOST-UK      GB       removes promptly (410 Gone)
+    pics.quickdrop-uk.test          QUICKDROP-UK     GB       deletes the host name (NXDOMAIN)
+    share.berghost-de.test          BERGHOST-DE      DE       removes promptly (no partner)
+    v6.berghost-de.test             BERGHOST-DE6     DE       the same desk, over IPv6
+    videos.maplecloud-ca.test       MAPLECLOUD-CA    CA       partner hotline removes it
+    www.fastshare-cdn.test          CLOUDFLARENET    US       Cloudflare's desk removes it
+    files.vanished-host.test        -                -        NXDOMAIN: needs an analyst
+    intranet.corp-demo.test         10.0.0.5         -        private: needs an analyst
+
+NORTHLINK-TRANSIT (185.199.0.0/16) holds every 185.199 network: it is the upstream that
+escalations go to, and it acts promptly. The only partner hotline is Canada's: the shipped
+CDN list places Cloudflare in the US, so a US partner would get the CDN-fronted URL as a
+referral and Cloudflare's desk would never be noticed.
+
+The engine runs as the real `takedown report` and `takedown worker` commands, in a fresh
+TAKEDOWN_HOME with every TAKEDOWN_* variable of the user's environment left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib.resources import as_file, files
+from pathlib import Path
+from types import FrameType
+
+from workflows.broker import stop_orphaned
+from workflows.sim import (
+    Desk,
+    DeskRunner,
+    Network,
+    SimInternet,
+    SimProxy,
+    SMTPServer,
+    WebServer,
+    World,
+)
+from workflows.sim.netns import isolate_network
+
+HOTLINES_TOML = """\
+# takedown demo: one partner hotline, so a URL hosted in Canada is referred to it.
+[hotline.CA]
+name = "Cybertip.ca (demo partner)"
+email = "referrals@partner-hotline.example"
+"""
+SENDER = "reports@demo-hotline.example"
+HOP_TARGET = "91.218.2.30"
+STOP_WAIT = 20.0  # seconds a warm shutdown may take before the worker is killed
+NXDOMAIN_URL = "http://files.vanished-host.test/f/3c9e21.zip"
+PRIVATE_URL = "http://intranet.corp-demo.test/share/a81f.jpg"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host name that serves reported URLs, and the path pattern of its URLs."""
+
+    name: str
+    path: str  # "{id}" is replaced by a short hex id per URL
+
+
+# The order URLs are handed out in: the first host twice per round, so even the smallest
+# demo shows one notice listing several URLs; the scenarios that tell the most come next.
+ROTATION = [
+    Host("cdn.pixelvault-gb.test", "/i/{id}.jpg"),
+    Host("cdn.pixelvault-gb.test", "/i/{id}.jpg"),
+    Host("files.snailhost-gb.test", "/files/{id}.zip"),
+    Host("img.deafear-hosting.test", "/img/{id}.png"),
+    Host("media.bouncy-host.test", "/m/{id}.mp4"),
+    Host("share.hopscotch-gb.test", "/s/{id}"),
+    Host("videos.maplecloud-ca.test", "/v/{id}.mp4"),
+    Host("www.fastshare-cdn.test", "/d/{id}"),
+    Host("share.berghost-de.test", "/share/{id}.jpg"),
+    Host("uploads.tinyhost-uk.test", "/u/{id}.jpg"),
+    Host("pics.quickdrop-uk.test", "/p/{id}.jpg"),
+    Host("v6.berghost-de.test", "/x/{id}.jpg"),
+]
+
+
+def _net(
+    cidr: str, asn: int, name: str, country: str, org: str, abuse: str, arin: bool = False
+) -> Network:
+    """Return a network with one abuse mailbox; ARIN style nests it in the org entity."""
+    style = "arin" if arin else "ripe"
+    registry = "arin" if arin else "ripencc"
+    return Network(cidr, asn, name, country, org, abuse=[abuse], registry=registry, style=style)
+
+
+def _networks() -> list[Network]:
+    """Return the demo's networks."""
+    return [
+        _net("185.199.0.0/16", 205000, "NORTHLINK-TRANSIT", "GB", "Northlink Transit Ltd",
+             "abuse@northlink-transit.example"),
+        _net("185.199.108.0/28", 205012, "PIXELVAULT-GB", "GB", "PixelVault Ltd",
+             "abuse@pixelvault-gb.example"),
+        _net("185.199.108.16/29", 205013, "SNAILHOST-GB", "GB", "Snail Hosting Ltd",
+             "abuse@snailhost-gb.example"),
+        _net("185.199.108.24/29", 205014, "HOPSCOTCH-GB", "GB", "Hopscotch Servers Ltd",
+             "abuse@hopscotch-gb.example"),
+        _net("185.199.109.0/24", 205015, "BOUNCY-GB", "GB", "Bouncy Host Ltd",
+             "abuse@bouncy-host.example"),
+        _net("185.199.110.0/24", 205016, "TINYHOST-UK", "GB", "Tinyhost UK Ltd",
+             "abuse@tinyhost-uk.example"),
+        _net("185.199.111.0/24", 205017, "DEAFEAR-GB", "GB", "Deafear Hosting Ltd",
+             "abuse@deafear-hosting.example"),
+        _net("94.130.1.0/24", 206100, "QUICKDROP-UK", "GB", "Quickdrop UK Ltd",
+             "abuse@quickdrop-uk.example"),
+        _net("91.218.2.0/24", 207001, "BERGHOST-DE", "DE", "Berghost GmbH",
+             "abuse@berghost-de.example"),
+        _net("2a01:4f8:1::/48", 207001, "BERGHOST-DE6", "DE", "Berghost GmbH",
+             "abuse@berghost-de.example"),
+        _net("167.114.0.0/17", 16276, "MAPLECLOUD-CA", "CA", "MapleCloud Inc.",
+             "abuse@maplecloud-ca.example", arin=True),
+        _net("104.16.0.0/13", 13335, "CLOUDFLARENET", "US", "Cloudflare, Inc.",
+             "abuse@cloudflare.com", arin=True),
+    ]  # fmt: skip
+
+
+def _records() -> dict[str, list[tuple[str, str]]]:
+    """Return the demo's DNS names; the CDN site is fronted through a CNAME, as usual."""
+    return {
+        "cdn.pixelvault-gb.test": [("A", "185.199.108.10")],
+        "files.snailhost-gb.test": [("A", "185.199.108.17")],
+        "share.hopscotch-gb.test": [("A", "185.199.108.25")],
+        "media.bouncy-host.test": [("A", "185.199.109.10")],
+        "uploads.tinyhost-uk.test": [("A", "185.199.110.10")],
+        "img.deafear-hosting.test": [("A", "185.199.111.10")],
+        "pics.quickdrop-uk.test": [("A", "94.130.1.10")],
+        "share.berghost-de.test": [("A", "91.218.2.20")],
+        "v6.berghost-de.test": [("AAAA", "2a01:4f8:1::10")],
+        "videos.maplecloud-ca.test": [("A", "167.114.5.10")],
+        "www.fastshare-cdn.test": [("CNAME", "fastshare-cdn.test.cdn.cloudflare.test")],
+        "fastshare-cdn.test.cdn.cloudflare.test": [("A", "104.16.132.229"),
+                                                   ("A", "104.16.133.229")],
+        "intranet.corp-demo.test": [("A", "10.0.0.5")],
+    }  # fmt: skip
+
+
+def build_world() -> World:
+    """Return a fresh demo world (no content yet: see demo_urls)."""
+    return World(networks=_networks(), records=_records())
+
+
+def demo_desks(world: World) -> list[Desk]:
+    """Return the abuse desks and the partner hotline, each reacting within seconds."""
+    return [
+        Desk("abuse@pixelvault-gb.example", "prompt", world, delay=0.2),
+        Desk("abuse@snailhost-gb.example", "after_chaser", world, delay=0.2),
+        Desk("abuse@deafear-hosting.example", "never", world),
+        Desk("abuse@bouncy-host.example", "bounce", world),
+        Desk("abuse@hopscotch-gb.example", "hop", world, delay=0.2, hop_to=[HOP_TARGET]),
+        Desk("abuse@tinyhost-uk.example", "prompt", world, delay=0.2, removal="410"),
+        Desk("abuse@quickdrop-uk.example", "prompt", world, delay=0.2, removal="nxdomain"),
+        Desk("abuse@berghost-de.example", "prompt", world, delay=0.2),
+        Desk("referrals@partner-hotline.example", "hotline", world, delay=0.2),
+        Desk("abuse@cloudflare.com", "prompt", world, delay=0.2),
+        Desk("abuse@northlink-transit.example", "prompt", world, delay=0.2),
+    ]
+
+
+def demo_urls(count: int) -> list[str]:
+    """Return COUNT URLs: hosted ones in ROTATION order, then the two without a route."""
+    urls = []
+    for n in range(max(count - 2, 0)):
+        host = ROTATION[n % len(ROTATION)]
+        digest = hashlib.sha256(f"{host.name}/{n}".encode()).hexdigest()[:6]
+        urls.append(f"http://{host.name}{host.path.format(id=digest)}")
+    return [*urls, NXDOMAIN_URL, PRIVATE_URL][:count]
+
+
+def public_addresses(world: World) -> list[str]:
+    """Return every address a demo site is served on, now or after hopping."""
+    found = [HOP_TARGET]
+    for records in world.records.values():
+        for rtype, value in records:
+            if rtype in ("A", "AAAA") and ipaddress.ip_address(value).is_global:
+                found.append(value)
+    parsed = sorted({ipaddress.ip_address(a) for a in found}, key=lambda a: (a.version, a))
+    return [str(address) for address in parsed]
+
+
+def isolate(addresses: list[str]) -> bool:
+    """Move into a network namespace with ADDRESSES on loopback; False where we may not.
+
+    TAKEDOWN_DEMO_ISOLATION=0 skips it, so the proxy mode can be shown and tested anywhere.
+    """
+    if os.environ.get("TAKEDOWN_DEMO_ISOLATION", "1") == "0":
+        return False
+    try:
+        return isolate_network(addresses)
+    except (RuntimeError, OSError):
+        return False  # no iproute2, threads running, unshare refused: the proxy still works
+
+
+def serve_world(stack: ExitStack, world: World, home: Path, isolated: bool) -> dict[str, str]:
+    """Start the world's servers and desks on STACK; return the subprocesses' environment."""
+    hotlines = home / "demo-hotlines.toml"
+    hotlines.write_text(HOTLINES_TOML, encoding="utf-8")
+    sim = stack.enter_context(SimInternet(world))
+    smtp = stack.enter_context(SMTPServer())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAKEDOWN_")},
+        **sim.env(),
+        "TAKEDOWN_HOME": str(home),
+        "TAKEDOWN_SMTP_URL": smtp.url,
+        "TAKEDOWN_SENDER": SENDER,
+        "TAKEDOWN_SENDER_NAME": "Demo Hotline",
+        "TAKEDOWN_POLICY": str(
+            stack.enter_context(as_file(files("workflows") / "data" / "demo-policy.toml"))
+        ),
+        "TAKEDOWN_HOTLINES": str(hotlines),
+        "TAKEDOWN_COUNTRY": "GB",
+        "TAKEDOWN_DNS_TIMEOUT": "1s",
+    }
+    if isolated:
+        for address in public_addresses(world):
+            stack.enter_context(WebServer(world, host=address, port=80))
+    else:
+        web = stack.enter_context(WebServer(world))
+        env["TAKEDOWN_FETCH_PROXY"] = stack.enter_context(SimProxy(world, web)).url
+    stack.enter_context(DeskRunner(world, smtp, demo_desks(world)))
+    return env
+
+
+def takedown_command() -> list[str]:
+    """Return the installed `takedown` entry point, or the module when there is no script."""
+    script = Path(sys.executable).parent / "takedown"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "workflows"]
+
+
+def report_urls(env: dict[str, str], urls: list[str]) -> subprocess.CompletedProcess[str]:
+    """Report URLS with `takedown report --json`, which returns at once."""
+    command = [*takedown_command(), "report", "--json", "--ref", "DEMO-1", "--analyst", "demo"]
+    return subprocess.run(
+        [*command, *urls], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def start_worker(stack: ExitStack, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
+    """Start `takedown worker` logging to HOME/worker.log; closing STACK stops it."""
+    log = stack.enter_context((home / "worker.log").open("wb"))
+    command = [*takedown_command(), "worker", "--pool", "threads", "--concurrency", "4"]
+    worker = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+    )
+    stack.callback(_stop_worker, worker, home)
+    return worker
+
+
+def _stop_worker(worker: subprocess.Popen[bytes], home: Path) -> None:
+    """Stop the worker with SIGTERM (a warm shutdown), kill it if it hangs, then its Redis."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    stop_orphaned(home)  # only does something if the worker had to be killed
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so the same clean-up runs for both."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        """Raise KeyboardInterrupt where the main thread is."""
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """Return the last LINES lines of a log file."""
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
