@@ -12,6 +12,7 @@ from workflows.broker import Broker, SweepLock
 from workflows.config import Settings
 from workflows.errors import ConfigError
 from workflows.mailer import parse_smtp_url
+from workflows.policy import load_policy
 from workflows.runtime import Runtime
 from workflows.store import migrate
 from workflows.sweep import sweep
@@ -70,9 +71,10 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
     if settings.sender is None:
         raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
     parse_smtp_url(settings.smtp_url, password=settings.smtp_password)  # fail before starting
+    policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with Broker(settings) as broker:
-        rt = Runtime.from_settings(settings)
+        rt = Runtime.from_settings(settings, policy)
         migrate(rt.engine)
         app.conf.broker_url = broker.url
         scheduler = None
