@@ -48,6 +48,7 @@ class Settings:
     fetch_proxy: str | None = None
     fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
     concurrency: int = 2
+    claim_lease: float = 150.0  # seconds a sweep's claim lasts before the work is handed out again
 
     def __repr__(self) -> str:
         """Show the settings without secrets."""
@@ -98,6 +99,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_proxy=_proxy(get("FETCH_PROXY")),
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
         concurrency=_positive_int(get("CONCURRENCY") or "2", "CONCURRENCY"),
+        claim_lease=seconds("CLAIM_LEASE", "150s"),
     )
 
 

@@ -39,7 +39,7 @@ class Runtime:
         """Build the runtime SETTINGS describe (the database must be migrated already)."""
         policy = policy or load_policy(settings.policy)  # a bad policy stops start-up first
         engine = make_engine(database_url(settings.database_url, settings.home))
-        return cls(settings, policy, engine)
+        return cls(settings, policy, engine, lease=settings.claim_lease)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
