@@ -84,6 +84,7 @@ def _start_relays() -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
 
 
 _skipped: list[str] = []
+FAULT_FIGURES: list[str] = []  # one line per fault scenario, printed at the end of the run
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -102,6 +103,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how the session was isolated, and which skips failed the run."""
     where = "own network namespace (loopback only)" if ISOLATED else "host network, 127.0.0.1 only"
     terminalreporter.write_line(f"takedown tests ran in: {where}")
+    if FAULT_FIGURES:
+        terminalreporter.write_line("fault scenarios:")
+        for line in FAULT_FIGURES:
+            terminalreporter.write_line(f"  {line}")
     for nodeid in _skipped:
         terminalreporter.write_line(f"SKIPPED COUNTS AS FAILED: {nodeid}", red=True)
 

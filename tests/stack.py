@@ -106,20 +106,23 @@ class Stack:
         found: list[dict[str, Any]] = json.loads(done.stdout)
         return found
 
-    def start_worker(self, *extra: str) -> subprocess.Popen[str]:
-        """Start `takedown worker` in the background."""
+    def start_worker(self, *extra: str, pool: str = "threads") -> subprocess.Popen[str]:
+        """Start `takedown worker` in the background, in a process group of its own."""
+        concurrency = "4" if pool == "threads" else "2"
         command = [
             str(Path(sys.executable).parent / "takedown"),
             "worker",
             "--pool",
-            "threads",
+            pool,
             "--concurrency",
-            "4",
+            concurrency,
             *extra,
         ]
         log = open(self.home / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.exits.callback(log.close)
-        worker = subprocess.Popen(command, env=self.env, stdout=log, stderr=log, text=True)
+        worker = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=log, text=True, start_new_session=True
+        )
         self.worker = worker
         self.workers.append(worker)
         self.exits.callback(self.stop_worker, worker)

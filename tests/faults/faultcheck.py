@@ -1,0 +1,77 @@
+"""The invariants every fault scenario must keep, checked from the database and the SMTP log.
+
+every reported URL has exactly one case
+every case is terminal, or open with a due time (visibly waiting)
+no (case, round, step) was delivered twice, counted at the SMTP server
+every removal was confirmed by consecutive gone checks
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from stack import Stack
+
+from workflows.models import OPEN_STATES, Case, CaseState, Check, Notice, NoticeItem
+
+
+@dataclass
+class Figures:
+    """What one scenario shows, for the suite's summary and the README."""
+
+    scenario: str
+    reported: int
+    recovered: int  # cases open when a fault struck that reached a terminal or waiting state
+    duplicates: int  # (case, round, step) delivered more than once
+    lost: int  # reported URLs with no case, or open cases with no due time
+    drain_seconds: float
+
+    def line(self) -> str:
+        """Return the scenario's summary line."""
+        return (
+            f"{self.scenario}: {self.reported} URLs reported, {self.recovered} cases "
+            f"recovered, {self.duplicates} duplicates delivered, {self.lost} cases lost, "
+            f"drained in {self.drain_seconds:.1f} s"
+        )
+
+
+def check(
+    stack: Stack,
+    scenario: str,
+    urls: list[str],
+    interrupted: set[int],
+    drain_seconds: float,
+    confirm_checks: int,
+) -> Figures:
+    """Check every invariant; return the scenario's figures."""
+    with stack.session() as session:
+        cases = list(session.scalars(select(Case)))
+        per_url = Counter(c.url for c in cases)
+        lost = len(set(urls) - set(per_url)) + sum(
+            1 for c in cases if c.state in OPEN_STATES and c.due_at is None
+        )
+        assert all(n == 1 for n in per_url.values()), "a URL has two cases"
+        delivered = stack.smtp.count_by_message_id()
+        steps: Counter[tuple[int, int, int]] = Counter()
+        for message_id, times in delivered.items():
+            notice = session.scalars(select(Notice).where(Notice.message_id == message_id)).one()
+            for item in session.scalars(
+                select(NoticeItem).where(NoticeItem.notice_id == notice.id)
+            ):
+                steps[(item.case_id, item.round, item.step)] += times
+        duplicates = sum(1 for n in steps.values() if n > 1)
+        for case in cases:
+            if case.state == CaseState.REMOVED:
+                last = list(
+                    session.scalars(
+                        select(Check.outcome)
+                        .where(Check.case_id == case.id)
+                        .order_by(Check.id.desc())
+                        .limit(confirm_checks)
+                    )
+                )
+                assert last == ["gone"] * confirm_checks, f"case {case.id} removed unconfirmed"
+        settled = {c.id for c in cases if c.state not in OPEN_STATES or c.due_at is not None}
+    return Figures(scenario, len(urls), len(interrupted & settled), duplicates, lost, drain_seconds)

@@ -1,0 +1,122 @@
+"""Fault injection: workers killed with SIGKILL at random points, then restarted.
+
+200 URLs over 20 hosts; a prefork worker whose children and parent are killed four times
+while notices, chasers, escalations and re-checks are under way. Afterwards every
+invariant of faultcheck.py must hold. Runs on PostgreSQL + Redis when CI provides them,
+else on the embedded defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import FAULT_FIGURES, ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from faultcheck import check
+from stack import Stack, stack_of
+
+from workflows.models import OPEN_STATES, CaseState
+from workflows.sim import Desk, Network, World
+
+HOSTS = 20
+PER_HOST = 10
+NEVER = {18, 19}  # hosts whose desks ignore everything: their cases escalate and stay open
+AFTER_CHASER = {14, 15, 16, 17}
+
+
+def fault_world() -> tuple[World, list[str]]:
+    world = World(
+        networks=[
+            Network(
+                "185.199.0.0/16", 205000, "UPSTREAM-NET", "GB", abuse=["abuse@upstream.example"]
+            )
+        ]
+    )
+    urls = []
+    for n in range(HOSTS):
+        address = f"185.199.108.{10 + n}"
+        world.add_network(
+            cidr=f"{address}/32",
+            asn=206000 + n,
+            name=f"HOST{n}-NET",
+            country="GB",
+            abuse=[f"abuse@host{n}.example"],
+        )
+        world.set_records(f"files.host{n}.test", [("A", address)])
+        for k in range(PER_HOST):
+            url = f"http://files.host{n}.test/f/{k}"
+            world.put_content(url)
+            urls.append(url)
+    return world, urls
+
+
+def desks(world: World) -> list[Desk]:
+    found = [Desk("abuse@upstream.example", "never", world)]
+    for n in range(HOSTS):
+        behaviour = "never" if n in NEVER else "after_chaser" if n in AFTER_CHASER else "prompt"
+        found.append(Desk(f"abuse@host{n}.example", behaviour, world, delay=0.3))
+    return found
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    backend = "services" if all(SERVICE_URLS.values()) else "embedded"
+    world, _ = fault_world()
+    with stack_of(
+        world, desks(world), tmp_path, backend, SERVICE_URLS, ISOLATED, SIM_ADDRESSES
+    ) as running:
+        running.env["TAKEDOWN_CLAIM_LEASE"] = "3s"  # lost work comes back within seconds
+        yield running
+
+
+def takedown_processes(worker: psutil.Process) -> list[psutil.Process]:
+    """Return the worker and its pool children (not the embedded Redis it started)."""
+    children = []
+    try:
+        found = worker.children(recursive=True)
+    except psutil.Error:  # a child killed a moment ago and not yet reaped
+        found = []
+    for child in found:
+        try:
+            if "redis-server" not in " ".join(child.cmdline()):
+                children.append(child)
+        except psutil.Error:  # likewise: already dead, not a victim
+            continue
+    return [worker, *children]
+
+
+def test_kill_9_of_workers_loses_nothing_and_delivers_nothing_twice(stack: Stack) -> None:
+    _, urls = fault_world()
+    stack.report(*urls)
+    rng = random.Random(20261125)
+    worker = stack.start_worker(pool="prefork")
+    started, interrupted = time.monotonic(), set()
+    for target in ("child", "parent", "child", "parent"):
+        time.sleep(rng.uniform(1.0, 3.0))
+        interrupted |= {c.id for c in stack.cases() if c.state in OPEN_STATES}
+        victims = takedown_processes(psutil.Process(worker.pid))
+        victim = victims[0] if target == "parent" or len(victims) == 1 else rng.choice(victims[1:])
+        if victim.pid == worker.pid:  # the parent: its pool goes with it, then a restart
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            worker = stack.start_worker(pool="prefork")
+        else:  # a pool child: the parent requeues its task and forks a new child
+            victim.send_signal(signal.SIGKILL)
+    removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
+    stack.wait_for(
+        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
+        timeout=150,
+        what="every removable case to be confirmed removed",
+    )
+    figures = check(
+        stack, "kill -9 of workers", urls, interrupted, time.monotonic() - started, confirm_checks=2
+    )
+    FAULT_FIGURES.append(figures.line())
+    assert (figures.duplicates, figures.lost) == (0, 0)
+    assert figures.recovered == len(interrupted) > 0
