@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -204,3 +205,16 @@ def test_rate_limiter_honours_a_block() -> None:
 )
 def test_retry_after(header: str | None, seconds: float) -> None:
     assert retry_after(header, now=10.0) == seconds
+
+
+def test_cache_finds_the_record_covering_a_whole_range() -> None:
+    cache = NetworkCache(ttl=60, clock=Clock())
+    cache.put(record("185.199.0.0", "185.199.255.255", "UPSTREAM"))
+    cache.put(record("185.199.108.20", "185.199.108.20", "HOST"))
+    first, last = (
+        int(ipaddress.ip_address("185.199.108.20")),
+        int(ipaddress.ip_address("185.199.108.21")),
+    )
+    found = cache.covering(4, first, last)
+    assert found is not None and found.handle == "UPSTREAM"
+    assert cache.covering(4, first, first + 2**20) is None

@@ -426,3 +426,21 @@ def test_cli_bad_hotline_file_names_the_line(
     )
     assert done.returncode == 2
     assert "bad.toml:3" in done.stderr
+
+
+def test_an_upstream_lookup_never_answers_for_an_address_lookup(
+    tracer: Tracer, sim: SimInternet
+) -> None:
+    sim.world.add_network(
+        cidr="185.199.0.0/16",
+        asn=205000,
+        name="UPSTREAM-NET",
+        country="GB",
+        abuse=["abuse@upstream.example"],
+    )
+    first = trace(tracer, "http://shop.gb-host.test/1")
+    assert tracer.upstream_contacts(first.as_dict()) == ["abuse@upstream.example"]
+    tracer.rdap.cache = type(tracer.rdap.cache)(60)  # a fresh process: nothing cached
+    tracer.upstream_contacts(first.as_dict())  # the upstream is known before the host
+    again = trace(tracer, "http://shop.gb-host.test/1")
+    assert (again.networks[0].name, again.abuse) == ("GBHOST-NET", ["abuse@gb-host.example"])

@@ -63,12 +63,16 @@ class NetworkCache:
     def get(self, address: str) -> NetworkRecord | None:
         """Return the most specific live record whose range holds ADDRESS."""
         ip = ipaddress.ip_address(address)
+        return self.covering(ip.version, int(ip), int(ip))
+
+    def covering(self, version: int, first: int, last: int) -> NetworkRecord | None:
+        """Return the most specific live record whose range holds all of FIRST..LAST."""
         now = self._clock()
         with self._lock:
             live = [r for r in self._ranges if r[3] > now]
             self._ranges = live
-            end = bisect.bisect_right(live, (ip.version, int(ip), float("inf")))
-            hits = [r for r in live[:end] if r[0] == ip.version and r[1] <= int(ip) <= r[2]]
+            end = bisect.bisect_right(live, (version, first, float("inf")))
+            hits = [r for r in live[:end] if r[0] == version and r[1] <= first and last <= r[2]]
         if not hits:
             return None
         best = min(hits, key=lambda r: r[2] - r[1])
@@ -103,6 +107,9 @@ class RDAPClient:
         self.base = base
         self.max_wait = max_wait
         self.queries = 0  # HTTP requests made: what the cache saves
+        # Parents (upstreams) in a cache of their own: a parent's larger range must never
+        # answer for an address whose own, smaller network is simply not cached yet.
+        self.parents = NetworkCache(cache.ttl)
 
     def url_for(self, address: str, registry: str | None) -> str:
         """Return the RDAP URL for ADDRESS: our base, else the registry's own server."""
@@ -129,10 +136,14 @@ class RDAPClient:
         if network.prefixlen == 0:
             return None
         parent = network.supernet()
-        # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding the range.
-        url = self.url_for(str(parent.network_address), registry)
-        url += f"/{parent.prefixlen}"
-        record = parse_network(self._fetch(url, registry or "unknown"), url)
+        record = self.parents.covering(
+            parent.version, int(parent.network_address), int(parent.broadcast_address)
+        )
+        if record is None:
+            # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding it.
+            url = f"{self.url_for(str(parent.network_address), registry)}/{parent.prefixlen}"
+            record = parse_network(self._fetch(url, registry or "unknown"), url)
+            self.parents.put(record)
         return None if record.handle == handle else record
 
     def _fetch(self, url: str, key: str) -> Any:

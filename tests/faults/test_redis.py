@@ -1,0 +1,75 @@
+"""Fault injection: the broker's Redis flushed mid-run, three times.
+
+Queued and unacknowledged task messages, the sweep lock and kombu's own bookkeeping all
+vanish; the database alone must be enough to hand every due piece of work out again.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import FAULT_FIGURES, ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from faultcheck import check
+from stack import Stack, stack_of
+from test_kill import NEVER, desks, fault_world
+
+from workflows.broker import client_url
+from workflows.models import OPEN_STATES, CaseState
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    backend = "services" if all(SERVICE_URLS.values()) else "embedded"
+    world, _ = fault_world()
+    with stack_of(
+        world, desks(world), tmp_path, backend, SERVICE_URLS, ISOLATED, SIM_ADDRESSES
+    ) as running:
+        running.env["TAKEDOWN_CLAIM_LEASE"] = "3s"
+        yield running
+
+
+def broker_url(stack: Stack) -> str:
+    """Return the broker the worker uses (the embedded one's socket is in its log)."""
+    if stack.env.get("TAKEDOWN_REDIS_URL"):
+        return stack.env["TAKEDOWN_REDIS_URL"]
+    found = re.search(r"broker (redis\+socket://\S+)", stack.worker_log())
+    assert found, "the worker did not log its broker"
+    return found.group(1)
+
+
+def test_redis_flushed_mid_run_loses_nothing(stack: Stack) -> None:
+    _, urls = fault_world()
+    stack.report(*urls)
+    rng = random.Random(1125)
+    stack.start_worker()
+    stack.wait_for(lambda: "broker " in stack.worker_log(), timeout=30, what="the worker")
+    client = redis.Redis.from_url(client_url(broker_url(stack)))
+    started, interrupted = time.monotonic(), set()
+    for _ in range(3):
+        time.sleep(rng.uniform(1.0, 3.0))
+        interrupted |= {c.id for c in stack.cases() if c.state in OPEN_STATES}
+        client.flushdb()
+    client.close()
+    removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
+    stack.wait_for(
+        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
+        timeout=150,
+        what="every removable case to be confirmed removed",
+    )
+    figures = check(
+        stack,
+        "Redis flushed 3 times",
+        urls,
+        interrupted,
+        time.monotonic() - started,
+        confirm_checks=2,
+    )
+    FAULT_FIGURES.append(figures.line())
+    assert (figures.duplicates, figures.lost) == (0, 0)
+    assert figures.recovered == len(interrupted) > 0
