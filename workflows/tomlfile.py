@@ -71,16 +71,21 @@ def load_toml(path: Path) -> tuple[dict[str, Any], str]:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: the file is not valid UTF-8") from exc
+    return parse_toml(path, text), text
+
+
+def parse_toml(path: Path, text: str) -> dict[str, Any]:
+    """Parse TOML TEXT read from PATH; raise ConfigError naming the line of a syntax error."""
+    text = text.removeprefix("\ufeff")
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_message(path, text, str(exc))) from exc
     except RecursionError as exc:
         raise ConfigError(f"{path}: TOML syntax: arrays or tables nested too deeply") from exc
     except ValueError as exc:
-        # tomllib lets int() refuse a number of over 4300 digits as a bare ValueError.
-        raise ConfigError(f"{path}: TOML syntax: {exc}") from exc
-    return data, text
+        # Not TOMLDecodeError: int() refuses over 4300 digits (CVE-2020-10735).
+        raise ConfigError(f"{path}: TOML syntax: a number has more than 4300 digits") from exc
 
 
 def _syntax_message(path: Path, text: str, message: str) -> str:
