@@ -12,67 +12,15 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
-import pytest
-from conftest import FAULT_FIGURES, ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from conftest import FAULT_FIGURES
 from faultcheck import check
-from stack import Stack, stack_of
+from faultstack import NEVER, fault_world
+from faultstack import fault_stack as fault_stack  # the `stack` fixture
+from stack import Stack
 
 from workflows.models import OPEN_STATES, CaseState
-from workflows.sim import Desk, Network, World
-
-HOSTS = 20
-PER_HOST = 10
-NEVER = {18, 19}  # hosts whose desks ignore everything: their cases escalate and stay open
-AFTER_CHASER = {14, 15, 16, 17}
-
-
-def fault_world() -> tuple[World, list[str]]:
-    world = World(
-        networks=[
-            Network(
-                "185.199.0.0/16", 205000, "UPSTREAM-NET", "GB", abuse=["abuse@upstream.example"]
-            )
-        ]
-    )
-    urls = []
-    for n in range(HOSTS):
-        address = f"185.199.108.{10 + n}"
-        world.add_network(
-            cidr=f"{address}/32",
-            asn=206000 + n,
-            name=f"HOST{n}-NET",
-            country="GB",
-            abuse=[f"abuse@host{n}.example"],
-        )
-        world.set_records(f"files.host{n}.test", [("A", address)])
-        for k in range(PER_HOST):
-            url = f"http://files.host{n}.test/f/{k}"
-            world.put_content(url)
-            urls.append(url)
-    return world, urls
-
-
-def desks(world: World) -> list[Desk]:
-    found = [Desk("abuse@upstream.example", "never", world)]
-    for n in range(HOSTS):
-        behaviour = "never" if n in NEVER else "after_chaser" if n in AFTER_CHASER else "prompt"
-        found.append(Desk(f"abuse@host{n}.example", behaviour, world, delay=0.3))
-    return found
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    backend = "services" if all(SERVICE_URLS.values()) else "embedded"
-    world, _ = fault_world()
-    with stack_of(
-        world, desks(world), tmp_path, backend, SERVICE_URLS, ISOLATED, SIM_ADDRESSES
-    ) as running:
-        running.env["TAKEDOWN_CLAIM_LEASE"] = "3s"  # lost work comes back within seconds
-        yield running
 
 
 def takedown_processes(worker: psutil.Process) -> list[psutil.Process]:

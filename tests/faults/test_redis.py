@@ -9,29 +9,16 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
-from conftest import FAULT_FIGURES, ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from conftest import FAULT_FIGURES
 from faultcheck import check
-from stack import Stack, stack_of
-from test_kill import NEVER, desks, fault_world
+from faultstack import NEVER, fault_world
+from faultstack import fault_stack as fault_stack  # the `stack` fixture
+from stack import Stack
 
 from workflows.broker import client_url
 from workflows.models import OPEN_STATES, CaseState
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    backend = "services" if all(SERVICE_URLS.values()) else "embedded"
-    world, _ = fault_world()
-    with stack_of(
-        world, desks(world), tmp_path, backend, SERVICE_URLS, ISOLATED, SIM_ADDRESSES
-    ) as running:
-        running.env["TAKEDOWN_CLAIM_LEASE"] = "3s"
-        yield running
 
 
 def broker_url(stack: Stack) -> str:
