@@ -46,6 +46,8 @@ def test_dns_servers(text: str, servers: tuple[tuple[str, int], ...]) -> None:
         ("TAKEDOWN_DNS_TIMEOUT", "soon", "not a duration"),
         ("TAKEDOWN_DNS_TIMEOUT", "0s", "more than zero"),
         ("TAKEDOWN_HOTLINES", "/nonexistent/hotlines.toml", "no such file"),
+        ("TAKEDOWN_SENDER", "reports", 'exactly one "@"'),
+        ("TAKEDOWN_SENDER", "a,b@hotline.example", 'characters not allowed before the "@"'),
     ],
 )
 def test_bad_variables_are_named(variable: str, value: str, message: str) -> None:

@@ -101,14 +101,6 @@ def client_url(url: str) -> str:
     return url
 
 
-def socket_path(url: str) -> Path | None:
-    """Return the unix socket of a redis+socket:// or unix:// URL, else None."""
-    for prefix in ("redis+socket://", "unix://"):
-        if url.startswith(prefix):
-            return Path(url.removeprefix(prefix).split("?")[0])
-    return None
-
-
 class SweepLock:
     """A Redis lease that lets exactly one process run the sweep scheduler."""
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from workflows.config import Settings
 from workflows.errors import InputError, URLError
@@ -178,8 +177,3 @@ def format_case(c: dict[str, Any]) -> str:
             for k in c["checks"]
         ]
     return "\n".join(lines)
-
-
-def session_of(sessions: Any) -> Session:
-    """Return a new session (for callers that manage it themselves)."""
-    return sessions()  # type: ignore[no-any-return]

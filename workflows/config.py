@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from workflows.durations import parse_duration
 from workflows.errors import ConfigError
+from workflows.tomlfile import email_problem
 
 PREFIX = "TAKEDOWN_"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -229,11 +230,10 @@ def _cidrs(text: str) -> tuple[str, ...]:
 
 
 def _sender(text: str | None) -> str | None:
-    if text is None:
-        return None
-    local, at, domain = text.partition("@")
-    if not (at and local and "." in domain) or any(c.isspace() or ord(c) < 32 for c in text):
-        raise ConfigError(f"{PREFIX}SENDER: {text!r} is not an e-mail address")
+    # The same check as every address in our files: a sender the notices would refuse to
+    # put in a From header must stop start-up, not fail every notice later.
+    if text is not None and (problem := email_problem(text)) is not None:
+        raise ConfigError(f"{PREFIX}SENDER: {text!r} {problem}")
     return text
 
 
