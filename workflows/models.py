@@ -83,6 +83,9 @@ class Case(Base):
     route: Mapped[str | None] = mapped_column(String(32))
     country: Mapped[str | None] = mapped_column(String(2))
     network: Mapped[str | None] = mapped_column(String(120))  # the routing network's CIDR
+    # Kept when a closed case is purged, for the anonymised statistics (by ASN, provider).
+    asn: Mapped[int | None] = mapped_column(index=True)
+    provider: Mapped[str | None] = mapped_column(String(200))  # CDN or AS name
     recipients: Mapped[str | None] = mapped_column(Text)  # the host's abuse desk, comma-joined
     trace: Mapped[dict[str, Any] | None]
     reference: Mapped[str | None] = mapped_column(String(200))
@@ -103,6 +106,7 @@ class Case(Base):
     gone_streak: Mapped[int] = mapped_column(default=0)
     last_gone_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    purged_at: Mapped[dt.datetime | None]  # URL, trace and texts erased (data retention)
     version: Mapped[int] = mapped_column(default=0)  # compare-and-set guard
 
 
