@@ -48,10 +48,10 @@ def test_two_would_be_schedulers_sweep_one_at_a_time(stack: Stack) -> None:
     (holder,) = sweepers(stack, [first, second])
     other = second if holder is first else first
     interrupted |= {c.id for c in stack.cases() if c.state in OPEN_STATES}
+    stack.worker = other  # wait_for watches the survivor from now on
     os.killpg(holder.pid, signal.SIGKILL)
     holder.wait()
     stack.wait_for(lambda: TAKEN in log_of(stack, other), 60, "the other worker to sweep")
-    stack.worker = other  # wait_for watches this one from now on
     removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
     stack.wait_for(
         lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
