@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from workflows.asn import parse_as_name, parse_origin
 from workflows.config import load_settings
 from workflows.sim import Network, SimInternet, World
-from workflows.trace import Trace, Tracer
+from workflows.trace import DNS_FAILURE_TTL, Trace, Tracer
 from workflows.urls import normalize_url
 
 HOTLINES = """\
@@ -444,3 +447,101 @@ def test_an_upstream_lookup_never_answers_for_an_address_lookup(
     tracer.upstream_contacts(first.as_dict())  # the upstream is known before the host
     again = trace(tracer, "http://shop.gb-host.test/1")
     assert (again.networks[0].name, again.abuse) == ("GBHOST-NET", ["abuse@gb-host.example"])
+
+
+# -- faults at scale: what one failure must not cost the others -------------------------
+
+
+@pytest.mark.parametrize(
+    ("style", "abuse", "fallback"),
+    [
+        pytest.param("ripe", ["abuse@loop.example"], False, id="ripe"),
+        pytest.param("arin", ["abuse@loop.example"], False, id="arin-nested"),
+        pytest.param("none", ["noc@loop.example"], True, id="no-abuse-role-falls-back"),
+    ],
+)
+def test_entity_loop_served_past_the_json_decoder_limit_still_routes(
+    tracer: Tracer, sim: SimInternet, style: str, abuse: list[str], fallback: bool
+) -> None:
+    sim.world.add_network(
+        cidr="185.199.120.0/22",
+        asn=64900,
+        name="LOOP-NET",
+        country="GB",
+        style=style,
+        abuse=["abuse@loop.example"] if style != "none" else [],
+        fallback=["noc@loop.example"],
+        rdap_fault="entity_loop",
+    )
+    sim.world.set_records("loop.test", [("A", "185.199.120.9")])
+    result = trace(tracer, "http://loop.test/")
+    assert sim.rdap.faults_served["entity_loop"] == 1
+    assert (result.route, result.abuse, result.abuse_fallback) == ("host_notice", abuse, fallback)
+
+
+def test_a_long_retry_after_fails_the_registry_fast_instead_of_sleeping(
+    tracer: Tracer, sim: SimInternet
+) -> None:
+    angry = trace(tracer, "http://angry.test/")  # 429, Retry-After: 30 on a RIPE network
+    assert angry.error is not None and angry.error["kind"] == "rdap_rate_limited"
+    asked = len(sim.rdap.requests)
+    other = trace(tracer, "http://shop.gb-host.test/")  # same registry, not yet cached
+    assert other.error is not None and other.error["kind"] == "rdap_rate_limited"
+    assert 25 < other.error["retry_after"] <= 30
+    assert len(sim.rdap.requests) == asked  # the server was not asked while it said wait
+
+
+def test_a_transient_dns_failure_is_remembered_briefly(tracer: Tracer, sim: SimInternet) -> None:
+    now = [100.0]
+    tracer.monotonic = lambda: now[0]
+    first = trace(tracer, "http://slow.test/a")
+    asked = sim.dns.count_answers("slow.test")
+    assert asked["silent"] == 2  # A and AAAA, each a full resolver timeout
+    second = trace(tracer, "http://slow.test/b")  # the next URL of the host's batch
+    assert sim.dns.count_answers("slow.test") == asked
+    assert first.error == second.error and second.error is not None
+    assert second.error["kind"] == "timeout" and second.error["permanent"] is False
+    sim.world.set_dns_fault("slow.test", None)
+    now[0] += DNS_FAILURE_TTL  # RFC 9520: at least 1 s, and gone in seconds here
+    assert trace(tracer, "http://slow.test/c").route == "host_notice"
+
+
+def test_a_permanent_dns_failure_is_not_remembered_by_the_tracer(
+    tracer: Tracer, sim: SimInternet
+) -> None:
+    assert trace(tracer, "http://gone.test/").error is not None
+    sim.world.set_records("gone.test", [("A", "185.199.108.50")])
+    tracer.resolver.cache.flush()  # the resolver's own negative cache (RFC 2308) aside
+    assert trace(tracer, "http://gone.test/").route == "host_notice"
+
+
+def test_a_truncated_udp_answer_is_asked_again_over_tcp(tracer: Tracer, sim: SimInternet) -> None:
+    sim.world.set_dns_fault("shop.gb-host.test", "truncate")
+    result = trace(tracer, "http://shop.gb-host.test/")
+    assert result.addresses == ["185.199.108.10"] and result.route == "host_notice"
+    assert sim.dns.count_answers("shop.gb-host.test", "udp") == {"truncated": 2}
+    assert sim.dns.count_answers("shop.gb-host.test", "tcp") == {"noerror": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "asns"),
+    [
+        pytest.param(
+            "20738 20773 | 185.199.108.0/22 | GB | ripencc | 2014-03-28",
+            (20738, 20773),
+            id="multi-origin",
+        ),
+        pytest.param("²³ | 185.199.108.0/22 | GB | ripencc | 2014-03-28", None, id="not-ascii"),
+        pytest.param("AS | x | GB", None, id="too-few-fields"),
+    ],
+)
+def test_cymru_origin_parsing(text: str, asns: tuple[int, ...] | None) -> None:
+    origin = parse_origin(text)
+    assert (origin.asns if origin else None) == asns
+
+
+@given(st.text(alphabet=st.sampled_from('0123456789²| .abGB\n"\r'), max_size=60) | st.text())
+def test_any_cymru_txt_is_an_origin_or_none(text: str) -> None:
+    origin = parse_origin(text)  # never raises: a TXT answer is untrusted text
+    assert origin is None or (origin.asns != () and origin.asn == origin.asns[0])
+    parse_as_name(text)

@@ -55,7 +55,8 @@ def parse_origin(text: str) -> Origin | None:
     fields = [field.strip(' "\n') for field in text.split("|")]
     if len(fields) < 4:
         return None
-    asns = tuple(int(part) for part in fields[0].split() if part.isdigit())
+    # isascii: "²".isdigit() is true too, and int() refuses it.
+    asns = tuple(int(part) for part in fields[0].split() if part.isascii() and part.isdigit())
     if not asns:
         return None
     registry = fields[3].lower() if fields[3].lower() in REGISTRIES else None

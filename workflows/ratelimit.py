@@ -6,6 +6,7 @@ second); waiting our turn here is cheaper than being told to back off for minute
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,19 +36,34 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> float:
-        """Wait until KEY may make one call; return how long we waited."""
+    def acquire(self, key: str, max_wait: float = math.inf) -> float | None:
+        """Wait until KEY may make one call; return how long we waited.
+
+        None, at once and without taking a turn, when KEY is blocked for longer than
+        MAX_WAIT: the caller fails fast instead of holding its thread.
+        """
         with self._lock:
+            if self._blocked_for(key) > max_wait:
+                return None
             wait = self._reserve(key)
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def blocked_for(self, key: str) -> float:
+        """Return the seconds KEY stays blocked by a Retry-After (0 when it is not)."""
+        with self._lock:
+            return self._blocked_for(key)
 
     def block(self, key: str, seconds: float) -> None:
         """Hold every call for KEY back for SECONDS (the server said Retry-After)."""
         with self._lock:
             bucket = self._bucket(key)
             bucket.blocked_until = max(bucket.blocked_until, self._clock() + seconds)
+
+    def _blocked_for(self, key: str) -> float:
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else max(0.0, bucket.blocked_until - self._clock())
 
     def _reserve(self, key: str) -> float:
         """Take a token now or in the future; return the wait until it is ours."""

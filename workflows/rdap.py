@@ -3,12 +3,18 @@
 All I/O is ours: one HTTP GET per network to TAKEDOWN_RDAP_BASE or the registry's own
 server, rate-limited per registry and cached by network range. ipwhois parses the network
 object (its `_RDAPNetwork`, as `IPWhois.lookup_rdap` does); abuse contacts are read from
-the raw JSON, nested entities included, so ARIN's abuse POC costs no extra request.
+the raw JSON by rdap_contacts.py, nested entities included, so ARIN's abuse POC costs no
+extra request.
 
     rdap_not_found     404: no registry knows the address         permanent
     rdap_rate_limited  429 that outlasts TAKEDOWN_RDAP_MAX_WAIT    transient (retry_after)
+                       (or its block on the registry, unasked)
     rdap_unavailable   5xx, connection error, timeout             transient
     rdap_malformed     not an RDAP ip network object              transient
+
+Everything in an answer is untrusted: nesting deeper than MAX_JSON_DEPTH is cut off before
+parsing (a server that serialises an entity loop nests without end), entity loops are
+recognised by handle, and only header-safe e-mail addresses are kept.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from __future__ import annotations
 import bisect
 import email.utils
 import ipaddress
+import json
+import math
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,11 +37,17 @@ from ipwhois.rdap import RIR_RDAP, _RDAPNetwork
 
 from workflows.errors import LookupFailed
 from workflows.ratelimit import RateLimiter
+from workflows.rdap_contacts import extract_contacts
+from workflows.rdap_contacts import is_plain_address as is_plain_address  # notices, xarf
 
-# RFC 9083 §10.2.4 roles, most useful first: who to write to when no `abuse` role exists.
-FALLBACK_ROLES = ("noc", "technical", "administrative", "registrant")
-MAX_ENTITY_DEPTH = 6
-MAX_ENTITIES = 200
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper
+# values become null, so neither the decoder nor any later walk can exhaust the stack.
+MAX_JSON_DEPTH = 32
+MAX_RETRY_AFTER = 3600.0  # one header must not silence a registry for longer than this
+# A JSON string (escapes included) or one bracket: enough to track nesting without parsing.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_CLOSING = {"[": "]", "{": "}"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ class RDAPClient:
             return cached
         url = self.url_for(address, registry)
         data = self._fetch(url, registry or "unknown")
-        record = parse_network(data, url)
+        record = parse_network(data, url, address)
         self.cache.put(record)
         return record
 
@@ -142,14 +157,18 @@ class RDAPClient:
         if record is None:
             # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding it.
             url = f"{self.url_for(str(parent.network_address), registry)}/{parent.prefixlen}"
-            record = parse_network(self._fetch(url, registry or "unknown"), url)
+            data = self._fetch(url, registry or "unknown")
+            record = parse_network(data, url, str(parent.network_address))
             self.parents.put(record)
         return None if record.handle == handle else record
 
     def _fetch(self, url: str, key: str) -> Any:
-        """GET URL as JSON, waiting out a short Retry-After once."""
+        """GET URL as JSON, waiting out a Retry-After of at most max_wait, once."""
         for attempt in range(2):
-            self.limiter.acquire(key)
+            # A long block fails at once: sleeping it out would hold a worker thread for
+            # as long as the server asked (an hour, say) and delay every other lookup.
+            if self.limiter.acquire(key, max_wait=self.max_wait) is None:
+                raise _rate_limited(url, self.limiter.blocked_for(key))
             self.queries += 1
             response = self._get(url)
             if response.status_code != 429:
@@ -157,12 +176,7 @@ class RDAPClient:
             wait = retry_after(response.headers.get("Retry-After"))
             self.limiter.block(key, wait)
             if attempt == 1 or wait > self.max_wait:
-                raise LookupFailed(
-                    f"RDAP server rate-limited us (429, retry after {wait:g}s): {url}",
-                    kind="rdap_rate_limited",
-                    permanent=False,
-                    retry_after=wait,
-                )
+                raise _rate_limited(url, wait)
         raise AssertionError("unreachable")
 
     def _get(self, url: str) -> httpx.Response:
@@ -176,18 +190,29 @@ class RDAPClient:
             ) from None
 
 
+def _rate_limited(url: str, wait: float) -> LookupFailed:
+    # Whole seconds: the reason is stored on the case, and a new one each try is noise.
+    return LookupFailed(
+        f"RDAP server rate-limited us (429, retry after {math.ceil(wait)}s): {url}",
+        kind="rdap_rate_limited",
+        permanent=False,
+        retry_after=wait,
+    )
+
+
 def retry_after(value: str | None, now: float | None = None) -> float:
     """Return the seconds a Retry-After header asks for (RFC 9110 §10.2.3); 60 if unreadable."""
     if value is None:
         return 60.0
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, but not a number
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 60.0
-    return max(0.0, when - (time.time() if now is None else now))
+    wait = when - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER)
 
 
 def _json_of(response: httpx.Response, url: str) -> Any:
@@ -198,94 +223,88 @@ def _json_of(response: httpx.Response, url: str) -> Any:
         raise LookupFailed(
             f"RDAP server answered {status}: {url}", kind="rdap_unavailable", permanent=False
         )
+    return decode_json(response.content, url)
+
+
+def decode_json(content: bytes, source: str) -> Any:
+    """Parse an RDAP answer (RFC 8259 JSON, UTF-8), cutting nesting below MAX_JSON_DEPTH."""
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(prune_depth(content.decode("utf-8"), MAX_JSON_DEPTH))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
         raise LookupFailed(
-            f"RDAP answer is not JSON: {url}", kind="rdap_malformed", permanent=False
+            f"RDAP answer is not JSON: {source}", kind="rdap_malformed", permanent=False
         ) from None
 
 
-def parse_network(data: Any, source: str) -> NetworkRecord:
-    """Build a NetworkRecord from an RDAP ip network object."""
+def prune_depth(text: str, limit: int) -> str:
+    """Return JSON TEXT with every value nested deeper than LIMIT replaced by null."""
+    pieces: list[str] = []
+    opened: list[str] = []
+    kept, cut = 0, -1
+    for token in _JSON_TOKEN.finditer(text):
+        char = token.group()
+        if char[0] == '"':
+            continue
+        if char in _CLOSING:
+            opened.append(char)
+            if len(opened) == limit + 1:
+                cut = token.start()
+            continue
+        if not opened or _CLOSING[opened.pop()] != char:
+            raise ValueError("unbalanced brackets")
+        if len(opened) == limit:
+            pieces += [text[kept:cut], "null"]
+            kept = token.end()
+    if opened:  # unclosed: not JSON, and the decoder must not descend into it
+        raise ValueError("unclosed brackets")
+    return "".join([*pieces, text[kept:]])
+
+
+def parse_network(data: Any, source: str, address: str | None = None) -> NetworkRecord:
+    """Build a NetworkRecord from an RDAP ip network object (that holds ADDRESS, if given)."""
     if not isinstance(data, dict) or data.get("objectClassName", "ip network") != "ip network":
-        raise LookupFailed(
-            f"RDAP answer is not an ip network object: {source}",
-            kind="rdap_malformed",
-            permanent=False,
-        )
+        raise _malformed(f"RDAP answer is not an ip network object: {source}")
+    # Checked first: without a handle, ipwhois would json.dumps the whole answer to log it.
+    if not isinstance(data.get("handle"), str):
+        raise _malformed(f"RDAP network object lacks a valid handle or range: {source}")
     try:
         network = _RDAPNetwork(data)
         network.parse()
         fields = network.vars
-        ipaddress.ip_address(str(fields["start_address"]))
-        ipaddress.ip_address(str(fields["end_address"]))
+        start = ipaddress.ip_address(str(fields["start_address"]))
+        end = ipaddress.ip_address(str(fields["end_address"]))
     except (InvalidNetworkObject, KeyError, TypeError, ValueError, AttributeError):
-        raise LookupFailed(
-            f"RDAP network object lacks a valid handle or range: {source}",
-            kind="rdap_malformed",
-            permanent=False,
-        ) from None
+        raise _malformed(f"RDAP network object lacks a valid handle or range: {source}") from None
+    # A range that is upside down, mixes versions or misses the address asked for would be
+    # cached and then answer for addresses it has nothing to do with.
+    if start.version != end.version or int(start) > int(end) or not _holds(start, end, address):
+        raise _malformed(f"RDAP network range {start} - {end} is not usable: {source}")
     abuse, fallback = extract_contacts(data)
     country = fields.get("country")
     return NetworkRecord(
         handle=str(fields["handle"]),
         cidr=str(fields.get("cidr") or ""),
-        start=str(fields["start_address"]),
-        end=str(fields["end_address"]),
+        start=str(start),
+        end=str(end),
         name=fields.get("name"),
-        country=country.upper() if isinstance(country, str) and len(country) == 2 else None,
+        country=country.upper() if _is_country(country) else None,
         abuse=tuple(abuse or fallback),
         abuse_fallback=not abuse and bool(fallback),
         source=source,
     )
 
 
-def extract_contacts(data: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Return (abuse e-mails, fallback e-mails) from every entity, nested ones too."""
-    abuse: list[str] = []
-    by_role: dict[str, list[str]] = {role: [] for role in FALLBACK_ROLES}
-    for roles, emails in _entities(data.get("entities"), 0, [0]):
-        if "abuse" in roles:
-            abuse += emails
-        for role in FALLBACK_ROLES:
-            if role in roles:
-                by_role[role] += emails
-    fallback = [e for role in FALLBACK_ROLES for e in by_role[role]]
-    return list(dict.fromkeys(abuse)), list(dict.fromkeys(fallback))
+def _malformed(message: str) -> LookupFailed:
+    return LookupFailed(message, kind="rdap_malformed", permanent=False)
 
 
-def _entities(entities: Any, depth: int, seen: list[int]) -> Iterator[tuple[set[str], list[str]]]:
-    """Yield (roles, e-mails) of each entity, depth-first, bounded in depth and count."""
-    if not isinstance(entities, list) or depth > MAX_ENTITY_DEPTH:
-        return
-    for entity in entities:
-        if not isinstance(entity, dict) or seen[0] >= MAX_ENTITIES:
-            continue
-        seen[0] += 1
-        roles = {str(r).lower() for r in entity.get("roles") or [] if isinstance(r, str)}
-        yield roles, vcard_emails(entity.get("vcardArray"))
-        yield from _entities(entity.get("entities"), depth + 1, seen)
+def _holds(start: IPAddress, end: IPAddress, address: str | None) -> bool:
+    if address is None:
+        return True
+    ip = ipaddress.ip_address(address)
+    return ip.version == start.version and int(start) <= int(ip) <= int(end)
 
 
-def vcard_emails(vcard: Any) -> list[str]:
-    """Return the e-mail addresses in a jCard (RFC 7095), lowercased, header-safe only."""
-    if not (isinstance(vcard, list) and len(vcard) == 2 and isinstance(vcard[1], list)):
-        return []
-    found = []
-    for prop in vcard[1]:
-        if isinstance(prop, list) and len(prop) >= 4 and prop[0] == "email":
-            value = prop[3]
-            if isinstance(value, str) and is_plain_address(value.strip()):
-                found.append(value.strip().lower())
-    return found
-
-
-def is_plain_address(value: str) -> bool:
-    """Tell whether VALUE is a bare address that is safe to put in a mail header."""
-    local, at, domain = value.rpartition("@")
-    return (
-        bool(at and local and "." in domain)
-        and len(value) <= 254
-        and all(33 <= ord(c) <= 126 and c not in '<>(),;:"[]\\' for c in value)
-    )
+def _is_country(value: Any) -> bool:
+    """Tell whether VALUE looks like an ISO 3166 alpha-2 code."""
+    return isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha()

@@ -6,6 +6,8 @@ The tracer is the only place the edges meet; deciding the route is left to routi
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,13 +19,18 @@ from workflows.addresses import special_use
 from workflows.asn import Origin, lookup_origin
 from workflows.cdns import CDNDirectory, load_cdns
 from workflows.config import Settings
-from workflows.dns import DNSFailure, make_resolver, resolve_host
+from workflows.dns import DNSFailure, Resolution, make_resolver, resolve_host
 from workflows.errors import LookupFailed
 from workflows.hotlines import HotlineDirectory, load_hotlines
 from workflows.ratelimit import RateLimiter
 from workflows.rdap import NetworkCache, NetworkRecord, RDAPClient
 from workflows.routing import Decision, Hosting, decide_route
 from workflows.urls import NormalizedURL
+
+# RFC 9520 §3.2: a resolution failure (SERVFAIL, timeout) is cached for at least 1 s and
+# at most 5 min. A few seconds lets one host's batch of URLs pay the timeout once, not
+# once per URL, and still sees a healed server at the next retry.
+DNS_FAILURE_TTL = 5.0
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Tracer:
         hotlines: HotlineDirectory,
         country: str,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resolver = resolver
         self.rdap = rdap
@@ -104,6 +112,9 @@ class Tracer:
         self.hotlines = hotlines
         self.country = country
         self.clock = clock
+        self.monotonic = monotonic
+        self._dns_failures: dict[str, tuple[float, DNSFailure]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tracer:
@@ -136,7 +147,7 @@ class Tracer:
             url.url, url.host, url.display_host, notes=list(url.notes), traced_at=_iso(self.clock())
         )
         try:
-            resolution = resolve_host(self.resolver, url.host)
+            resolution = self.resolve(url.host)
         except DNSFailure as error:
             trace.cnames = error.cnames
             trace.error = error.as_dict()
@@ -148,6 +159,25 @@ class Tracer:
         trace.networks = [self.trace_address(ip, trace.notes) for ip in resolution.addresses]
         self._route(trace)
         return trace
+
+    def resolve(self, host: str) -> Resolution:
+        """Resolve HOST, answering a recent transient failure from memory (RFC 9520)."""
+        now = self.monotonic()
+        with self._lock:
+            until, failure = self._dns_failures.get(host, (0.0, None))
+        if failure is not None and now < until:
+            # A fresh exception: raising the stored one again would grow its traceback.
+            raise DNSFailure(
+                failure.message, kind=failure.kind, permanent=False, cnames=failure.cnames
+            )
+        try:
+            return resolve_host(self.resolver, host)
+        except DNSFailure as error:
+            if not error.permanent:
+                with self._lock:
+                    self._dns_failures = {h: f for h, f in self._dns_failures.items() if f[0] > now}
+                    self._dns_failures[host] = (now + DNS_FAILURE_TTL, error)
+            raise
 
     def trace_address(self, ip: str, notes: list[str]) -> NetworkTrace:
         """Look up one address; a special-use one is never looked up further."""
@@ -177,20 +207,26 @@ class Tracer:
         return network
 
     def upstream_contacts(self, trace: dict[str, Any]) -> list[str]:
-        """Return the abuse contacts of the routing network's parent (the upstream), if any."""
+        """Return the abuse contacts of the routing network's parent (the upstream), if any;
+        raise LookupFailed (transient) when none was found because a lookup failed for now."""
         networks = [n for n in trace.get("networks") or [] if n.get("cidr") and not n.get("error")]
         routing = [n for n in networks if n.get("country") == trace.get("country")] or networks
+        failed: LookupFailed | None = None
         for network in routing:
             try:
                 parent = self.rdap.lookup_parent(
                     network["cidr"], network.get("handle") or "", network.get("registry")
                 )
-            except LookupFailed:
+            except LookupFailed as error:
+                failed = failed if error.permanent else error
                 continue
             own = set(network.get("abuse") or [])
             contacts = [a for a in parent.abuse if a not in own] if parent else []
             if contacts:
                 return contacts
+        if failed is not None:
+            # "No upstream" would skip the escalation for good; a 500 or 429 only delays it.
+            raise failed
         return []
 
     def _origin(self, ip: str, notes: list[str]) -> Origin | None:

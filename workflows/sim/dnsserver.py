@@ -7,6 +7,7 @@ import logging
 import select
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
 
 import dns.exception
@@ -32,6 +33,7 @@ TTL = 1
 POLL = 0.5  # seconds per wait; stop() wakes every wait at once through a socket pair
 IDLE_TCP = 10.0  # close a TCP connection idle this long, as real servers do
 QueryLogEntry = tuple[str, str, str]
+AnswerLogEntry = tuple[str, str, str]  # (name, transport, outcome)
 
 
 def _rdata(rtype: str, value: str) -> dns.rdata.Rdata:
@@ -142,6 +144,15 @@ def _to_wire(response: dns.message.Message, query: dns.message.Message, transpor
         return response.to_wire()
 
 
+def _outcome(response: dns.message.Message | None) -> str:
+    """Name what a response told the client: its rcode, truncated, or silent (no answer)."""
+    if response is None:
+        return "silent"
+    if response.flags & dns.flags.TC:
+        return "truncated"
+    return dns.rcode.to_text(response.rcode()).lower()
+
+
 def _spawn(target: Callable[..., None], *args: object) -> threading.Thread:
     """Start a daemon thread."""
     thread = threading.Thread(target=target, args=args, daemon=True)
@@ -158,6 +169,7 @@ class DNSServer:
         self.host = host
         self.port = port
         self.queries: list[QueryLogEntry] = []
+        self.answers: list[AnswerLogEntry] = []  # what each query got, faults included
         self._log_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -176,6 +188,16 @@ class DNSServer:
         """Forget the queries seen so far."""
         with self._log_lock:
             self.queries.clear()
+            self.answers.clear()
+
+    def count_answers(self, name: str | None = None, transport: str | None = None) -> Counter[str]:
+        """Count answers by outcome (noerror, nxdomain, servfail, refused, truncated, silent)."""
+        with self._log_lock:
+            return Counter(
+                outcome
+                for qname, via, outcome in self.answers
+                if name in (None, qname) and transport in (None, via)
+            )
 
     def start(self) -> DNSServer:
         """Bind UDP and TCP on the same port and start serving."""
@@ -236,19 +258,22 @@ class DNSServer:
             query = dns.message.from_wire(data)
         except dns.exception.DNSException:
             return None  # malformed packets are dropped, as many servers do
+        qname = _qname(query.question[0].name) if query.question else ""
         if query.question:
-            question = query.question[0]
-            entry = (_qname(question.name), dns.rdatatype.to_text(question.rdtype), transport)
+            entry = (qname, dns.rdatatype.to_text(query.question[0].rdtype), transport)
             with self._log_lock:
                 self.queries.append(entry)
         try:
             response = respond(self.world, query, transport)
-            return None if response is None else _to_wire(response, query, transport)
+            wire = None if response is None else _to_wire(response, query, transport)
         except Exception:  # a bad record or a bug costs one answer, never the serving thread
             log.exception("simulated DNS server failed on %s", query.question)
-            failure = dns.message.make_response(query)
-            failure.set_rcode(dns.rcode.SERVFAIL)
-            return failure.to_wire()
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.SERVFAIL)
+            wire = response.to_wire()
+        with self._log_lock:
+            self.answers.append((qname, transport, _outcome(response)))
+        return wire
 
     def _serve_udp(self) -> None:
         """Answer UDP queries until stopped."""

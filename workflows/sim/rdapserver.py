@@ -28,6 +28,9 @@ PORT43 = {
     "lacnic": "whois.lacnic.net",
     "afrinic": "whois.afrinic.net",
 }
+# Entity levels of a served loop: each adds two JSON levels, so 600 go past the 1,000 that
+# CPython's recursive JSON decoder allows by default.
+LOOP_DEPTH = 600
 TITLES = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Server Error"}
 
 
@@ -51,6 +54,7 @@ class RDAPServer(HTTPService):
         super().__init__(host, port)
         self.world = world
         self.requests: list[str] = []
+        self.faults_served: Counter[str] = Counter()  # by fault name: proof that one fired
         self._log_lock = threading.Lock()
 
     @property
@@ -63,6 +67,7 @@ class RDAPServer(HTTPService):
         """Forget the requests seen so far."""
         with self._log_lock:
             self.requests.clear()
+            self.faults_served.clear()
 
     def count(self, path: str) -> int:
         """Return how many requests asked for exactly this path."""
@@ -97,11 +102,17 @@ class RDAPServer(HTTPService):
         if network is None:
             return _error(404, f"no registration covers {query}")
         fault = self.world.take_rdap_fault(network)
+        if fault is not None:
+            with self._log_lock:
+                self.faults_served[fault] += 1
         if fault == "429":
             return _error(429, "rate limit exceeded", {"Retry-After": str(network.retry_after)})
         if fault in ("404", "500"):
             return _error(int(fault), f"simulated fault for {network.cidr}")
-        body = json.dumps(self._network_json(network)).encode()
+        answer = self._network_json(network)
+        if fault == "entity_loop":
+            return 200, looped_json(answer, LOOP_DEPTH).encode(), {}
+        body = json.dumps(answer).encode()
         if fault == "malformed":
             body = body[: len(body) // 2]  # cut mid-object: what a dropped connection leaves
         return 200, body, {}
@@ -211,6 +222,43 @@ class RDAPServer(HTTPService):
         """Build the self link for an object."""
         url = self.base_url + path
         return [{"value": url, "rel": "self", "href": url, "type": CONTENT_TYPE}]
+
+
+def looped_json(answer: JSON, depth: int) -> str:
+    """Serialise ANSWER with its entities looped DEPTH levels deep, as an unguarded server would.
+
+    The first entity (the org) contains itself, and the contact entity (abuse, else the
+    first other) and the org contain each other; the contact stays one level below the top.
+    """
+    flat = _flatten(answer["entities"])
+    org = flat[0]
+    contact = next((e for e in flat if "abuse" in e["roles"]), flat[-1])
+    top = {k: v for k, v in org.items() if k != "entities"}
+    inner = [_chain([org], depth), _chain([contact, org], depth)]
+    # Built as text: json.dumps itself would recurse past the interpreter's limit.
+    head = json.dumps({**answer, "entities": [{**top, "entities": []}]})
+    cut = head.rindex("[]")
+    return head[:cut] + "[" + ", ".join(inner) + "]" + head[cut + 2 :]
+
+
+def _chain(cycle: list[JSON], depth: int) -> str:
+    """Return DEPTH entities taken in turn from CYCLE, each nested inside the one before."""
+    opening, closing = [], []
+    for level in range(depth):
+        entity = {k: v for k, v in cycle[level % len(cycle)].items() if k != "entities"}
+        text = json.dumps({**entity, "entities": []})
+        cut = text.rindex("[]")
+        opening.append(text[: cut + 1])
+        closing.append(text[cut + 1 :])
+    return "".join(opening) + "".join(reversed(closing))
+
+
+def _flatten(entities: list[JSON]) -> list[JSON]:
+    """Return the entities and every nested one, depth-first."""
+    found: list[JSON] = []
+    for entity in entities:
+        found += [entity, *_flatten(entity.get("entities", []))]
+    return found
 
 
 def _find_entity(entities: list[JSON], handle: str) -> JSON | None:
