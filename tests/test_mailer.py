@@ -50,12 +50,19 @@ class Relay:
     data_reply: str = "250 2.0.0 Ok: queued as 4XyZ12"
     hang_up_in_data: bool = False
     hang_up_at_quit: bool = False
+    hang_up_at_rcpt: bool = False
+    silent_at: str | None = None  # "rcpt" or "data": that reply never comes
     envelopes: list[Envelope] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.hang_up_at_rcpt:
+            abort(server)  # before the message: nothing can have been delivered
+            return "250 never heard"
+        if self.silent_at == "rcpt":
+            await asyncio.sleep(30)  # cut short when the client gives up and hangs up
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
@@ -65,6 +72,9 @@ class Relay:
         if self.hang_up_in_data:
             abort(server)  # the whole message arrived; no reply ever goes out
             return "250 never heard"
+        if self.silent_at == "data":
+            self.envelopes.append(envelope)  # queued, but the relay never says so
+            await asyncio.sleep(30)
         if self.data_reply.startswith("250"):
             self.envelopes.append(envelope)
         return self.data_reply
@@ -346,11 +356,36 @@ def test_one_of_two_recipients_refused_is_sent_with_the_refusal(start_relay: Sta
     assert relay.envelopes[0].rcpt_tos == [ABUSE]
 
 
-def test_connection_closed_mid_data_is_transient(start_relay: Start) -> None:
+def test_connection_closed_after_the_message_is_uncertain(start_relay: Start) -> None:
     _, port = start_relay(Relay(hang_up_in_data=True))
     delivery = send_message(message(), settings(port))
-    assert (delivery.status, delivery.code) == ("transient", None)
+    # The relay may have queued it before it died: sending again could deliver it twice.
+    assert (delivery.status, delivery.code, delivery.stage) == ("uncertain", None, "data")
     assert "closed the connection" in delivery.reply
+
+
+def test_relay_silent_after_the_message_is_uncertain(start_relay: Start) -> None:
+    relay, port = start_relay(Relay(silent_at="data"))
+    delivery = send_message(message(), settings(port, timeout=0.5))
+    assert (delivery.status, delivery.code, delivery.stage) == ("uncertain", None, "data")
+    assert delivery.reply == "the relay stopped answering (timed out)"
+    assert len(relay.envelopes) == 1  # it did arrive: this is why it must not be resent
+
+
+def test_connection_closed_before_the_message_is_transient(start_relay: Start) -> None:
+    relay, port = start_relay(Relay(hang_up_at_rcpt=True))
+    delivery = send_message(message(), settings(port))
+    assert (delivery.status, delivery.code, delivery.stage) == ("transient", None, "send")
+    assert "closed the connection" in delivery.reply
+    assert relay.envelopes == []
+
+
+def test_relay_silent_before_the_message_is_transient(start_relay: Start) -> None:
+    relay, port = start_relay(Relay(silent_at="rcpt"))
+    delivery = send_message(message(), settings(port, timeout=0.5))
+    assert (delivery.status, delivery.code, delivery.stage) == ("transient", None, "send")
+    assert delivery.reply == "the relay stopped answering (timed out)"
+    assert relay.envelopes == []
 
 
 def test_hang_up_at_quit_after_acceptance_still_counts_as_sent(start_relay: Start) -> None:
@@ -372,6 +407,7 @@ def test_relay_that_never_answers_is_transient() -> None:
         port = silent.getsockname()[1]
         delivery = send_message(message(), settings(port, timeout=0.3))
     assert (delivery.status, delivery.stage) == ("transient", "connect")
+    assert delivery.reply == "the relay stopped answering (timed out)"
 
 
 def test_reply_is_one_short_line() -> None:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from workflows.sim.desks import Desk, DeskRunner, urls_in, wait_until
-from workflows.sim.smtp import SMTPServer
+from workflows.sim.smtp import Fired, SMTPServer
 from workflows.sim.world import World
 
 SENDER = "notices@hotline.test"
@@ -67,9 +67,9 @@ def chaser(first: EmailMessage, msgid: str = "<c1@hotline.test>") -> EmailMessag
     return message
 
 
-def send(smtp: SMTPServer, message: EmailMessage) -> None:
+def send(smtp: SMTPServer, message: EmailMessage, timeout: float = 5) -> None:
     """Deliver message through a real SMTP conversation."""
-    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=timeout) as client:
         client.send_message(message)
 
 
@@ -134,14 +134,54 @@ def test_drop_during_data_disconnects_and_records_nothing(smtp: SMTPServer) -> N
     with pytest.raises(smtplib.SMTPServerDisconnected):
         send(smtp, notice())
     assert smtp.messages == []
+    assert smtp.transfers() == {"<n1@hotline.test>": 1}  # the data did arrive
+    assert smtp.fired() == [Fired("drop", DESK, "<n1@hotline.test>")]
     smtp.set_fault(DESK, None)
     send(smtp, notice())
     assert len(smtp.messages) == 1
+    assert smtp.transfers() == {"<n1@hotline.test>": 2}
+
+
+def test_stall_at_rcpt_times_the_client_out_before_the_message(smtp: SMTPServer) -> None:
+    smtp.set_fault(DESK, "stall-rcpt", times=1)
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        send(smtp, notice(), timeout=0.5)
+    assert (smtp.messages, smtp.transfers()) == ([], {})
+    assert smtp.fired() == [Fired("stall-rcpt", DESK, "")]
+    send(smtp, notice())  # used up: the next attempt goes through
+    assert len(smtp.messages_to(DESK)) == 1
+
+
+def test_stall_after_data_keeps_the_message_and_never_answers(smtp: SMTPServer) -> None:
+    smtp.set_fault(DESK, "stall-data", times=1)
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        send(smtp, notice(), timeout=0.5)
+    assert [m.recipients for m in smtp.messages] == [[DESK]]  # the relay queued it
+    assert smtp.transfers() == {"<n1@hotline.test>": 1}
+    assert smtp.fired() == [Fired("stall-data", DESK, "<n1@hotline.test>")]
+
+
+def test_stall_at_the_greeting_times_the_client_out(smtp: SMTPServer) -> None:
+    smtp.stall_greetings(1)
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        smtplib.SMTP("127.0.0.1", smtp.port, timeout=0.5)
+    assert smtp.fired() == [Fired("stall-greeting", "", "")]
+    send(smtp, notice())  # only the next connection stalled
+    assert len(smtp.messages) == 1
+
+
+def test_a_stall_ends_with_the_server_hanging_up_after_stall_seconds(smtp: SMTPServer) -> None:
+    smtp.stall_seconds = 0.2
+    smtp.set_fault(DESK, "stall-rcpt")
+    with pytest.raises(smtplib.SMTPServerDisconnected) as closed:
+        send(smtp, notice(), timeout=60)
+    assert "timed out" not in str(closed.value)  # the server gave up first
 
 
 def test_unknown_fault_is_refused(smtp: SMTPServer) -> None:
     with pytest.raises(ValueError, match="unknown SMTP fault"):
         smtp.set_fault(DESK, "552")
+    assert smtp.fired() == []
 
 
 def test_wait_for_returns_false_on_timeout(smtp: SMTPServer) -> None:

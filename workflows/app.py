@@ -15,7 +15,7 @@ import redis
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
-from workflows import outbox, pipeline
+from workflows import pipeline, sending
 from workflows.config import load_settings
 from workflows.runtime import Runtime
 
@@ -75,7 +75,7 @@ def act_task(ids: Sequence[int]) -> None:
 def send_task(ids: Sequence[int]) -> None:
     """Send these claimed notices, each at most once."""
     for notice_id in ids:
-        outbox.send_notice(runtime(), notice_id)
+        sending.send_notice(runtime(), notice_id)
 
 
 def publish(task: str, ids: Sequence[int]) -> None:

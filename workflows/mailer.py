@@ -4,7 +4,11 @@
     sent        the relay took the message for at least one recipient    nothing; `refused`
                                                                          lists the others
     transient   a 4xx reply; refused, reset or timed-out connection;     retry with backoff
-                the server hung up (RFC 5321 §4.2.1: 4yz is transient)
+                the server hung up before the message had gone out
+                (RFC 5321 §4.2.1: 4yz is transient)
+    uncertain   the whole message went out, then the connection closed   never resend by
+                or timed out before the relay's reply to it: the relay   itself: someone
+                may have taken it (RFC 1047: resending duplicates it)    decides
     permanent   a 5xx reply; every recipient refused with 5xx;           record it, move on
                 STARTTLS asked for but not offered; a certificate that
                 does not verify; AUTH refused (535)
@@ -16,7 +20,8 @@ relay has accepted the message, nothing at QUIT can turn "sent" into a failure, 
 notice would be sent twice.
 
 TAKEDOWN_SMTP_URL: `smtp://[user:pass@]host[:port]` (plain, port 25), `?starttls=1`
-(STARTTLS required), `smtps://` (implicit TLS, port 465); `?timeout=30s`; `?helo=name`;
+(STARTTLS required), `smtps://` (implicit TLS, port 465); `?timeout=30s` (the longest wait
+for the connection and for each reply of the relay, default 30 s); `?helo=name`;
 `?verify=0` skips certificate checks and belongs only to test relays. Credentials over
 plain `smtp://` without STARTTLS travel in clear text: use it only on loopback.
 """
@@ -43,7 +48,7 @@ _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
-Status = Literal["sent", "transient", "permanent"]
+Status = Literal["sent", "transient", "uncertain", "permanent"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,7 +60,7 @@ class SMTPSettings:
     security: Literal["plain", "starttls", "tls"] = "plain"
     username: str | None = None
     password: str | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds to connect, and to wait for each reply
     verify: bool = True  # False only for test relays with self-signed certificates
     helo: str | None = None  # the EHLO name; None: this machine's FQDN
 
@@ -173,7 +178,9 @@ def send_message(
     except ssl.SSLCertVerificationError as exc:
         return Delivery("permanent", None, one_line(exc.verify_message or str(exc)), stage="tls")
     except (smtplib.SMTPException, OSError) as exc:
-        return _unreachable(exc, stage[0])
+        if smtp is not None and smtp.message_sent:
+            return Delivery("uncertain", None, _lost(exc), stage="data")
+        return Delivery("transient", None, _lost(exc), stage=stage[0])
     finally:
         if smtp is not None:
             _quit(smtp)
@@ -185,14 +192,28 @@ def send_message(
 
 
 class _Client(smtplib.SMTP):
-    """smtplib.SMTP that keeps the relay's answer to DATA (its queue id, for the record)."""
+    """smtplib.SMTP that keeps the relay's answer to DATA and knows when the message left."""
 
     data_reply: tuple[int, bytes] = (0, b"")
+    message_sent = False  # the whole message, final dot included, went out
+    _go_ahead = False  # the last reply was 354: what is sent next is the message
 
     def data(self, msg: Any) -> tuple[int, bytes]:
-        """Send the message body and remember the relay's reply."""
+        """Send the message body and remember the relay's reply (its queue id, for the record)."""
         self.data_reply = super().data(msg)
         return self.data_reply
+
+    def getreply(self) -> tuple[int, bytes]:
+        """Read a reply, noting whether it invites the message (354)."""
+        reply = super().getreply()
+        self._go_ahead = reply[0] == 354
+        return reply
+
+    def send(self, s: Any) -> None:
+        """Send S; after a 354, once it is all sent, the message's fate is the relay's."""
+        super().send(s)
+        if self._go_ahead:
+            self.message_sent = True
 
 
 class _TLSClient(_Client, smtplib.SMTP_SSL):
@@ -279,16 +300,18 @@ def _all_refused(recipients: dict[str, tuple[int, bytes]]) -> Delivery:
     return Delivery(status, code, reply, refused, stage="rcpt")
 
 
-def _unreachable(exc: smtplib.SMTPException | OSError, stage: str) -> Delivery:
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
+def _lost(exc: smtplib.SMTPException | OSError) -> str:
+    """Say in one line how the session was lost without an answer."""
+    # smtplib turns a reply that timed out into SMTPServerDisconnected; the cause says so.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        reply = "the relay stopped answering (timed out)"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
         reply = f"the relay closed the connection ({exc})"
     elif isinstance(exc, ConnectionRefusedError):
         reply = "connection refused"
-    elif isinstance(exc, TimeoutError):
-        reply = "timed out"
     else:
         reply = f"{type(exc).__name__}: {exc}"
-    return Delivery("transient", None, one_line(reply), stage=stage)
+    return one_line(reply)
 
 
 def _clean(refused: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, str]]:

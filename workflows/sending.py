@@ -1,0 +1,291 @@
+"""Sending the outbox's notices, each at most once, and what each outcome does to the cases.
+
+send_notice    SENDING (claimed by the sweep) → send_started_at set by compare-and-set,
+               the claim renewed for a whole lease → SMTP → SENT | PENDING (4xx, backoff)
+               | FAILED (5xx: the cases move on) | UNCERTAIN (lost after the whole
+               message went out: never resent). A run whose claim ran out meanwhile
+               changes nothing, unless it learnt that an uncertain notice was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from workflows.errors import ConfigError
+from workflows.mailer import Delivery, send_message
+from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
+from workflows.notices import NoticeRequest, RenderedNotice, build_message
+from workflows.outbox import mail_item
+from workflows.policy import next_step, trace_retry_delay
+from workflows.runtime import Runtime
+from workflows.store import record, transaction
+
+log = logging.getLogger(__name__)
+RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep
+
+
+def send_notice(rt: Runtime, notice_id: int) -> str:
+    """Send one claimed notice at most once; return its new status."""
+    now = rt.clock()
+    with transaction(rt.sessions) as session:
+        message = _begin(session, rt, notice_id, now)
+    if not isinstance(message, EmailMessage):
+        return message
+    delivery = send_message(message, rt.smtp)
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            return _record_outcome(rt, notice_id, now, delivery)
+        except OperationalError:
+            # Only this run knows the outcome; given up, the sweep would have to call a
+            # delivered notice uncertain. A dropped connection is worth a few tries.
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            log.warning("notice %d: could not record its outcome (try %d)", notice_id, attempt)
+            time.sleep(0.25 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _record_outcome(rt: Runtime, notice_id: int, started: dt.datetime, delivery: Delivery) -> str:
+    """Write one delivery's outcome, if this run still owns the notice."""
+    with transaction(rt.sessions) as session:
+        ours = session.scalars(
+            select(Notice)
+            .where(
+                Notice.id == notice_id,
+                Notice.status == NoticeStatus.SENDING,
+                Notice.send_started_at == started,
+            )
+            .with_for_update()
+        ).first()
+        if ours is None:
+            return _settled_meanwhile(session, session.get_one(Notice, notice_id), delivery, rt)
+        return _deliver(session, rt, ours, delivery, rt.clock())
+
+
+def _begin(session: Session, rt: Runtime, notice_id: int, now: dt.datetime) -> EmailMessage | str:
+    """Mark a claimed notice begun and return its message, or the status it keeps instead."""
+    notice = session.get(Notice, notice_id)
+    if notice is None or notice.status != NoticeStatus.SENDING:
+        return notice.status if notice else "missing"
+    if notice.send_started_at is not None:
+        if notice.claimed_until is not None and notice.claimed_until > now:
+            return NoticeStatus.SENDING  # a redelivered task: the run that began is still on
+        # The run that began the SMTP conversation died: it may have been sent.
+        settle(session, notice, NoticeStatus.UNCERTAIN, now, None)
+        return NoticeStatus.UNCERTAIN
+    try:
+        # Built before the start mark: a message that cannot be built was never sent.
+        message = message_of(session, notice, rt)
+    except (ValueError, ConfigError) as error:
+        failed = Delivery("permanent", None, f"cannot build the message: {error}", {})
+        settle(session, notice, NoticeStatus.FAILED, now, failed)
+        return NoticeStatus.FAILED
+    started = session.execute(
+        update(Notice)
+        .where(
+            Notice.id == notice_id,
+            Notice.send_started_at.is_(None),
+            Notice.status == NoticeStatus.SENDING,
+        )
+        # The lease runs from now, not from the claim: a task that waited in the queue
+        # still gets a whole lease for the conversation before the sweep judges it dead.
+        .values(
+            send_started_at=now,
+            attempts=Notice.attempts + 1,
+            claimed_until=now + dt.timedelta(seconds=rt.lease),
+        )
+    )
+    if getattr(started, "rowcount", 0) != 1:
+        return NoticeStatus.SENDING
+    return message
+
+
+def _settled_meanwhile(session: Session, notice: Notice, delivery: Delivery, rt: Runtime) -> str:
+    """Keep what was decided while the send outlived its claim, unless it is now known sent."""
+    if delivery.status == "sent" and notice.status == NoticeStatus.UNCERTAIN:
+        settle(session, notice, NoticeStatus.SENT, rt.clock(), delivery)
+        return NoticeStatus.SENT
+    log.warning(
+        "notice %d became %s while it was being sent; its outcome (%s: %s) changes nothing",
+        notice.id,
+        notice.status,
+        delivery.status,
+        delivery.reply,
+    )
+    return notice.status
+
+
+def message_of(session: Session, notice: Notice, rt: Runtime) -> EmailMessage:
+    """Rebuild the e-mail from the stored rendering (what is sent is what was stored)."""
+    case_ids = _case_ids(session, notice.id)
+    cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(case_ids)))}
+    request = NoticeRequest(
+        kind=notice.kind,
+        recipients=tuple(notice.recipients.split(",")),
+        language=notice.language,
+        items=tuple(mail_item(cases[i]) for i in case_ids),
+        sender=rt.settings.sender or "takedown@localhost",
+        sender_name=rt.settings.sender_name,
+        notice_ref=f"N-{notice.id:06d}",
+        message_id=notice.message_id,
+        in_reply_to=notice.in_reply_to,
+        references=tuple((notice.references or "").split()),
+        sent_at=notice.created_at,
+    )
+    rendered = RenderedNotice(notice.subject, notice.body_text, notice.body_html)
+    return build_message(request, rendered, (notice.xarf or {}).get("reports") or [])
+
+
+def _deliver(
+    session: Session, rt: Runtime, notice: Notice, delivery: Delivery, now: dt.datetime
+) -> str:
+    """Record a delivery attempt's outcome on the notice and its cases."""
+    if delivery.status == "sent":
+        settle(session, notice, NoticeStatus.SENT, now, delivery)
+        return NoticeStatus.SENT
+    if delivery.status == "uncertain":
+        settle(session, notice, NoticeStatus.UNCERTAIN, now, delivery)
+        return NoticeStatus.UNCERTAIN
+    if delivery.status == "transient":
+        _defer(session, rt, notice, delivery, now)
+        return NoticeStatus.PENDING
+    settle(session, notice, NoticeStatus.FAILED, now, delivery)
+    refused = session.scalars(
+        select(NoticeItem).where(NoticeItem.notice_id == notice.id).order_by(NoticeItem.id)
+    )
+    for item in refused:
+        _move_on(session, rt, item, now, delivery.reply)
+    return NoticeStatus.FAILED
+
+
+def _defer(
+    session: Session, rt: Runtime, notice: Notice, delivery: Delivery, now: dt.datetime
+) -> None:
+    """Put NOTICE back to be sent again after a backoff, and tell its cases why."""
+    # The policy's retry backoff (trace_retry) paces notices as it paces traces: with the
+    # shipped policy 1 minute, doubling, at most an hour; seconds in the tests and the demo.
+    delay = trace_retry_delay(rt.policy, max(notice.attempts - 1, 0), rt.rand)
+    notice.status, notice.send_started_at = NoticeStatus.PENDING, None
+    notice.due_at, notice.claimed_until = now + dt.timedelta(seconds=delay), None
+    notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
+    for case_id in _case_ids(session, notice.id):
+        record(
+            session,
+            case_id,
+            "notice_deferred",
+            now,
+            notice=notice.id,
+            kind_of=notice.kind,
+            to=notice.recipients,
+            code=delivery.code,
+            reply=delivery.reply,
+            attempts=notice.attempts,
+            retry_in=round(delay, 3),
+        )
+
+
+def settle(
+    session: Session, notice: Notice, status: str, now: dt.datetime, delivery: Delivery | None
+) -> None:
+    """Give NOTICE its final status and tell each of its cases."""
+    notice.status, notice.claimed_until = status, None
+    if delivery is not None:
+        notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
+    if status == NoticeStatus.SENT:
+        notice.sent_at = now
+    kinds = {"sent": "notice_sent", "failed": "notice_failed"}
+    kind = kinds.get(str(status), "notice_uncertain")
+    refused = dict(delivery.refused) if delivery and delivery.refused else None
+    for case_id in _case_ids(session, notice.id):
+        record(
+            session,
+            case_id,
+            kind,
+            now,
+            notice=notice.id,
+            kind_of=notice.kind,
+            to=notice.recipients,
+            message_id=notice.message_id,
+            reply=delivery.reply if delivery else None,
+            refused={k: list(v) for k, v in refused.items()} if refused else None,
+        )
+        if status == NoticeStatus.SENT:
+            session.execute(
+                update(Case)
+                .where(Case.id == case_id, Case.first_notice_at.is_(None))
+                .values(first_notice_at=now)
+            )
+
+
+def _moved_past(session: Session, refused: NoticeItem) -> bool:
+    """Tell whether a later step of the refused item's case is owed to another party."""
+    later = select(NoticeItem.id).where(
+        NoticeItem.case_id == refused.case_id,
+        NoticeItem.round == refused.round,
+        NoticeItem.step > refused.step,
+        NoticeItem.party != refused.party,
+    )
+    return session.scalars(later.limit(1)).first() is not None
+
+
+def _case_ids(session: Session, notice_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(NoticeItem.case_id)
+            .where(NoticeItem.notice_id == notice_id)
+            .order_by(NoticeItem.id)
+        )
+    )
+
+
+def _move_on(
+    session: Session, rt: Runtime, refused: NoticeItem, now: dt.datetime, reply: str
+) -> None:
+    """After a party refused a case's step, bring the next step to another party forward."""
+    case_id, party = refused.case_id, refused.party
+    case = session.get(Case, case_id)
+    if case is None or case.state != CaseState.ACTIVE or case.round != refused.round:
+        return  # closed, or the content hopped: the refusal concerns a host it has left
+    done = case.steps_done
+    while (step := next_step(rt.policy, case.route or "", done)) is not None and step.to == party:
+        done += 1  # more mail to the desk that refused it would only be refused again
+    values: dict[str, Any]
+    if step is None and _moved_past(session, refused):
+        # A refusal arriving late (after retries): the workflow already went on to another
+        # party, whose answer the case is waiting for. Only the record changes.
+        values = {"steps_done": done}
+    elif step is not None:
+        values = {
+            "routed_at": now - dt.timedelta(seconds=step.after),
+            "due_at": now,
+            "steps_done": done,
+        }
+        record(
+            session,
+            case_id,
+            "escalated_after_refusal",
+            now,
+            step=step.index,
+            send=step.send,
+            to=step.to,
+            skipped=done - case.steps_done,
+        )
+    else:
+        values = {
+            "state": CaseState.NEEDS_ANALYST,
+            "last_error": f"notice refused: {reply}",
+            "due_at": now + dt.timedelta(seconds=rt.policy.retrace_every),
+            "steps_done": done,
+        }
+        record(session, case_id, "needs_analyst", now, reason=f"notice refused: {reply}")
+    session.execute(
+        update(Case).where(Case.id == case_id).values(version=Case.version + 1, **values)
+    )
