@@ -264,6 +264,7 @@ def world() -> World:
             "mixed.test": [("A", "10.0.0.5"), ("A", "127.0.0.1")],
             "intranet.test": [("A", "10.0.0.5")],
             "rebind.test": [("A", "127.0.0.2")],
+            "drip.test": [("A", "127.0.0.2")],
             "flaky.test": [("A", "127.0.0.1")],
         },
         dns_faults={"flaky.test": "servfail"},
@@ -608,6 +609,49 @@ def test_a_stalled_body_ends_at_the_deadline_not_a_read_timeout_later(
     assert (result.outcome, result.status, result.size) == ("unreachable", 200, 0)
     assert result.reason == "deadline exceeded (0.5s) after 0 body bytes"
     assert time.monotonic() - started < 1.5
+
+
+# -- threads sharing one fetcher (a worker's thread pool) -------------------------------------
+
+
+def test_a_dripping_host_does_not_hold_up_another_threads_fetch(
+    resolver: dns.resolver.Resolver, site: Site
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(handler: Handler) -> None:
+        """Send the headers and one byte of 1000, then nothing until the test releases it."""
+        headers_of(handler, 200, [("Content-Length", "1000")])
+        handler.wfile.write(b"d")
+        started.set()
+        release.wait(60)
+
+    site.routes["/fast"] = respond(200, b"fast")
+    held: list[FetchResult] = []
+    quick: list[FetchResult] = []
+    with (
+        serving(Site("127.0.0.2")) as dripping,
+        Fetcher(resolver, allow=LOOPBACK, deadline=60.0) as fetcher,
+    ):
+        dripping.routes["/hold"] = hold
+        holder = threading.Thread(
+            target=lambda: held.append(fetcher.fetch(url(dripping, "/hold", host="drip.test")))
+        )
+        holder.start()
+        assert started.wait(10), "the dripping host was never asked"
+        other = threading.Thread(target=lambda: quick.append(fetcher.fetch(url(site, "/fast"))))
+        other.start()
+        other.join(20)
+        answered, still_holding = list(quick), holder.is_alive()
+        release.set()
+        holder.join(20)
+        other.join(20)
+    assert still_holding, "the dripping fetch ended before the other one ran"
+    assert [(r.outcome, r.sha256, r.address) for r in answered] == [
+        ("present", sha256(b"fast"), "127.0.0.1")
+    ]
+    # The held fetch ends short of its length, and names its own connection, not the other's.
+    assert [(r.outcome, r.address, r.size) for r in held] == [("unreachable", "127.0.0.2", 1)]
 
 
 # -- network failures -----------------------------------------------------------------------

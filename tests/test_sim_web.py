@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from workflows.sim.proxy import SimProxy
-from workflows.sim.web import WebServer
+from workflows.sim.web import PLAIN_ANSWER, Handshake, WebServer
 from workflows.sim.world import World, site_key
 
 UK = "http://uploads.examplehost-uk.test/img/1.bin"
 DE = "http://share.berghost-de.test/img/1.bin"
 SLOW = "http://uploads.examplehost-uk.test/slow"
+ENDLESS = "http://uploads.examplehost-uk.test/endless"
+SECURE = "https://secure.examplehost-uk.test/img/1.bin"
 
 
 @pytest.fixture
@@ -25,7 +30,9 @@ def world() -> World:
     world = World()
     world.put_content(UK, seed=1)
     world.put_content(DE, seed=2)
-    world.put_content(SLOW, state="slow")
+    world.put_content(SLOW, state="slow", size=8)
+    world.put_content(ENDLESS, state="endless", size=1000)
+    world.put_content(SECURE)
     return world
 
 
@@ -109,6 +116,8 @@ def test_status_states(world: World, web: WebServer, http: httpx.Client, status:
     response = get(http, web, UK)
     assert response.status_code == status
     assert 0 < len(response.content) <= 16
+    # Seeded like every body, so a test can look for it where it must never be.
+    assert response.content == world.content(UK).body()  # type: ignore[union-attr]
 
 
 def test_redirect(world: World, web: WebServer, http: httpx.Client) -> None:
@@ -138,15 +147,26 @@ def test_request_without_host_is_400(web: WebServer) -> None:
     assert head.startswith(b"HTTP/1.0 400")
 
 
-def test_slow_site_drips_one_byte_at_a_time(web: WebServer) -> None:
+def test_slow_site_drips_one_byte_at_a_time(world: World, web: WebServer) -> None:
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: uploads.examplehost-uk.test\r\n\r\n")
         head, body = read_head_and_body(sock, 3)
     assert head.startswith(b"HTTP/1.0 200")
     assert b"Content-Length" not in head
-    assert len(body) == 3
+    assert body == world.content(SLOW).body()[:3]  # type: ignore[union-attr]
     assert time.monotonic() - started >= 0.35  # three bytes, 0.2 s apart
+
+
+def test_endless_site_streams_its_bytes_over_and_over(world: World, web: WebServer) -> None:
+    period = world.content(ENDLESS).body()  # type: ignore[union-attr]
+    with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+        sock.sendall(b"GET /endless HTTP/1.1\r\nHost: uploads.examplehost-uk.test\r\n\r\n")
+        head, body = read_head_and_body(sock, 300_000)  # 300 periods of its 1000 bytes
+    assert head.startswith(b"HTTP/1.0 200")
+    assert b"Content-Length" not in head
+    assert body[:300_000] == period * 300
+    assert world.fetches(ENDLESS) == [(ENDLESS, "127.0.0.1")]
 
 
 def test_fetch_log_names_every_request_and_its_client(world: World, web: WebServer) -> None:
@@ -190,6 +210,85 @@ def test_content_declarations_are_validated(world: World) -> None:
     with pytest.raises(KeyError):
         world.set_content_state("http://never.test/", "404")
     assert world.content("http://never.test/") is None
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """Return a self-signed certificate and key for secure.examplehost-uk.test (openssl)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    name = "secure.examplehost-uk.test"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def secure(world: World, certificate: tuple[Path, Path]) -> Iterator[WebServer]:
+    """Serve the world's https:// sites on 127.0.0.1 with the self-signed certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    with WebServer(world, tls=context) as server:
+        yield server
+
+
+def https_get(server: WebServer, url: str, verify: ssl.SSLContext | bool) -> httpx.Response:
+    """GET an https URL from SERVER, sending its host name in SNI and Host."""
+    parts = httpx.URL(url)
+    transport = httpx.HTTPTransport(verify=verify)
+    with httpx.Client(transport=transport, trust_env=False, timeout=5) as client:
+        target = f"https://{parts.host}:{server.port}{parts.raw_path.decode()}"
+        request = client.build_request("GET", target)
+        # Connect to the server's address, but name the site: SNI and the certificate check.
+        request.extensions["sni_hostname"] = parts.host
+        request.url = request.url.copy_with(host="127.0.0.1")
+        request.headers["Host"] = parts.host
+        return client.send(request)
+
+
+def test_tls_server_serves_https_sites_to_a_client_that_trusts_it(
+    world: World, secure: WebServer, certificate: tuple[Path, Path]
+) -> None:
+    trust = ssl.create_default_context(cafile=str(certificate[0]))
+    response = https_get(secure, SECURE, trust)
+    assert response.status_code == 200
+    assert response.content == world.content(SECURE).body()  # type: ignore[union-attr]
+    assert world.fetches(SECURE) == [(SECURE, "127.0.0.1")]
+    assert secure.handshakes == [Handshake("127.0.0.1", "ok")]
+
+
+def test_tls_server_records_a_handshake_the_client_refused(world: World, secure: WebServer) -> None:
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        https_get(secure, SECURE, True)
+    deadline = time.monotonic() + 5  # the server learns of the alert in its own thread
+    while not secure.handshakes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert secure.handshakes == [Handshake("127.0.0.1", "failed: TLSV1_ALERT_UNKNOWN_CA")]
+    assert world.fetches() == []  # no request ever reached the site
+
+
+def test_plain_server_answers_a_tls_hello_with_plain_http(world: World) -> None:
+    with WebServer(world, scheme="https") as plain:
+        with pytest.raises(httpx.ConnectError, match="WRONG_VERSION_NUMBER"):
+            https_get(plain, SECURE, True)
+        assert plain.handshakes == [Handshake("127.0.0.1", PLAIN_ANSWER)]
+        # A plain request on that port is served, as the https:// site it stands in for.
+        with socket.create_connection(("127.0.0.1", plain.port), timeout=5) as sock:
+            sock.sendall(b"GET /img/1.bin HTTP/1.1\r\nHost: secure.examplehost-uk.test\r\n\r\n")
+            head, _ = read_head_and_body(sock, 0)
+    assert head.startswith(b"HTTP/1.0 200")
+    assert world.fetches() == [(SECURE, "127.0.0.1")]
+
+
+def test_web_server_scheme_is_http_or_https(world: World) -> None:
+    with pytest.raises(ValueError, match="http or https"):
+        WebServer(world, scheme="ftp")
 
 
 # -- proxy ----------------------------------------------------------------------------------

@@ -23,12 +23,14 @@ from typing import Any
 
 import dns.resolver
 import httpcore
+import httpx
 
 from workflows.addresses import special_use
 from workflows.dns import resolve_host
 from workflows.errors import TakedownError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PROXY_PORTS = {"http": 80, "https": 443}
 SocketOption = Any  # httpcore's SOCKET_OPTION union; only passed through
 
 
@@ -120,7 +122,8 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     `trusted` is the operator's proxy (host, port): connections to it are not guarded,
     and the fetcher checks each URL's host itself before asking the proxy. The address
-    of the latest connection is kept in `last_address` (one fetch at a time).
+    of the latest connection is kept in `last_address`: one backend serves one fetch at a
+    time (each thread of a Fetcher has its own).
     """
 
     def __init__(
@@ -177,3 +180,33 @@ class GuardedBackend(httpcore.NetworkBackend):
     def sleep(self, seconds: float) -> None:
         """Sleep (httpcore uses it between connection retries)."""
         time.sleep(seconds)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport over an httpcore pool that connects only through the guard."""
+
+    def __init__(self, backend: GuardedBackend, context: ssl.SSLContext, proxy: str | None) -> None:
+        """Build the pool; HTTPTransport.__init__ is not called: it builds an unguarded one."""
+        # No keep-alive: every hop and every fetch connects afresh, so each one resolves
+        # and is checked again (a pooled connection would hide an NXDOMAIN or a move).
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=context, max_keepalive_connections=0, network_backend=backend
+            )
+        else:
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=proxy,
+                ssl_context=context,
+                max_keepalive_connections=0,
+                network_backend=backend,
+            )
+
+
+def proxy_origin(proxy: str | None) -> tuple[str, int] | None:
+    """Return the (host, port) httpcore will connect to for PROXY."""
+    if proxy is None:
+        return None
+    url = httpx.URL(proxy)
+    if url.scheme not in PROXY_PORTS or not url.host:
+        raise ValueError(f"the fetch proxy must be an http(s) URL, not {proxy!r}")
+    return url.raw_host.decode("ascii"), url.port or PROXY_PORTS[url.scheme]

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import dns.resolver
-import httpcore
 import httpx
 
 from workflows.dns import DNSFailure
@@ -43,8 +42,10 @@ from workflows.egress import (
     Deadline,
     EgressBlocked,
     GuardedBackend,
+    GuardedTransport,
     IPNetwork,
     permitted_addresses,
+    proxy_origin,
 )
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -71,31 +72,13 @@ class FetchResult:
     permanent_dns: bool = False  # gone because DNS says the name is permanently broken
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's own transport over an httpcore pool that connects only through the guard."""
+@dataclass(frozen=True)
+class _Lane:
+    """One thread's own client, so its deadline and last address are never another's."""
 
-    def __init__(
-        self, backend: GuardedBackend, verify: bool | ssl.SSLContext, proxy: str | None
-    ) -> None:
-        """Build the pool; HTTPTransport.__init__ is not called: it builds an unguarded one."""
-        context = (
-            verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify, trust_env=False)
-        )
-        # No keep-alive: every hop and every fetch connects afresh, so each one resolves
-        # and is checked again (a pooled connection would hide an NXDOMAIN or a move).
-        if proxy is None:
-            self._pool = httpcore.ConnectionPool(
-                ssl_context=context, max_keepalive_connections=0, network_backend=backend
-            )
-        else:
-            self._pool = httpcore.HTTPProxy(
-                proxy_url=proxy,
-                ssl_context=context,
-                max_keepalive_connections=0,
-                network_backend=backend,
-            )
+    deadline: Deadline
+    backend: GuardedBackend
+    client: httpx.Client
 
 
 @dataclass
@@ -104,6 +87,7 @@ class _Hop:
 
     url: str
     deadline: float
+    lane: _Lane
     redirects: list[str] = field(default_factory=list)
     address: str | None = None  # the address the current hop connected to
 
@@ -134,7 +118,11 @@ class _Hop:
 
 
 class Fetcher:
-    """Fetch URLs for re-checks; one fetch at a time per instance (a lock serialises them)."""
+    """Fetch URLs for re-checks; threads may share one, each fetching on a client of its own.
+
+    A worker's threads share one Fetcher: one lock for them all would let a host that
+    drips its body hold every other re-check of the process up to the deadline.
+    """
 
     def __init__(
         self,
@@ -161,29 +149,50 @@ class Fetcher:
         self.deadline = deadline
         self.connect_timeout = connect_timeout
         self._clock = clock
-        self._lock = threading.Lock()
-        self._deadline = Deadline(clock)
-        self._backend = GuardedBackend(resolver, self.allow, self._deadline, _origin_of(proxy))
-        self._client = httpx.Client(
-            transport=GuardedTransport(self._backend, verify, proxy),
-            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
-            follow_redirects=False,
-            trust_env=False,  # no proxy, certificate or netrc settings from the environment
+        self._user_agent = user_agent
+        self._origin = proxy_origin(proxy)
+        self._context = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify, trust_env=False)
         )
+        self._local = threading.local()
+        self._lanes: list[_Lane] = []
+        self._lanes_lock = threading.Lock()
 
     def fetch(self, url: str) -> FetchResult:
         """Fetch URL, following up to five redirects; never raise for network problems."""
-        with self._lock:
-            hop = _Hop(url, self._clock() + self.deadline)
-            self._deadline.at = hop.deadline
-            try:
-                return self._follow(hop)
-            finally:
-                self._deadline.at = float("inf")
+        lane = self._lane()
+        hop = _Hop(url, self._clock() + self.deadline, lane)
+        lane.deadline.at = hop.deadline
+        try:
+            return self._follow(hop)
+        finally:
+            lane.deadline.at = float("inf")
 
     def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
+        """Close every thread's HTTP client."""
+        with self._lanes_lock:
+            lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.client.close()
+
+    def _lane(self) -> _Lane:
+        """Return this thread's client, building it on the thread's first fetch."""
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is None:
+            deadline = Deadline(self._clock)
+            backend = GuardedBackend(self.resolver, self.allow, deadline, self._origin)
+            client = httpx.Client(
+                transport=GuardedTransport(backend, self._context, self.proxy),
+                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
+                follow_redirects=False,
+                trust_env=False,  # no proxy, certificate or netrc settings from the environment
+            )
+            lane = self._local.lane = _Lane(deadline, backend, client)
+            with self._lanes_lock:
+                self._lanes.append(lane)
+        return lane
 
     def __enter__(self) -> Fetcher:
         """Return self for a with-block."""
@@ -215,7 +224,7 @@ class Fetcher:
 
     def _guarded_hop(self, hop: _Hop) -> FetchResult | str:
         """Fetch one hop; return its result, or the next URL when it redirects."""
-        self._backend.last_address = hop.address = None
+        hop.lane.backend.last_address = hop.address = None
         try:
             url = httpx.URL(hop.url)
             if url.scheme not in DEFAULT_PORTS:
@@ -232,7 +241,7 @@ class Fetcher:
         except httpx.InvalidURL as error:
             return hop.result("unreachable", f"invalid URL: {error}")
         except httpx.TransportError as error:
-            hop.address = self._backend.last_address
+            hop.address = hop.lane.backend.last_address
             return hop.result("unreachable", self._describe(error, hop.deadline))
 
     def _request(self, hop: _Hop, url: httpx.URL) -> FetchResult | str:
@@ -240,12 +249,13 @@ class Fetcher:
         left = hop.deadline - self._clock()
         if left <= 0:
             return hop.result("unreachable", f"deadline exceeded ({self.deadline:g}s)")
-        self._client.cookies.clear()  # no cookies kept, not even from an earlier hop
+        client = hop.lane.client
+        client.cookies.clear()  # no cookies kept, not even from an earlier hop
         timeout = httpx.Timeout(left, connect=min(self.connect_timeout, left))
-        request = self._client.build_request("GET", url, timeout=timeout)
-        response = self._client.send(request, stream=True)
+        request = client.build_request("GET", url, timeout=timeout)
+        response = client.send(request, stream=True)
         try:
-            hop.address = self._backend.last_address
+            hop.address = hop.lane.backend.last_address
             status, location = response.status_code, response.headers.get("location")
             if status in REDIRECTS and location:
                 return str(url.join(location))
@@ -293,13 +303,3 @@ class Fetcher:
         if isinstance(error, httpx.ProxyError):
             return f"proxy: {error}"
         return f"{type(error).__name__}: {error}"
-
-
-def _origin_of(proxy: str | None) -> tuple[str, int] | None:
-    """Return the (host, port) httpcore will connect to for PROXY."""
-    if proxy is None:
-        return None
-    url = httpx.URL(proxy)
-    if url.scheme not in DEFAULT_PORTS or not url.host:
-        raise ValueError(f"the fetch proxy must be an http(s) URL, not {proxy!r}")
-    return url.raw_host.decode("ascii"), url.port or DEFAULT_PORTS[url.scheme]

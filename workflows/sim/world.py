@@ -13,7 +13,7 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -21,7 +21,9 @@ Record = tuple[str, str]
 
 RTYPES = frozenset({"A", "AAAA", "CNAME", "TXT", "MX", "NS"})
 DNS_FAULTS = frozenset({"servfail", "timeout", "refused", "truncate"})
-RDAP_FAULTS = frozenset({"404", "429", "500", "malformed"})
+# entity_loop: the answer's entities loop (the org contains itself, and the contact entity
+# and the org contain each other), serialised as deep as a server without a guard goes.
+RDAP_FAULTS = frozenset({"404", "429", "500", "malformed", "entity_loop"})
 STYLES = frozenset({"arin", "ripe", "none"})
 REGISTRIES = frozenset({"arin", "ripencc", "apnic", "lacnic", "afrinic"})
 # Team Cymru prints an allocation date; one fixed date keeps answers reproducible.
@@ -29,7 +31,8 @@ CYMRU_DATE = "2014-03-28"
 CYMRU_V4 = ".origin.asn.cymru.com"
 CYMRU_V6 = ".origin6.asn.cymru.com"
 CYMRU_AS = ".asn.cymru.com"
-CONTENT_STATES = frozenset({"present", "404", "410", "451", "changed", "500", "slow"})
+# slow: the body drips a byte at a time and never ends; endless: it streams fast, forever.
+CONTENT_STATES = frozenset({"present", "404", "410", "451", "changed", "500", "slow", "endless"})
 REDIRECT = "redirect:"
 DEFAULT_SIZE = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -125,6 +128,7 @@ class Site:
     size: int = DEFAULT_SIZE
     seed: int = 0
     changes: int = 0  # times set to "changed": each change serves bytes never served before
+    ERROR_SIZE: ClassVar[int] = 16  # the body of an error status: a few bytes of its own
 
     @property
     def redirect_to(self) -> str | None:
@@ -132,7 +136,13 @@ class Site:
         return self.state.removeprefix(REDIRECT) if self.state.startswith(REDIRECT) else None
 
     def body(self) -> bytes:
-        """Return the bytes served: the seed's own, or fresh ones after each change."""
+        """Return the bytes served; slow and endless serve them over and over, forever.
+
+        The seed's own bytes; fresh ones after each change; for an error status a few
+        bytes of its own. All are seeded, so a test can look for every byte ever served.
+        """
+        if self.state.isdigit():  # "404", "500"...: the states that are a status
+            return random.Random(f"{self.seed}/{self.state}").randbytes(self.ERROR_SIZE)
         key = f"{self.seed}/changed/{self.changes}" if self.state == "changed" else str(self.seed)
         return random.Random(key).randbytes(self.size)
 
