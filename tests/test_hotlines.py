@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import tomlish
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -418,8 +420,51 @@ def test_any_text_loads_or_raises_config_error(
         assert hotline.email is None or email_problem(hotline.email) is None
 
 
-def test_a_number_too_long_for_python_is_a_config_error(tmp_path: Path) -> None:
+def test_a_number_too_long_for_python_is_a_config_error_naming_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "hotlines.toml"
     bad.write_text("[hotline.US]\nname = " + "9" * 5000 + "\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"hotlines\.toml"):
+    with pytest.raises(ConfigError, match=r"hotlines\.toml:2: TOML syntax: a number has more"):
         load_hotlines(bad)
+
+
+def test_tables_nested_too_deeply_are_a_config_error_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "hotlines.toml"
+    bad.write_text(GOOD + "note = " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hotlines\.toml:3: TOML syntax: .*nested too deeply"):
+        load_hotlines(bad)
+
+
+HOTLINE_NAMES = ("hotline", "GB", "US", "FR", "name", "email", "website", "note")
+HOTLINE_SHAPE: tomlish.Schema = tomlish.Whole(
+    {
+        "hotline": tomlish.Each(
+            st.one_of(st.sampled_from(["GB", "US", "FR", "DE"]), COUNTRIES),
+            {
+                "name": VALUES,
+                "email": st.sampled_from(
+                    ["referrals@iwf.example", "", "a@b", "a@b.org\r\nBcc: c@d.org"]
+                ),
+                "website": st.sampled_from(["https://www.iwf.org.uk/", "javascript:x", ""]),
+                "note": st.text(max_size=30),
+            },
+        )
+    }
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(text=st.one_of(TEXT, tomlish.documents(HOTLINE_NAMES, HOTLINE_SHAPE)))
+def test_any_text_or_toml_structure_loads_or_names_file_and_line(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = write(tmp_path_factory.mktemp("fuzz"), text)
+    try:
+        directory = load_hotlines(path)
+    except ConfigError as error:
+        assert re.match(rf"{re.escape(str(path))}:[1-9][0-9]*: \S", str(error)), str(error)
+        assert "\n" not in str(error) and "\r" not in str(error)
+        return
+    for hotline in directory:
+        assert hotline.name.strip() and hotline.name.isprintable()
+        assert hotline.email is None or email_problem(hotline.email) is None
+        assert hotline.website is None or url_problem(hotline.website) is None

@@ -5,16 +5,22 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomlish
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows.errors import ConfigError
 from workflows.policy import (
     KEYS,
+    RECIPIENTS,
+    ROUTES,
+    SENDS,
+    STEP_KEYS,
     Policy,
     Step,
     load_demo_policy,
@@ -318,8 +324,38 @@ def test_unreadable_policy_names_the_file(tmp_path: Path, content: bytes, proble
 
 
 def test_parse_policy_refuses_a_number_with_too_many_digits() -> None:
-    with pytest.raises(ConfigError, match=r"^p\.toml: TOML syntax: a number has more than"):
+    with pytest.raises(ConfigError, match=r"^p\.toml:1: TOML syntax: a number has more than"):
         parse_policy(f"max_notice_urls = {'1' * 5000}\n", "p.toml")
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "problem"),
+    [
+        pytest.param(
+            'sweep_every = "1s"\nx = ' + "[" * 3000 + "]" * 3000 + "\n",
+            2,
+            "nested too deeply",
+            id="deep-arrays",
+        ),
+        pytest.param(
+            "# a\n\nx = " + "{ a = " * 3000 + "1" + " }" * 3000 + "\n",
+            3,
+            "nested too deeply",
+            id="deep-inline-tables",
+        ),
+        pytest.param(
+            'sweep_every = "1s"\n\nmax_notice_urls = ' + "1_" * 4400 + "1\n",
+            3,
+            "more than 4300 digits",
+            id="digits-with-underscores",
+        ),
+    ],
+)
+def test_a_file_python_cannot_parse_names_its_line(content: str, line: int, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(content, "p.toml")
+    assert str(caught.value).startswith(f"p.toml:{line}: TOML syntax: "), str(caught.value)
+    assert problem in str(caught.value)
 
 
 def test_missing_policy_file_names_the_file(tmp_path: Path) -> None:
@@ -645,3 +681,39 @@ def test_any_text_gives_a_policy_or_a_config_error(text: str) -> None:
         assert workflow[0].send != "chaser"
         assert next_step(loaded, route, len(workflow)) is None
     assert 0 < trace_retry_delay(loaded, 3, lambda: 0.5) <= loaded.trace_retry_max
+
+
+POLICY_NAMES = (*KEYS, *ROUTES, "steps", *STEP_KEYS, *SENDS, *RECIPIENTS, "checks", "spacing")
+SOME_DURATION = st.sampled_from(["0s", "1s", "500ms", "30s", "15m", "24h", "3d", "-1h", "1 d"])
+STEP_SHAPE = {
+    "after": SOME_DURATION,
+    "send": st.sampled_from(SENDS),
+    "to": st.sampled_from(RECIPIENTS),
+}
+POLICY_SHAPE: tomlish.Schema = {
+    **dict.fromkeys(
+        ("sweep_every", "recheck_every", "notice_window", "retrace_every"), SOME_DURATION
+    ),
+    "max_notice_urls": st.integers(-1, 1000),
+    "confirm_gone": {"checks": st.integers(-1, 5), "spacing": SOME_DURATION},
+    "trace_retry": {"first": SOME_DURATION, "max": SOME_DURATION},
+    "workflow": tomlish.Whole({route: {"steps": [STEP_SHAPE]} for route in ROUTES}),
+}
+STRUCTURES = st.one_of(
+    tomlish.documents(POLICY_NAMES, POLICY_SHAPE),
+    # The knobs are checked first: without them, the workflows' steps get fuzzed more.
+    tomlish.documents(POLICY_NAMES, tomlish.Whole({"workflow": POLICY_SHAPE["workflow"]})),
+)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(text=st.one_of(TEXT, STRUCTURES))
+def test_any_text_or_toml_structure_loads_or_names_file_and_line(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = write(tmp_path_factory.mktemp("fuzz"), text)
+    try:
+        load_policy(path)
+    except ConfigError as error:
+        assert re.match(rf"{re.escape(str(path))}:[1-9][0-9]*: \S", str(error)), str(error)
+        assert "\n" not in str(error) and "\r" not in str(error)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,34 @@ def render_notice(request: NoticeRequest, env: jinja2.Environment) -> RenderedNo
     _check_request(request)
     context = notice_context(request)
     subject = one_line(_render(env, request, "subject.txt", context))
-    return RenderedNotice(
-        subject=subject,
-        text=_tidy(_render(env, request, "txt", context)),
-        html=_render(env, request, "html", context),
-    )
+    html = _render(env, request, "html", context)
+    _check_unlinked(request, html)
+    return RenderedNotice(subject, _tidy(_render(env, request, "txt", context)), html)
+
+
+class _Attributes(HTMLParser):
+    """Collect the attribute values of an HTML document, entities decoded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.values: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.values += [value.lower() for _, value in attrs if value]
+
+
+def _check_unlinked(request: NoticeRequest, html: str) -> None:
+    """Refuse HTML (an operator's template) that puts a reported host in a link or image."""
+    # A link invites a click on abuse material; an <img src> makes mail clients fetch it.
+    found = _Attributes()
+    found.feed(html)
+    found.close()
+    hosts = {item.host.lower() for item in request.items}
+    if any(host in value for value in found.values for host in hosts):
+        raise ConfigError(
+            f"notice template {request.language}/{request.kind}.html: a reported URL is in "
+            "a link or attribute (href, src, ...): show URLs as text only"
+        )
 
 
 def notice_context(request: NoticeRequest) -> dict[str, Any]:

@@ -82,10 +82,33 @@ def parse_toml(path: Path, text: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_message(path, text, str(exc))) from exc
     except RecursionError as exc:
-        raise ConfigError(f"{path}: TOML syntax: arrays or tables nested too deeply") from exc
+        line = _deepest_line(text)
+        raise ConfigError(
+            f"{path}:{line}: TOML syntax: arrays or tables nested too deeply"
+        ) from exc
     except ValueError as exc:
         # Not TOMLDecodeError: int() refuses over 4300 digits (CVE-2020-10735).
-        raise ConfigError(f"{path}: TOML syntax: a number has more than 4300 digits") from exc
+        found = re.search(r"[0-9](?:_?[0-9]){4300}", text)
+        line = text.count("\n", 0, found.start()) + 1 if found else 1
+        raise ConfigError(
+            f"{path}:{line}: TOML syntax: a number has more than 4300 digits"
+        ) from exc
+
+
+def _deepest_line(text: str) -> int:
+    """Return the line where [ and { nest deepest (brackets in strings count too: a hint)."""
+    depth = deepest = 0
+    line = found = 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, found = depth, line
+        elif char in "]}":
+            depth -= 1
+    return found
 
 
 def _syntax_message(path: Path, text: str, message: str) -> str:
