@@ -25,7 +25,16 @@ from workflows.store import (
 from workflows.urls import NormalizedURL, normalize_url
 from workflows.views import case_detail, case_objects
 
-MAX_FIELD = 200
+# The case columns' sizes: the same limits for the CLI and the API.
+FIELD_LIMITS = {"ref": 200, "category": 64, "analyst": 120}
+
+
+class FieldError(InputError):
+    """Bad input at a named place (an argument, a file line, an API field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 def read_urls(args: Sequence[str], file: str | None) -> list[NormalizedURL]:
@@ -37,30 +46,37 @@ def read_urls(args: Sequence[str], file: str | None) -> list[NormalizedURL]:
         ]
     if not lines:
         raise InputError("no URL given: pass URLs or --file PATH (- for stdin)")
+    return normalize_lines(lines)
+
+
+def normalize_lines(lines: Sequence[tuple[str, str]]) -> list[NormalizedURL]:
+    """Normalise (where, URL) pairs; the first bad one refuses them all, naming where it was."""
     urls = []
     for where, text in lines:
         try:
             urls.append(normalize_url(text))
         except URLError as error:
-            raise URLError(f"{where}: {error.message}") from None
+            raise FieldError(where, error.message) from None
     return urls
 
 
 def _file_lines(file: str) -> Iterable[tuple[int, str]]:
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read {file}: {error}") from None
+    except (OSError, ValueError) as error:  # ValueError: undecodable, or a NUL in the path
+        raise InputError(f"cannot read {file!r}: {error}".replace("\n", " ")) from None
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
             yield number, line
 
 
-def _field(name: str, value: str | None) -> str | None:
+def check_field(name: str, value: str | None, label: str | None = None) -> str | None:
+    """Return VALUE if it fits field NAME (length, no control characters); else refuse it."""
+    limit = FIELD_LIMITS[name]
     if value is None:
         return None
-    if len(value) > MAX_FIELD or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InputError(f"--{name}: at most {MAX_FIELD} characters, no control characters")
+    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise FieldError(label or name, f"at most {limit} characters, no control characters")
     return value
 
 
@@ -83,7 +99,8 @@ def report_command(
     """Open or join a case per URL and return at once; a worker does the rest."""
     normalized = read_urls(urls, file)
     fields = {
-        k: _field(k, v) for k, v in (("ref", ref), ("category", category), ("analyst", analyst))
+        k: check_field(k, v, f"--{k}")
+        for k, v in (("ref", ref), ("category", category), ("analyst", analyst))
     }
     sessions = open_store(settings)
     with transaction(sessions) as session:

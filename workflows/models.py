@@ -43,11 +43,20 @@ class CaseState(StrEnum):
     WAITING = "waiting"  # the trace failed for a transient reason; retried with backoff
     NEEDS_ANALYST = "needs_analyst"  # no route (special-use, no contact, NXDOMAIN); re-traced
     ACTIVE = "active"  # routed: notices go out and the URL is re-checked
+    HELD = "held"  # paused by a supervisor; due_at is the hold's end, held_from the state after
     REMOVED = "removed"  # terminal: removal confirmed by consecutive checks
     CLOSED = "closed"  # terminal: closed by an analyst
 
 
-OPEN_STATES = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST, CaseState.ACTIVE)
+OPEN_STATES = (
+    CaseState.NEW,
+    CaseState.WAITING,
+    CaseState.NEEDS_ANALYST,
+    CaseState.ACTIVE,
+    CaseState.HELD,
+)
+# The open states the sweep may hand to a worker: a held case waits for its hold to end.
+WORKABLE_STATES = tuple(state for state in OPEN_STATES if state != CaseState.HELD)
 TERMINAL_STATES = (CaseState.REMOVED, CaseState.CLOSED)
 
 
@@ -107,6 +116,8 @@ class Case(Base):
     last_gone_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     purged_at: Mapped[dt.datetime | None]  # URL, trace and texts erased (data retention)
+    held_from: Mapped[str | None] = mapped_column(String(20))  # the state a hold returns to
+    held_at: Mapped[dt.datetime | None]  # when the hold began: the workflow clock pauses
     version: Mapped[int] = mapped_column(default=0)  # compare-and-set guard
 
 
@@ -186,3 +197,35 @@ class Check(Base):
 
 
 Index("ix_notice_items_unbatched", NoticeItem.recipients, NoticeItem.kind, NoticeItem.notice_id)
+
+
+class Role(StrEnum):
+    """What a user may do: analysts report, view, note and re-check; supervisors do it all."""
+
+    ANALYST = "analyst"
+    SUPERVISOR = "supervisor"
+
+
+class User(Base):
+    """A person at the desk (or a program with an API token)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(Text)  # Argon2id (PHC string); None: no login
+    created_at: Mapped[dt.datetime]
+
+
+class Token(Base):
+    """An API token or a web session: only the secret's SHA-256 is stored, never the secret."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # api | session
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime | None]  # None: valid until revoked (API tokens)

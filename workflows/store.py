@@ -7,6 +7,7 @@ lease (`claimed_until`), so two workers or two sweeps never act on the same case
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.errors import ConfigError
-from workflows.models import OPEN_STATES, Case, CaseState, Event, Notice, NoticeStatus
+from workflows.models import WORKABLE_STATES, Case, CaseState, Event, Notice, NoticeStatus
 from workflows.urls import NormalizedURL
 
 SYSTEM = "takedown"
@@ -71,12 +72,25 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (safe to call from several processes)."""
     config = Config()
     config.set_main_option("script_location", "workflows:migrations")
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Two workers starting together must not both create the tables.
             connection.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Hold a lock file beside a SQLite database: SQLite has no advisory lock to migrate under
+    (two processes starting on a fresh file would both create the tables)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -189,7 +203,7 @@ def claim_due(
     free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
     candidates = (
         select(Case.id)
-        .where(Case.state.in_(OPEN_STATES), Case.due_at <= now, free)
+        .where(Case.state.in_(WORKABLE_STATES), Case.due_at <= now, free)
         .order_by(Case.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway

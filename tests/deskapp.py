@@ -1,0 +1,120 @@
+"""The web desk in-process for tests: the app on SQLite in a tmp home, users, a hand clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.exceptions import StarletteDeprecationWarning
+
+from workflows import accounts
+from workflows.config import load_settings
+from workflows.models import Case, Event, NoticeItem, Token, User
+from workflows.web.app import create_app
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2, which is not packaged yet; httpx works the same here.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+PASSWORD = "correct horse battery staple"
+
+
+class Clock:
+    """A clock the test moves by hand, from the real time (the CLI stamps with it)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+class Desk:
+    """A running app, its client, a supervisor and an analyst with API tokens."""
+
+    def __init__(self, home: Path, client: TestClient, clock: Clock) -> None:
+        self.home, self.client, self.clock = home, client, clock
+        self.sessions = client.app.state.sessions  # type: ignore[attr-defined]
+        self.supervisor = self.add_user("sue", "supervisor", PASSWORD)
+        self.analyst = self.add_user("al", "analyst")
+
+    def add_user(self, name: str, role: str, password: str | None = None) -> dict[str, str]:
+        """Create a user with a token; return the Authorization header."""
+        with self.sessions() as session:
+            user = accounts.create_user(session, name, role, password, now=self.clock())
+            token = accounts.issue_token(session, user, now=self.clock())
+            session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    def report(self, *urls: str, **fields: Any) -> list[dict[str, Any]]:
+        """Report URLs through the API as the analyst."""
+        answer = self.client.post(
+            "/api/cases", json={"urls": list(urls), **fields}, headers=self.analyst
+        )
+        assert answer.status_code == 201, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        return found
+
+    def sign_in(self, name: str = "sue") -> str:
+        """Start a web session for NAME as the login page would; return its CSRF token."""
+        with self.sessions() as session:
+            user = accounts.find_user(session, name)
+            assert user is not None
+            secret, csrf = accounts.create_session(session, user, now=self.clock())
+            session.commit()
+        self.client.cookies.set("takedown_session", secret)
+        return csrf
+
+    def events(self, case_id: int) -> list[tuple[str, str]]:
+        """Return (kind, actor) of each event of a case, in order."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Event.kind, Event.actor).where(Event.case_id == case_id).order_by(Event.id)
+            )
+            return [(kind, actor) for kind, actor in rows]
+
+    def case(self, case_id: int) -> Case:
+        """Return the stored case."""
+        with self.sessions() as session:
+            case = session.get(Case, case_id)
+            assert case is not None
+            return case
+
+    def snapshot(self) -> list[Any]:
+        """Return everything an API call could change, to compare before and after."""
+        with self.sessions() as session:
+            return [
+                [_row(c) for c in session.scalars(select(Case).order_by(Case.id))],
+                [_row(e) for e in session.scalars(select(Event).order_by(Event.id))],
+                [_row(i) for i in session.scalars(select(NoticeItem).order_by(NoticeItem.id))],
+                [_row(u) for u in session.scalars(select(User).order_by(User.id))],
+                [_row(t) for t in session.scalars(select(Token).order_by(Token.id))],
+            ]
+
+
+def _row(obj: Any) -> tuple[Any, ...]:
+    return tuple(getattr(obj, c.key) for c in obj.__table__.columns)
+
+
+@contextmanager
+def running_desk(home: Path) -> Iterator[Desk]:
+    """Run the app on SQLite under HOME with a hand clock."""
+    clock = Clock()
+    app = create_app(load_settings({"TAKEDOWN_HOME": str(home)}), clock=clock)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Desk(home, client, clock)
+
+
+def count(session: Session, model: Any) -> int:
+    """Return how many rows MODEL's table holds."""
+    return len(session.scalars(select(model)).all())

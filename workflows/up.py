@@ -1,0 +1,263 @@
+"""`takedown up`: the worker (with the sweep) and the web desk in one command.
+
+The worker runs as a `takedown worker --pool threads` subprocess on the same TAKEDOWN_HOME,
+so it shares the database and the embedded Redis; the web server runs in this process.
+With --demo the simulated internet of `takedown demo` runs in a child process that moves
+into a network namespace of its own (or serves the sites through a local proxy where it
+may not, exactly as `takedown demo` does) and starts the worker there; the web server
+stays in the caller's network, so the browser on this machine can reach it.
+
+Ctrl-C or SIGTERM stops the web server, then the worker (a warm shutdown, which stops the
+embedded Redis it started), then the simulated internet; a demo's home is removed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from workflows import demo_world
+from workflows.accounts import create_user
+from workflows.broker import stop_orphaned
+from workflows.config import Settings, load_settings
+from workflows.errors import ConfigError, InputError
+from workflows.mailer import parse_smtp_url
+from workflows.models import User
+from workflows.policy import load_policy
+from workflows.store import database_url, make_engine, migrate, session_factory, transaction
+
+FIRST_USER = "admin"
+DEMO_SHOWN = 10  # demo URLs printed to paste: 8 hosted ones and the 2 that need an analyst
+DEMO_CONTENT = 200  # demo URLs whose content the simulated sites serve
+STOP_WAIT = 30.0  # seconds a child may take to stop before it is killed
+PR_SET_PDEATHSIG = 1
+
+
+def run_up(settings: Settings, *, port: int, demo: bool) -> int:
+    """Run the desk until Ctrl-C or SIGTERM; return the exit code."""
+    check_port(port)
+    if not demo:
+        check_worker_settings(settings)
+    code = 0
+    with ExitStack() as running, demo_world.sigterm_interrupts():
+        try:
+            # The database is migrated before any worker starts: two processes creating the
+            # tables of a fresh SQLite file at once would collide.
+            if demo:
+                settings = start_demo(running)  # its process migrates, then starts the worker
+                first = first_supervisor(settings)
+            else:
+                first = first_supervisor(settings)
+                start_worker(running, dict(os.environ), settings.home)
+            code = serve(settings, port, demo, first)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stopping.set()  # the children exit now because we stop them: no alarm
+            _hold_signals()
+            what = "the worker and the demo world" if demo else "the worker"
+            _say(f"takedown up: stopping {what} (a few seconds)")
+    return 1 if _died else code
+
+
+def _hold_signals() -> None:
+    """Let the clean-up finish: a second Ctrl-C must not leave a worker or a Redis behind."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def check_port(port: int) -> None:
+    """Refuse a port this machine's 127.0.0.1 cannot listen on, before starting anything."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as error:
+        reason = "in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise InputError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({reason})") from None
+    finally:
+        probe.close()
+
+
+def check_worker_settings(settings: Settings) -> None:
+    """Refuse the configuration the worker would refuse, before anything starts."""
+    if settings.sender is None:
+        raise ConfigError(
+            "TAKEDOWN_SENDER: required: the From address of every notice "
+            "(or try `takedown up --demo`)"
+        )
+    parse_smtp_url(settings.smtp_url, password=settings.smtp_password)
+    load_policy(settings.policy)
+
+
+def _no_orphans() -> None:
+    """In the child, before exec: die with the parent (Linux), so a kill -9 leaves nothing."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
+    """Start COMMAND in a session of its own (Ctrl-C reaches only us; we stop it in order)."""
+    return subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_no_orphans, **options
+    )
+
+
+def start_worker(running: ExitStack, env: dict[str, str], home: Path) -> None:
+    """Start `takedown worker` (it runs the sweep too), logging to HOME/worker.log."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = running.enter_context((home / "worker.log").open("ab"))
+    command = [*demo_world.takedown_command(), "worker", "--pool", "threads"]
+    worker = _spawn(command, env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    running.callback(_stop, worker, lambda: stop_orphaned(home))
+    _say(f"takedown up: worker started (pid {worker.pid}), its log: {home / 'worker.log'}")
+    _watch(worker, "the worker")
+
+
+def start_demo(running: ExitStack) -> Settings:
+    """Start the demo world (and its worker) in a child process; return its settings."""
+    home = Path(running.enter_context(
+        tempfile.TemporaryDirectory(prefix="takedown-up-demo-", ignore_cleanup_errors=True)
+    ))  # fmt: skip
+    command = [sys.executable, "-m", "workflows.up", str(home)]
+    world = _spawn(command, dict(os.environ), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    running.callback(_stop, world, lambda: stop_orphaned(home))
+    assert world.stdout is not None
+    line = world.stdout.readline()  # the child says "ready" once its servers and worker run
+    if not line:
+        raise InputError(f"the demo world did not start (exit {world.wait()})")
+    ready = json.loads(line)
+    _say(f"takedown up --demo: simulated internet ready; network: {ready['network']}")
+    _say(f"takedown up --demo: demo home {home} (removed when you stop)")
+    _watch(world, "the demo world")
+    return load_settings(ready["env"])
+
+
+def _stop(child: subprocess.Popen[bytes], then: Callable[[], None]) -> None:
+    """Stop CHILD (EOF on its stdin, else SIGTERM), kill it if it hangs, then run THEN."""
+    if child.stdin is not None:
+        child.stdin.close()  # the demo world's signal to stop its worker and servers
+    elif child.poll() is None:
+        child.send_signal(signal.SIGTERM)  # the worker's warm shutdown
+    try:
+        child.wait(timeout=STOP_WAIT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
+    then()
+
+
+def _watch(child: subprocess.Popen[bytes], name: str) -> None:
+    """Stop `up` (as Ctrl-C would) if CHILD exits on its own."""
+
+    def wait() -> None:
+        code = child.wait()
+        if not _stopping.is_set():
+            _died.append(name)
+            _say(f"takedown up: {name} exited (code {code}); stopping")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name=f"watch-{child.pid}", daemon=True).start()
+
+
+_stopping = threading.Event()
+_died: list[str] = []
+
+
+def first_supervisor(settings: Settings) -> tuple[str, str] | None:
+    """Create a supervisor with a random password if there is no user yet; return both."""
+    engine = make_engine(database_url(settings.database_url, settings.home))
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                return None
+            password = secrets.token_urlsafe(15)  # 20 characters, about 120 bits
+            create_user(session, FIRST_USER, "supervisor", password)
+            return FIRST_USER, password
+    finally:
+        engine.dispose()
+
+
+def serve(settings: Settings, port: int, demo: bool, first: tuple[str, str] | None) -> int:
+    """Print where the desk is (and how to sign in as FIRST), then serve it until stopped."""
+    import uvicorn
+
+    from workflows.web.app import create_app
+
+    app = create_app(settings)
+    _say(f"takedown up: the desk is at http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
+    if first is not None:
+        _say(f"takedown up: first supervisor: {first[0]}  password: {first[1]}")
+        _say("takedown up: the password is shown only now: keep it; `takedown user add` adds more")
+    if demo:
+        _say("takedown up --demo: paste these on the Report page and watch them go to removed:")
+        for url in demo_world.demo_urls(DEMO_SHOWN):
+            _say(f"  {url}")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server.run()
+    return 0 if server.started else 1
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def world_main(home: Path) -> int:
+    """The demo world's process: isolate, serve the world, run the worker, wait for the end."""
+    world = demo_world.build_world()
+    isolated = demo_world.isolate(demo_world.public_addresses(world))  # before any thread
+    for url in demo_world.demo_urls(DEMO_CONTENT):
+        world.put_content(url)
+    network = (
+        "own network namespace, the sites on their public-looking addresses" if isolated
+        else "this machine's; the sites answer through a proxy on 127.0.0.1"
+    )  # fmt: skip
+    with ExitStack() as running:
+        try:
+            with demo_world.sigterm_interrupts():
+                env = demo_world.serve_world(running, world, home, isolated)
+                engine = make_engine(database_url(None, home))
+                migrate(engine)  # before the worker, which would otherwise race `up` to it
+                engine.dispose()
+                worker = demo_world.start_worker(running, env, home)
+                threading.Thread(target=_end_with, args=(worker, home), daemon=True).start()
+                print(json.dumps({"env": env, "network": network}), flush=True)
+                sys.stdin.read()  # until `up` closes the pipe (or dies: PDEATHSIG)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stopping.set()
+            _hold_signals()  # stopping the worker must not be cut short
+    return 0
+
+
+def _end_with(worker: subprocess.Popen[bytes], home: Path) -> None:
+    """Stop the demo world when its worker exits on its own: `up` then stops too."""
+    code = worker.wait()
+    if not _stopping.is_set():
+        print(
+            f"takedown up --demo: the worker exited (code {code}); its log ends:", file=sys.stderr
+        )
+        print(demo_world.log_tail(home / "worker.log"), file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(world_main(Path(sys.argv[1])))

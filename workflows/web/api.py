@@ -1,0 +1,215 @@
+"""The HTTP API under /api: cases and the actions on them (users and stats: api_admin.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workflows import actions
+from workflows.accounts import NotFound
+from workflows.cases_cli import check_field, normalize_lines
+from workflows.models import Case
+from workflows.store import report
+from workflows.views import case_detail, case_objects
+from workflows.web import api_admin, csv_upload
+from workflows.web.auth import DB, CurrentUser, Now, Supervisor
+from workflows.web.filters import CaseFilters, case_filters
+from workflows.web.schemas import (
+    CaseDetail,
+    CaseOut,
+    ErrorBody,
+    HoldIn,
+    NoteIn,
+    ReasonIn,
+    ReportedCase,
+    ReportIn,
+)
+
+DESCRIPTION = """\
+Report URLs, follow their cases, and act on them.
+
+**Authentication**: `Authorization: Bearer <token>` (a token from `takedown user add` or
+`POST /api/users/{name}/tokens`), or the web desk's session cookie, in which case every
+POST must carry the session's CSRF token in the `X-CSRF-Token` header.
+
+**Roles**: `analyst` reports, views, adds notes and asks for re-checks; `supervisor` may
+also close, reopen and hold cases and manage users.
+
+**Errors** are JSON `{"error": "…", "field": "…"}`: 401 unauthenticated, 403 wrong role
+or missing CSRF token, 404 unknown case or user, 409 the case's state does not allow it,
+422 bad input (the field is named). Times are ISO 8601 UTC.
+"""
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid API token or session"},
+    403: {"model": ErrorBody, "description": "Wrong role, or a cookie POST without CSRF token"},
+    404: {"model": ErrorBody, "description": "No such case or user"},
+    409: {"model": ErrorBody, "description": "The case's state does not allow this"},
+    422: {"model": ErrorBody, "description": "Bad input: `field` names it"},
+}
+MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
+CSVFile = Annotated[UploadFile, File(description="UTF-8 CSV; header row: url, reference, category")]
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's id")]
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+cases = APIRouter(tags=["cases"])
+
+
+def objects(session: Session, found: Sequence[Case]) -> list[dict[str, Any]]:
+    """Return the case objects of FOUND (views.py, shared with the CLI), held_from added."""
+    shown = case_objects(session, found)
+    for obj, case in zip(shown, found, strict=True):
+        obj["held_from"] = case.held_from
+    return shown
+
+
+def reported(session: Session, pairs: Sequence[tuple[int, bool]]) -> list[dict[str, Any]]:
+    """Return the case objects of reported (case id, joined) pairs, in their order."""
+    found = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(dict(pairs))))}
+    shown = objects(session, [found[case_id] for case_id, _ in pairs])
+    return [{**obj, "joined": joined} for obj, (_, joined) in zip(shown, pairs, strict=True)]
+
+
+@cases.post(
+    "/cases",
+    status_code=201,
+    response_model=list[ReportedCase],
+    summary="Report URLs: open a case per URL, or join its open case",
+)
+def report_cases(body: ReportIn, user: CurrentUser, session: DB, now: Now) -> Any:
+    """Normalise every URL (the first bad one refuses them all) and open or join cases."""
+    urls = normalize_lines([(f"urls[{i}]", url) for i, url in enumerate(body.urls)])
+    ref, category = check_field("ref", body.ref), check_field("category", body.category)
+    done = report(session, urls, reference=ref, category=category, analyst=user.name, now=now)
+    session.commit()
+    return reported(session, [(r.id, r.joined) for r in done])
+
+
+@cases.post(
+    "/cases/csv",
+    status_code=201,
+    response_model=list[ReportedCase],
+    summary="Report URLs from a CSV file (columns url, reference, category)",
+)
+def report_csv(file: CSVFile, user: CurrentUser, session: DB, now: Now) -> Any:
+    """Report every row; a bad row refuses the whole file, naming the row."""
+    rows = csv_upload.read_rows(file.file.read(csv_upload.MAX_BYTES + 1))
+    done = []
+    for row in rows:
+        done += report(
+            session,
+            [row.url],
+            reference=row.reference,
+            category=row.category,
+            analyst=user.name,
+            now=now,
+        )
+    session.commit()
+    return reported(session, [(r.id, r.joined) for r in done])
+
+
+@cases.get(
+    "/cases",
+    response_model=list[CaseOut],
+    summary="List cases, newest first, filtered",
+    responses={200: {"headers": {"X-Total-Count": {"description": "matches, all pages"}}}},
+)
+def list_cases(
+    response: Response,
+    filters: Annotated[CaseFilters, Query()],
+    session: DB,
+    now: Now,
+    user: CurrentUser,
+) -> Any:
+    """Return one page of the cases matching every filter given."""
+    where = case_filters(filters, now)
+    total = session.scalar(select(func.count()).select_from(Case).where(*where))
+    response.headers["X-Total-Count"] = str(total or 0)
+    page = session.scalars(
+        select(Case)
+        .where(*where)
+        .order_by(Case.id.desc())
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+    return objects(session, list(page))
+
+
+@cases.get("/cases/{case_id}", response_model=CaseDetail, summary="One case with its timeline")
+def get_case(case_id: CaseId, session: DB, user: CurrentUser) -> Any:
+    """Return the case with its trace, events, notices (full text) and checks."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    return {**case_detail(session, case), "held_from": case.held_from}
+
+
+def _done(session: Session, case: Case) -> dict[str, Any]:
+    session.commit()
+    return objects(session, [case])[0]
+
+
+@cases.post("/cases/{case_id}/close", response_model=CaseOut, summary="Close an open case")
+def close_case(
+    case_id: CaseId, user: Supervisor, session: DB, now: Now, body: ReasonIn | None = None
+) -> Any:
+    """Stop the case's workflow (supervisor)."""
+    reason = body.reason if body else None
+    return _done(session, actions.close(session, case_id, user, now=now, reason=reason))
+
+
+@cases.post(
+    "/cases/{case_id}/reopen", response_model=CaseOut, summary="Reopen a closed or removed case"
+)
+def reopen_case(
+    case_id: CaseId, user: Supervisor, session: DB, now: Now, body: ReasonIn | None = None
+) -> Any:
+    """Trace the URL again and start its notices over (supervisor); 409 if another is open."""
+    reason = body.reason if body else None
+    return _done(session, actions.reopen(session, case_id, user, now=now, reason=reason))
+
+
+@cases.post("/cases/{case_id}/notes", status_code=201, response_model=CaseOut, summary="Add a note")
+def add_note(case_id: CaseId, body: NoteIn, user: CurrentUser, session: DB, now: Now) -> Any:
+    """Add the note to the case's timeline as an event by the user."""
+    return _done(session, actions.add_note(session, case_id, user, body.text, now=now))
+
+
+@cases.post(
+    "/cases/{case_id}/recheck", response_model=CaseOut, summary="Re-check (or re-trace) now"
+)
+def recheck_case(
+    case_id: CaseId, user: CurrentUser, session: DB, now: Now, body: ReasonIn | None = None
+) -> Any:
+    """Make the case due now: an active case is re-checked, an untraced one traced."""
+    reason = body.reason if body else None
+    return _done(session, actions.force_recheck(session, case_id, user, now=now, reason=reason))
+
+
+@cases.post(
+    "/cases/{case_id}/hold",
+    response_model=CaseOut,
+    summary="Hold a case: pause its workflow until a time",
+)
+def hold_case(case_id: CaseId, body: HoldIn, user: Supervisor, session: DB, now: Now) -> Any:
+    """Pause the workflow (e.g. while police ask for time); the sweep resumes it at the end."""
+    if (body.until is None) == (body.days is None):
+        raise actions.BadValue("until", "give either until (a time) or days, not both")
+    until = body.until or now + dt.timedelta(days=body.days or 0)
+    case = actions.hold(session, case_id, user, until, now=now, reason=body.reason)
+    return _done(session, case)
+
+
+@cases.post("/cases/{case_id}/release", response_model=CaseOut, summary="End a hold now")
+def release_case(case_id: CaseId, user: Supervisor, session: DB, now: Now) -> Any:
+    """Return a held case to its workflow at once (supervisor)."""
+    return _done(session, actions.release_hold(session, case_id, user, now=now))
+
+
+router.include_router(cases)
+router.include_router(api_admin.router)

@@ -1,0 +1,121 @@
+"""Who is asking: API tokens (Authorization: Bearer) or the web session cookie.
+
+A cookie is sent by the browser on its own, so a cookie-authenticated unsafe request must
+also prove it came from our page: the X-CSRF-Token header or the csrf_token form field,
+equal to the session's CSRF token (OWASP's synchronizer token pattern). A bearer token is
+never sent by a browser on its own, so it needs no CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from workflows.accounts import csrf_token, user_for_token
+from workflows.models import Role, User
+
+SESSION_COOKIE = "takedown_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the request presented: a bearer token, a session cookie, a CSRF token."""
+
+    bearer: str | None
+    cookie: str | None
+    csrf: str | None
+    malformed: bool  # an Authorization header that is not "Bearer <token>"
+
+
+def db(request: Request) -> Iterator[Session]:
+    """Yield a database session for one request; endpoints commit what they change."""
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def clock(request: Request) -> dt.datetime:
+    """Return the app's current time (injected in tests)."""
+    now: dt.datetime = request.app.state.clock()
+    return now
+
+
+async def credentials(request: Request) -> Credentials:
+    """Read the credentials of REQUEST (the form only when a cookie needs its CSRF field)."""
+    header = request.headers.get("authorization")
+    bearer, malformed = None, False
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            bearer = value.strip()
+        else:
+            malformed = True
+    cookie = request.cookies.get(SESSION_COOKIE)
+    csrf = request.headers.get(CSRF_HEADER)
+    content_type = request.headers.get("content-type", "")
+    wants_form = request.method in UNSAFE_METHODS and content_type.startswith(_FORMS)
+    if bearer is None and cookie and csrf is None and wants_form:
+        field = (await request.form()).get(CSRF_FIELD)
+        csrf = field if isinstance(field, str) else None
+    return Credentials(bearer, cookie, csrf, malformed)
+
+
+def unauthenticated(message: str) -> HTTPException:
+    """Return the 401 to raise (API: JSON; the app sends pages to /login instead)."""
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_user(
+    request: Request,
+    creds: Annotated[Credentials, Depends(credentials)],
+    session: Annotated[Session, Depends(db)],
+) -> User:
+    """Return the signed-in user, or refuse: 401 without valid credentials, 403 without CSRF."""
+    now = request.app.state.clock()
+    if creds.malformed:
+        raise unauthenticated("Authorization: expected 'Bearer <token>'")
+    if creds.bearer is not None:
+        user = user_for_token(session, creds.bearer, "api", now=now)
+        if user is None:
+            raise unauthenticated("the API token is not valid (revoked or mistyped)")
+        request.state.user, request.state.csrf_token = user, None
+        return user
+    if not creds.cookie:
+        raise unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    user = user_for_token(session, creds.cookie, "session", now=now)
+    if user is None:
+        raise unauthenticated("the session has expired or ended: sign in again")
+    expected = csrf_token(creds.cookie)
+    if request.method in UNSAFE_METHODS and not hmac.compare_digest(
+        (creds.csrf or "").encode("utf-8"), expected.encode("utf-8")
+    ):
+        raise HTTPException(403, f"CSRF token missing or wrong: send the {CSRF_HEADER} header")
+    request.state.user, request.state.csrf_token = user, expected
+    return user
+
+
+def require_role(role: str) -> Callable[[User], User]:
+    """Return a dependency that lets through users with ROLE (supervisors pass every role)."""
+    wanted = Role(role)
+
+    def dependency(user: Annotated[User, Depends(current_user)]) -> User:
+        if user.role != wanted and user.role != Role.SUPERVISOR:
+            raise HTTPException(403, f"this needs the {wanted} role; {user.name} is {user.role}")
+        return user
+
+    return dependency
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+Supervisor = Annotated[User, Depends(require_role("supervisor"))]
+DB = Annotated[Session, Depends(db)]
+Now = Annotated[dt.datetime, Depends(clock)]

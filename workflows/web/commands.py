@@ -1,0 +1,87 @@
+"""The desk's commands: `takedown serve` and `takedown user add`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from workflows import accounts
+from workflows.config import Settings
+from workflows.errors import InputError
+from workflows.store import database_url, make_engine, migrate, session_factory, transaction
+
+DEFAULT_PORT = 8000
+
+
+def add_parsers(commands: Any) -> None:
+    """Add the serve and user commands to the CLI's subparsers."""
+    serve = commands.add_parser("serve", help="run the web desk and HTTP API (no worker)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="default 8000")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    user = commands.add_parser("user", help="manage the desk's users")
+    actions = user.add_subparsers(dest="user_command", required=True, parser_class=type(user))
+    add = actions.add_parser("add", help="add a user; prints an API token on the last line")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=("analyst", "supervisor"))
+    add.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="first line: the web sign-in password (none: API tokens only)",
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `serve` or `user add`."""
+    if args.command == "serve":
+        return serve(settings, args.host, args.port)
+    return add_user(settings, args.name, args.role, args.password_file)
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    """Migrate the database, then serve the app with uvicorn until stopped."""
+    import uvicorn
+
+    from workflows.web.app import create_app
+
+    app = create_app(settings)  # migrates first
+    print(f"takedown: the desk is at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    return 0
+
+
+def add_user(settings: Settings, name: str, role: str, password_file: str | None) -> int:
+    """Create a user and print an API token on the last line."""
+    accounts.check_name(name)  # refuse bad input before the database is touched
+    password = _read_password(password_file) if password_file else None
+    engine = make_engine(database_url(settings.database_url, settings.home))
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            user = accounts.create_user(session, name, role, password)
+            token = accounts.issue_token(session, user)
+    finally:
+        engine.dispose()
+    sign_in = "can sign in to the web desk" if password else "API tokens only, no web sign-in"
+    print(f"added {role} {name} ({sign_in}); API token, shown once:")
+    print(token)
+    return 0
+
+
+def _read_password(path: str) -> str:
+    try:
+        lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"--password-file: cannot read {path}: {error}") from None
+    try:
+        return accounts.check_password(lines[0] if lines else "")
+    except InputError as error:
+        raise InputError(f"--password-file: {error.message}") from None

@@ -1,0 +1,202 @@
+"""The desk's pages: sign-in, the case list, the report form, a case, the statistics.
+
+Server-rendered with Jinja2 (autoescaped, StrictUndefined); the little JavaScript in
+static/ only refreshes states and ages from the API. Reported URLs are shown as text,
+never as links or images: an analyst's browser must not fetch them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from workflows import actions
+from workflows.accounts import Conflict, NotFound
+from workflows.cases_cli import FieldError, check_field, normalize_lines
+from workflows.errors import InputError
+from workflows.models import Case, Role
+from workflows.stats import compute_stats
+from workflows.stats_cli import parse_since
+from workflows.store import report
+from workflows.web import charts, desk, signin
+from workflows.web.auth import DB, CurrentUser, Now
+from workflows.web.render import redirect, render
+from workflows.web.timeline import timeline, when
+
+PERIODS = (("7 days", "7d"), ("30 days", "30d"), ("90 days", "90d"), ("all time", "all"))
+SUPERVISOR_ACTIONS = frozenset({"close", "reopen", "hold", "release"})
+
+router = APIRouter(include_in_schema=False)
+router.include_router(signin.router)
+
+
+@router.get("/")
+def case_list(request: Request, user: CurrentUser, session: DB, now: Now) -> Response:
+    """Show the cases matching the filters, newest first, with the at-a-glance counts."""
+    found, problem = desk.read_filters(request.query_params.multi_items())
+    listing = desk.case_list(session, found, now)
+    messages = [{"kind": "error", "text": problem}] if problem else []
+    messages += desk.report_message(request.query_params)
+    status = 422 if problem else 200
+    return render(
+        request,
+        "cases.html",
+        status,
+        page="cases",
+        messages=messages,
+        filters=found.shown,
+        filtered=bool(found.query),
+        choices=desk.choices(session),
+        counts=desk.counts(session, now),
+        slow=desk.still_online(session, now),
+        poll_url="/api/cases?" + urlencode(found.query),
+        **listing,
+    )
+
+
+@router.get("/report")
+def report_form(request: Request, user: CurrentUser) -> Response:
+    """Show the form that takes a pasted list of URLs."""
+    form = {"urls": "", "ref": "", "category": ""}
+    return render(request, "report.html", page="report", problems=[], form=form)
+
+
+@router.post("/report")
+def report_urls(
+    request: Request,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    urls: Annotated[str, Form(max_length=2_000_000)] = "",
+    ref: Annotated[str, Form()] = "",
+    category: Annotated[str, Form()] = "",
+) -> Response:
+    """Open or join a case per URL; any bad line refuses them all, naming every bad line."""
+    problems, lines = [], []
+    for number, text in enumerate(urls.splitlines(), start=1):
+        if text.strip() and not text.lstrip().startswith("#"):
+            lines.append((f"line {number}", text.strip()))
+    normalized = []
+    for line in lines:
+        try:
+            normalized += normalize_lines([line])
+        except FieldError as error:
+            problems.append(error.message)
+    fields = {}
+    for name, value in (("ref", ref), ("category", category)):
+        try:
+            fields[name] = check_field(name, value.strip() or None)
+        except FieldError as error:
+            problems.append(error.message)
+    if not lines:
+        problems.append("no URL given: paste one URL per line")
+    if problems:
+        form = {"urls": urls, "ref": ref, "category": category}
+        return render(request, "report.html", 422, page="report", problems=problems, form=form)
+    done = report(
+        session,
+        normalized,
+        reference=fields["ref"],
+        category=fields["category"],
+        analyst=user.name,
+        now=now,
+    )
+    session.commit()
+    joined = sum(1 for r in done if r.joined)
+    return redirect("/?" + urlencode({"reported": len(done), "joined": joined}))
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: int, user: CurrentUser, session: DB, now: Now) -> Response:
+    """Show one case: its timeline, notices with their full text, checks and actions."""
+    return _case(request, session, case_id, user.role, now, error=None, status=200)
+
+
+def _case(
+    request: Request,
+    session: Any,
+    case_id: int,
+    role: str,
+    now: Any,
+    *,
+    error: str | None,
+    status: int,
+) -> Response:
+    case = session.get(Case, case_id)
+    if case is None:
+        return render(request, "missing.html", 404, what=f"case {case_id}")
+    detail = desk.case_detail(session, case, now)
+    return render(
+        request,
+        "case.html",
+        status,
+        page="cases",
+        error=error,
+        supervisor=role == Role.SUPERVISOR,
+        timeline=timeline(detail["case"]["events"]),
+        **detail,
+    )
+
+
+@router.post("/cases/{case_id}/{action}")
+def case_action(
+    request: Request,
+    case_id: int,
+    action: str,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    text: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+    reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+    days: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Act on a case from its page's forms; a refusal shows the page again with why."""
+    if action in SUPERVISOR_ACTIONS and user.role != Role.SUPERVISOR:
+        error = f"Only a supervisor may {action} a case; {user.name} is an {user.role}."
+        return _case(request, session, case_id, user.role, now, error=error, status=403)
+    try:
+        desk.act(session, case_id, action, user, now, text=text, reason=reason, days=days)
+    except InputError as refused:
+        session.rollback()
+        status = (
+            404 if isinstance(refused, NotFound) else 409 if isinstance(refused, Conflict) else 422
+        )
+        return _case(
+            request, session, case_id, user.role, now, error=refused.message, status=status
+        )
+    session.commit()
+    return redirect(f"/cases/{case_id}")
+
+
+@router.get("/stats")
+def stats_page(request: Request, user: CurrentUser, session: DB, now: Now) -> Response:
+    """Show time to removal, the slowest providers and the breakdowns, for a period."""
+    period = request.query_params.get("since", "30d")
+    messages, status = [], 200
+    try:
+        since = None if period == "all" else parse_since(period, now)
+    except InputError as error:
+        messages, status, period = [{"kind": "error", "text": error.message}], 422, "30d"
+        since = parse_since(period, now)
+    stats = compute_stats(session, since=since, now=now)
+    periods = [
+        {"label": label, "href": f"/stats?since={value}", "here": value == period}
+        for label, value in PERIODS
+    ]
+    label = "in all time" if since is None else f"since {when(since.isoformat())} UTC"
+    return render(
+        request,
+        "stats.html",
+        status,
+        page="stats",
+        messages=messages,
+        s=stats,
+        windows=list(stats.overall.from_report.within),
+        periods=periods,
+        period_label=label,
+        curve=charts.curve(stats),
+        bars=charts.bars(stats),
+    )

@@ -1,0 +1,174 @@
+"""The API's request and response bodies (they make the OpenAPI description complete)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from workflows.actions import MAX_TEXT
+from workflows.cases_cli import FIELD_LIMITS
+
+Time = Annotated[str | None, Field(description="ISO 8601 UTC, e.g. 2026-11-25T09:30:00Z")]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+MAX_URLS = 10_000
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused, so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: what is wrong, and the field when one is to blame."""
+
+    error: str = Field(description="one line naming the problem")
+    field: str | None = Field(None, description="the request field at fault, e.g. urls[2]")
+    errors: list[dict[str, str]] | None = Field(None, description="all field problems (422)")
+
+
+class NoticeOut(BaseModel):
+    """A notice that listed the case."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    kind: str = Field(description="notice, chaser, escalation, referral")
+    to: list[str]
+    status: str = Field(description="pending, sending, sent, failed, uncertain")
+    sent_at: Time
+    message_id: str
+    subject: str
+
+
+class CaseOut(BaseModel):
+    """A case object (DESIGN.md § Interface): the same as `takedown cases --json`."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    url: str = Field(description="the normalised URL (text: never render it as a link)")
+    host: str
+    state: str = Field(description="new, waiting, needs_analyst, active, held, removed, closed")
+    route: str | None = Field(description="the workflow: host_notice, hotline_referral, …")
+    country: str | None
+    network: str | None
+    abuse: list[str]
+    reference: str | None
+    category: str | None
+    analyst: str | None
+    opened_at: Time
+    routed_at: Time
+    first_notice_at: Time
+    removed_at: Time = Field(description="null until removal is confirmed")
+    closed_at: Time
+    due_at: Time = Field(description="when the engine acts next; for a held case, the hold's end")
+    held_from: str | None = Field(None, description="a held case's state when the hold ends")
+    last_error: str | None
+    notices: list[NoticeOut]
+
+
+class ReportedCase(CaseOut):
+    """A case opened or joined by a report."""
+
+    joined: bool = Field(description="true: the URL had an open case already, now joined")
+
+
+class EventOut(BaseModel):
+    """One entry of a case's timeline."""
+
+    at: Time
+    actor: str = Field(description="the user's name, or 'takedown' for the engine")
+    kind: str
+    detail: dict[str, Any] | None
+
+
+class CheckOut(BaseModel):
+    """One re-check of the URL (the body was hashed, never stored)."""
+
+    at: Time
+    outcome: str = Field(description="present, gone, unreachable")
+    http_status: int | None
+    sha256: str | None
+    address: str | None
+    reason: str | None
+
+
+class FullNoticeOut(NoticeOut):
+    """A notice with its full text."""
+
+    text: str
+
+
+class CaseDetail(CaseOut):
+    """A case with its timeline: trace, events, notices with their text, checks."""
+
+    trace: dict[str, Any] | None
+    events: list[EventOut]
+    notices: list[FullNoticeOut]  # type: ignore[assignment]  # the fuller form
+    checks: list[CheckOut]
+
+
+class ReportIn(Strict):
+    """URLs to report, with an optional reference and category."""
+
+    urls: list[str] = Field(min_length=1, max_length=MAX_URLS)
+    ref: str | None = Field(None, max_length=FIELD_LIMITS["ref"])
+    category: str | None = Field(None, max_length=FIELD_LIMITS["category"])
+
+
+class ReasonIn(Strict):
+    """Why (optional): kept on the event."""
+
+    reason: Text | None = None
+
+
+class NoteIn(Strict):
+    """A note for the case's timeline."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+class HoldIn(Strict):
+    """Pause the workflow until a time, or for a number of days (give one of the two)."""
+
+    until: AwareDatetime | None = Field(None, description="the hold's end, with a time zone")
+    days: float | None = Field(None, gt=0, le=365, description="the hold's length in days")
+    reason: Text | None = None
+
+
+class UserIn(Strict):
+    """A new user; without a password it signs in with API tokens only."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    role: Literal["analyst", "supervisor"]
+    password: str | None = Field(None, min_length=12, max_length=1024)
+
+
+class UserOut(BaseModel):
+    """A user as supervisors see them (never a hash or a token)."""
+
+    name: str
+    role: str
+    created_at: Time
+    can_sign_in: bool = Field(description="has a password for the web desk")
+
+
+class TokenOut(BaseModel):
+    """A new API token: shown once, only its SHA-256 is stored."""
+
+    user: str
+    token: str = Field(description="send as 'Authorization: Bearer <token>'")
+
+
+class UserCreated(UserOut):
+    """A new user and their first API token."""
+
+    token: str
+
+
+class Me(BaseModel):
+    """The signed-in user."""
+
+    name: str
+    role: str
+    csrf_token: str | None = Field(description="for cookie sessions: send as X-CSRF-Token")
