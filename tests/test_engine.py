@@ -12,48 +12,33 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from engine_harness import Clock, engine_runtime, hosta_world
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from stack import Stack, stack_of
 
+from workflows import sending
 from workflows.broker import Broker, SweepLock
 from workflows.config import load_settings
+from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
-from workflows.outbox import batch_notices, send_notice
+from workflows.outbox import batch_notices
 from workflows.pipeline import act_cases, trace_cases
 from workflows.runtime import Runtime
-from workflows.sim import Network, World
-from workflows.store import claim_notices, migrate, transaction
+from workflows.sending import send_notice
+from workflows.sim import World
+from workflows.store import claim_notices, transaction
 from workflows.sweep import recover_notices, sweep
 
 URL = "http://files.hosta.test/1"
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        # From the real time: `takedown report` stamps cases with it.
-        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 def world() -> World:
-    built = World(
-        networks=[
-            Network("185.199.108.0/28", 205012, "HOSTA-NET", "GB", abuse=["abuse@hosta.example"])
-        ],
-        records={"files.hosta.test": [("A", "185.199.108.10")]},
-    )
-    built.put_content(URL)
-    return built
+    return hosta_world(URL)
 
 
 @pytest.fixture
@@ -66,12 +51,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def rt(stack: Stack) -> Iterator[Runtime]:
-    runtime = Runtime.from_settings(load_settings(stack.env))
-    runtime.clock = Clock()
-    runtime.rand = lambda: 0.5
-    migrate(runtime.engine)
-    yield runtime
-    runtime.close()
+    with engine_runtime(stack) as runtime:
+        yield runtime
 
 
 def reported_and_routed(stack: Stack, rt: Runtime) -> int:
@@ -179,6 +160,8 @@ def test_a_4xx_is_retried_later_and_then_delivered_once(stack: Stack, rt: Runtim
 
 def test_a_sweep_run_twice_hands_each_case_out_once(stack: Stack, rt: Runtime) -> None:
     stack.report(URL)
+    assert isinstance(rt.clock, Clock)
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # however slow the report
     published: list[tuple[str, list[int]]] = []
     sweep(rt, lambda task, ids: published.append((task, list(ids))))
     sweep(rt, lambda task, ids: published.append((task, list(ids))))
@@ -259,3 +242,83 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+class HeldFetcher:
+    """A fetcher whose fetches of one URL hang until released; others answer at once."""
+
+    def __init__(self, slow_url: str) -> None:
+        self.slow_url = slow_url
+        self.release = threading.Event()
+
+    def fetch(self, url: str) -> FetchResult:
+        if url == self.slow_url:
+            self.release.wait(30)
+        return FetchResult("present", url, status=200, sha256="ab" * 32, size=1)
+
+
+def test_a_hanging_recheck_does_not_hold_up_the_rest_of_its_batch(
+    stack: Stack, rt: Runtime
+) -> None:
+    slow, quick = URL, "http://files.hosta.test/2"
+    ids = [r["id"] for r in stack.report(slow, quick)]
+    assert isinstance(rt.clock, Clock)
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    trace_cases(rt, ids)
+    fetcher = HeldFetcher(slow)
+    rt.fetcher, rt.fetch_budget = fetcher, 0.5  # type: ignore[misc]
+    try:
+        act_cases(rt, ids)
+    finally:
+        fetcher.release.set()
+    slow_checks, quick_checks = (stack.checks(i) for i in ids)
+    assert [c.outcome for c in quick_checks] == ["present"]
+    assert slow_checks == []  # dropped at the budget: nothing half-known is recorded
+    with rt.sessions() as session:
+        slow_case = session.get_one(Case, ids[0])
+    assert slow_case.check_due_at is not None and slow_case.check_due_at <= rt.clock()
+    assert slow_case.due_at is not None and slow_case.due_at <= rt.clock()  # handed out again
+
+
+def test_an_outcome_whose_first_write_fails_is_still_recorded(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported_and_routed(stack, rt)
+    notice_id = claimed_notice(rt)
+    real, calls = sending._record_outcome, []
+
+    def dropped_once(*args: Any) -> str:
+        calls.append(args)
+        if len(calls) == 1:  # the database connection drops after the mail went out
+            raise OperationalError("UPDATE notices", {}, Exception("server closed the connection"))
+        return real(*args)
+
+    monkeypatch.setattr(sending, "_record_outcome", dropped_once)
+    assert send_notice(rt, notice_id) == NoticeStatus.SENT
+    assert len(calls) == 2 and len(stack.smtp.messages) == 1
+
+
+def test_an_escalation_waits_out_a_failing_upstream_lookup_instead_of_skipping(
+    tmp_path: Path,
+) -> None:
+    built = hosta_world(URL, upstream="abuse@upstream.example")
+    built.set_rdap_fault("185.199.0.0/16", "500", times=1)
+    with (
+        stack_of(built, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as stack,
+        engine_runtime(stack) as rt,
+    ):
+        case_id = reported_and_routed(stack, rt)
+        rt.clock.advance(10)  # type: ignore[attr-defined]  # the chaser and escalation are due
+        act_cases(rt, [case_id])
+        delayed = [e for e in stack.events(case_id) if e.kind == "step_delayed"]
+        assert [(e.detail or {}).get("step") for e in delayed] == [2]
+        rt.clock.advance(5)  # type: ignore[attr-defined]
+        act_cases(rt, [case_id])
+        items = {(i.step, i.party, i.recipients) for i in _items(stack, case_id)}
+    assert (2, "upstream", "abuse@upstream.example") in items
+    assert not [e for e in stack.events(case_id) if e.kind == "step_skipped"]
+
+
+def _items(stack: Stack, case_id: int) -> list[NoticeItem]:
+    with stack.session() as session:
+        return list(session.scalars(select(NoticeItem).where(NoticeItem.case_id == case_id)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -38,3 +40,17 @@ def _columns(engine: Engine) -> dict[str, list[tuple[str, str, bool]]]:
         table: [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)]
         for table in found.get_table_names()
     }
+
+
+def test_processes_migrating_a_fresh_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    script = (
+        "import sys; from workflows.store import make_engine, migrate; "
+        "engine = make_engine(sys.argv[1]); migrate(engine); engine.dispose()"
+    )
+    url = f"sqlite:///{tmp_path / 'takedown.db'}"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [run.communicate()[1] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, errors

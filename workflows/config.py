@@ -48,8 +48,11 @@ class Settings:
     templates: Path | None = None  # a folder overriding the shipped templates
     fetch_proxy: str | None = None
     fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
+    fetch_deadline: float = 30.0  # seconds one re-check may take in all, redirects included
+    fetch_max_bytes: int = 16 * 1024 * 1024  # body bytes hashed; a longer body is cut there
     concurrency: int = 2
     claim_lease: float = 150.0  # seconds a sweep's claim lasts before the work is handed out again
+    retention: float | None = None  # seconds after closing that a case is purged; None: never
 
     def __repr__(self) -> str:
         """Show the settings without secrets."""
@@ -89,7 +92,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rdap_cache_ttl=seconds("RDAP_CACHE_TTL", "24h"),
         hotlines=_existing_file(get("HOTLINES"), "HOTLINES"),
         cdns=_existing_file(get("CDNS"), "CDNS"),
-        database_url=get("DATABASE_URL"),
+        database_url=_database_url(get("DATABASE_URL")),
         redis_url=_redis_url(get("REDIS_URL")),
         smtp_url=get("SMTP_URL") or "smtp://localhost:25",
         smtp_password=_secret(values, "SMTP_PASSWORD"),
@@ -99,9 +102,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         templates=_existing_dir(get("TEMPLATES"), "TEMPLATES"),
         fetch_proxy=_proxy(get("FETCH_PROXY")),
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
+        fetch_deadline=seconds("FETCH_DEADLINE", "30s"),
+        fetch_max_bytes=_positive_int(get("FETCH_MAX_BYTES") or "16777216", "FETCH_MAX_BYTES"),
         concurrency=_positive_int(get("CONCURRENCY") or "2", "CONCURRENCY"),
         claim_lease=seconds("CLAIM_LEASE", "150s"),
+        retention=_retention(get("RETENTION")),
     )
+
+
+def redact_url(url: str) -> str:
+    """Return URL with the password of its user part replaced by ***, for messages and logs."""
+    head, separator, rest = url.partition("://")
+    if not separator:
+        head, rest = "", url
+    # The last "@": a password may hold "/", "#" or "@" that its owner forgot to escape.
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{head}{separator}{userinfo.partition(':')[0]}:***@{host}"
+
+
+def parse_retention(text: str, what: str) -> float:
+    """Parse a retention period such as 365d; a bare number is refused, not taken as seconds."""
+    # Purging cannot be undone: "365" must not erase everything closed six minutes ago.
+    if text.strip().replace(".", "", 1).isdigit():
+        raise ConfigError(f"{what}: {text!r} needs a unit, like 365d")
+    seconds = parse_duration(text, what=what)
+    if seconds <= 0:
+        raise ConfigError(f"{what}: must be more than zero")
+    return seconds
 
 
 def parse_dns_servers(text: str) -> tuple[tuple[str, int], ...]:
@@ -148,7 +177,7 @@ def _rdap_base(text: str | None) -> str | None:
         return None
     parts = urlsplit(text.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{PREFIX}RDAP_BASE: {text!r} is not an http(s) URL")
+        raise ConfigError(f"{PREFIX}RDAP_BASE: {redact_url(text)!r} is not an http(s) URL")
     return text.strip().rstrip("/")
 
 
@@ -203,9 +232,30 @@ def _redis_url(text: str | None) -> str | None:
         return None
     if urlsplit(text).scheme not in ("redis", "rediss", "redis+socket", "unix"):
         raise ConfigError(
-            f"{PREFIX}REDIS_URL: {text!r} is not a redis://, rediss:// or redis+socket:// URL"
+            f"{PREFIX}REDIS_URL: {redact_url(text)!r} is not a redis://, rediss:// or "
+            "redis+socket:// URL"
         )
     return text
+
+
+def _database_url(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from sqlalchemy.engine import make_url  # here: `takedown trace` never loads SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            f"{PREFIX}DATABASE_URL: {redact_url(text)!r} is not a database URL like "
+            "postgresql://user:password@host/takedown"
+        ) from None
+    return text
+
+
+def _retention(text: str | None) -> float | None:
+    return None if text is None else parse_retention(text, PREFIX + "RETENTION")
 
 
 def _proxy(text: str | None) -> str | None:
@@ -213,7 +263,7 @@ def _proxy(text: str | None) -> str | None:
         return None
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{PREFIX}FETCH_PROXY: {text!r} is not an http(s) proxy URL")
+        raise ConfigError(f"{PREFIX}FETCH_PROXY: {redact_url(text)!r} is not an http(s) proxy URL")
     return text
 
 

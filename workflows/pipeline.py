@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import wait
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from workflows.errors import LookupFailed
+from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Check, NoticeItem
 from workflows.policy import next_step, trace_retry_delay
 from workflows.runtime import Runtime
@@ -127,14 +130,32 @@ def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> N
 
 def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
     """Owe every due workflow step of each active case, then re-check it if due."""
-    for case in load_cases(rt, ids, (CaseState.ACTIVE,)):
+    cases = load_cases(rt, ids, (CaseState.ACTIVE,))
+    fetched = _fetch_due(rt, cases, rt.clock())
+    for case in cases:
         now = rt.clock()
         values: dict[str, Any] = {}
         items: list[dict[str, Any]] = []
         events: list[tuple[str, dict[str, Any]]] = []
         _due_steps(rt, case, now, values, items, events)
-        check = _recheck(rt, case, now, values, events)
+        check = _recheck(rt, case, now, values, events, fetched.get(case.id))
         _finish(rt, case, now, values, items, events, check)
+
+
+def _fetch_due(rt: Runtime, cases: Sequence[Case], now: dt.datetime) -> dict[int, FetchResult]:
+    """Re-check the URLs due now, a few at once, within a time budget; return what finished.
+
+    A task's cases are mostly one host's (the sweep batches by host), so the process's
+    small fetch pool also bounds how hard one host is hit. A fetch that outlives the budget
+    is dropped: its case keeps its past check time and the next sweep hands it out again,
+    instead of the whole batch overrunning its claim behind one slow host.
+    """
+    due = {c.id: c.url for c in cases if c.check_due_at is not None and c.check_due_at <= now}
+    if not due:
+        return {}
+    futures = {rt.fetch_pool.submit(rt.fetcher.fetch, url): id_ for id_, url in due.items()}
+    finished, _ = wait(futures, timeout=rt.fetch_budget)
+    return {futures[f]: f.result() for f in finished}
 
 
 def _due_steps(
@@ -161,7 +182,13 @@ def _due_steps(
                 ("hopped", {"to": moved["network"], "country": moved["country"], "route": route})
             )
             continue
-        recipients, country = _recipients(rt, case, step.to, values)
+        try:
+            recipients, country = _recipients(rt, case, step.to, values)
+        except LookupFailed as error:  # transient: the step stays owed, tried again later
+            retry = now + _seconds(trace_retry_delay(rt.policy, 0, rt.rand))
+            events.append(("step_delayed", {"step": step.index, "reason": error.message}))
+            values["steps_done"], values["_next_step_at"] = done, retry
+            return
         done += 1
         if not recipients:
             events.append(
@@ -224,11 +251,11 @@ def _recheck(
     now: dt.datetime,
     values: dict[str, Any],
     events: list[tuple[str, dict[str, Any]]],
+    result: FetchResult | None,
 ) -> dict[str, Any] | None:
-    """Fetch the URL if a check is due; fold the outcome into VALUES."""
-    if case.check_due_at is None or case.check_due_at > now:
+    """Fold a finished re-check into VALUES; return the Check row, or None without one."""
+    if result is None:
         return None
-    result = rt.fetcher.fetch(case.url)
     outcome = classify(result.outcome, result.sha256, case.content_hash)
     if outcome == "present" and case.content_hash is None:
         values["content_hash"] = result.sha256

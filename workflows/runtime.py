@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,6 +22,9 @@ from workflows.policy import Policy, load_policy
 from workflows.store import database_url, make_engine, session_factory, utcnow
 from workflows.trace import Tracer
 
+MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
+FETCH_PARALLEL = 4  # re-checks at once per process: polite to one host, quick past a slow one
+
 
 @dataclass
 class Runtime:
@@ -32,6 +36,7 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utcnow
     rand: Callable[[], float] = random.random
     lease: float = 150.0  # seconds a claim lasts: longer than any task may run
+    purge_due_at: dt.datetime | None = None  # the sweep's next retention purge; None: now
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
@@ -57,9 +62,28 @@ class Runtime:
     def fetcher(self) -> Fetcher:
         """Return this process's re-check fetcher."""
         allow = [ipaddress.ip_network(cidr) for cidr in self.settings.fetch_allow]
-        fetcher = Fetcher(self.tracer.resolver, allow=allow, proxy=self.settings.fetch_proxy)
+        fetcher = Fetcher(
+            self.tracer.resolver,
+            allow=allow,
+            proxy=self.settings.fetch_proxy,
+            deadline=self.settings.fetch_deadline,
+            max_bytes=self.settings.fetch_max_bytes,
+        )
         self._closers.append(fetcher.close)
         return fetcher
+
+    @cached_property
+    def fetch_pool(self) -> ThreadPoolExecutor:
+        """Return the threads that run this process's re-checks, FETCH_PARALLEL at once."""
+        pool = ThreadPoolExecutor(max_workers=FETCH_PARALLEL, thread_name_prefix="takedown-fetch")
+        self._closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
+        return pool
+
+    @cached_property
+    def fetch_budget(self) -> float:
+        """Return the seconds one task may spend re-checking: past the fetch deadline, inside
+        the claim where it can be, and always inside the task's soft time limit."""
+        return min(MAX_FETCH_BUDGET, max(self.settings.fetch_deadline + 2, self.lease / 2))
 
     @cached_property
     def smtp(self) -> SMTPSettings:

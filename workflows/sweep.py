@@ -2,25 +2,34 @@
 
 Only the holder of the Redis sweep lock runs it, every `sweep_every`; running it twice is
 harmless all the same, because every claim is a compare-and-set with a lease. Work is
-grouped by host, so one task traces or re-checks many URLs of one site together.
+grouped by host, so one task traces or re-checks many URLs of one site together. With
+TAKEDOWN_RETENTION set, it also purges the cases closed longer ago (workflows/purge.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from workflows.actions import release_due_holds
+from workflows.durations import format_duration
 from workflows.models import CaseState, Notice, NoticeStatus
-from workflows.outbox import batch_notices, settle
+from workflows.outbox import batch_notices
+from workflows.purge import purge_closed, reclaim
 from workflows.runtime import Runtime
+from workflows.sending import settle
 from workflows.store import claim_due, claim_notices, transaction
 
 BATCH = 25  # cases per task: one host's URLs travel together
+PURGE_EVERY = 3600.0  # seconds between retention purges
+PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
 Publish = Callable[[str, Sequence[int]], None]
+log = logging.getLogger("takedown.sweep")
 
 
 @dataclass
@@ -32,6 +41,7 @@ class SweepReport:
     notices_built: int = 0
     notices_sent: int = 0
     recovered: int = 0
+    purged: int = 0
     tasks: list[tuple[str, list[int]]] = field(default_factory=list)
 
 
@@ -39,6 +49,9 @@ def sweep(rt: Runtime, publish: Publish) -> SweepReport:
     """Claim everything due now and publish its tasks, after each claim is committed."""
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
+    with transaction(rt.sessions) as session:
+        # Holds that have ended go back to work (workflows/actions.py), claimable just below.
+        release_due_holds(session, now)
     with transaction(rt.sessions) as session:
         claimed = claim_due(session, now, rt.lease)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -57,7 +70,26 @@ def sweep(rt: Runtime, publish: Publish) -> SweepReport:
     report.notices_sent = len(sending)
     for task, ids in report.tasks:
         publish(task, ids)
+    report.purged = purge_due(rt, now)  # last: a failed purge must not hold up the work
     return report
+
+
+def purge_due(rt: Runtime, now: dt.datetime) -> int:
+    """Purge cases past TAKEDOWN_RETENTION, at most once an hour; return how many."""
+    period = rt.settings.retention
+    if period is None or (rt.purge_due_at is not None and now < rt.purge_due_at):
+        return 0
+    done = purge_closed(rt.sessions, now, period, max_batches=PURGE_BATCHES)
+    # A backlog (the first run after enabling it) goes on at the next sweep, a bit at a time.
+    rt.purge_due_at = now + dt.timedelta(seconds=0 if done.more else PURGE_EVERY)
+    if done.ids:
+        reclaim(rt.engine, wait=False)
+        log.info(
+            "retention: purged %d cases removed or closed more than %s ago",
+            len(done.ids),
+            format_duration(period),
+        )
+    return len(done.ids)
 
 
 def recover_notices(rt: Runtime, now: dt.datetime) -> int:

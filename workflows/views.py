@@ -44,6 +44,8 @@ def case_object(case: Case, notices: list[dict[str, Any]]) -> dict[str, Any]:
         "route": case.route,
         "country": case.country,
         "network": case.network,
+        "asn": case.asn,
+        "provider": case.provider,
         "abuse": case.recipients.split(",") if case.recipients else [],
         "reference": case.reference,
         "category": case.category,
@@ -64,7 +66,7 @@ def notice_object(notice: Notice) -> dict[str, Any]:
     return {
         "id": notice.id,
         "kind": notice.kind,
-        "to": notice.recipients.split(","),
+        "to": [r for r in notice.recipients.split(",") if r],  # empty once purged
         "status": notice.status,
         "sent_at": iso(notice.sent_at),
         "message_id": notice.message_id,

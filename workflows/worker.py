@@ -9,8 +9,10 @@ import threading
 
 from workflows.app import app, publish
 from workflows.broker import Broker, SweepLock
-from workflows.config import Settings
+from workflows.cdns import load_cdns
+from workflows.config import Settings, redact_url
 from workflows.errors import ConfigError
+from workflows.hotlines import load_hotlines
 from workflows.mailer import parse_smtp_url
 from workflows.policy import load_policy
 from workflows.runtime import Runtime
@@ -33,6 +35,7 @@ class Scheduler(threading.Thread):
 
     def run(self) -> None:
         """Sweep until stopped; a failed sweep is logged and tried again next time."""
+        threading.Thread(target=self._heartbeat, name="takedown-sweep-lease", daemon=True).start()
         while not self.stopping.is_set():
             try:
                 holding = self.lock.acquire()
@@ -53,6 +56,18 @@ class Scheduler(threading.Thread):
             except Exception:  # the scheduler must outlive any one sweep
                 log.exception("sweep failed; retrying at the next interval")
             self.stopping.wait(self.rt.policy.sweep_every)
+
+    def _heartbeat(self) -> None:
+        """Renew a held lease every third of its life, however long one sweep takes."""
+        every = self.lock.ttl_ms / 3000
+        while not self.stopping.wait(every):
+            if not self.holding:
+                continue
+            try:
+                if not self.lock.acquire():
+                    log.warning("sweep lock lost to another worker")
+            except Exception:  # noqa: BLE001 - Redis down: the sweep loop reports it
+                continue
 
     def stop(self) -> None:
         """Stop sweeping and give the lock up."""
@@ -103,6 +118,8 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
         raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
     parse_smtp_url(settings.smtp_url, password=settings.smtp_password)  # fail before starting
     policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
+    load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
+    load_cdns(settings.cdns)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with Broker(settings) as broker:
         rt = Runtime.from_settings(settings, policy)
@@ -113,13 +130,16 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
         if watchdog is not None:
             watchdog.start()
         if sweep_enabled:
-            ttl = max(10.0, 3 * rt.policy.sweep_every)
+            # The lease outlives a stalled process for a while; a dead holder's passes on
+            # within it. It is renewed by a heartbeat, not by the sweeps, so a long sweep
+            # cannot let a second scheduler in.
+            ttl = max(30.0, 3 * rt.policy.sweep_every)
             assert broker.client is not None
             scheduler = Scheduler(rt, SweepLock(broker.client, ttl))
             scheduler.start()
         log.info(
             "takedown worker: broker %s%s, database %s",
-            broker.url,
+            redact_url(broker.url),
             " (embedded)" if broker.embedded else "",
             rt.engine.url.render_as_string(),
         )

@@ -8,9 +8,12 @@ every removal was confirmed by consecutive gone checks
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 
+from conftest import FAULT_FIGURES
+from faultstack import NEVER
 from sqlalchemy import select
 from stack import Stack
 
@@ -75,3 +78,32 @@ def check(
                 assert last == ["gone"] * confirm_checks, f"case {case.id} removed unconfirmed"
         settled = {c.id for c in cases if c.state not in OPEN_STATES or c.due_at is not None}
     return Figures(scenario, len(urls), len(interrupted & settled), duplicates, lost, drain_seconds)
+
+
+def removable(urls: list[str]) -> list[str]:
+    """Return the URLs of the fault world whose desks act (not the NEVER hosts)."""
+    return [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
+
+
+def record_figures(
+    stack: Stack, scenario: str, urls: list[str], interrupted: set[int], started: float
+) -> Figures:
+    """Check the invariants, add the scenario's line to the summary, demand 0 lost, 0 twice."""
+    figures = check(stack, scenario, urls, interrupted, time.monotonic() - started, 2)
+    FAULT_FIGURES.append(figures.line())
+    assert (figures.duplicates, figures.lost) == (0, 0)
+    return figures
+
+
+def drain_and_check(
+    stack: Stack, scenario: str, urls: list[str], interrupted: set[int], started: float
+) -> Figures:
+    """Wait until every removable case is confirmed removed, then record_figures."""
+    stack.wait_for(
+        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable(urls)),
+        timeout=150,
+        what="every removable case to be confirmed removed",
+    )
+    figures = record_figures(stack, scenario, urls, interrupted, started)
+    assert figures.recovered == len(interrupted) > 0
+    return figures

