@@ -15,7 +15,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from workflows import accounts
 from workflows.config import load_settings
-from workflows.models import Case, Event, NoticeItem, Token, User
+from workflows.models import Case, Event, Notice, NoticeItem, NoticeStatus, Token, User
 from workflows.web.app import create_app
 
 with warnings.catch_warnings():
@@ -90,6 +90,47 @@ class Desk:
             assert case is not None
             return case
 
+    def notice(self, *case_ids: int, status: str = NoticeStatus.UNCERTAIN, step: int = 0) -> int:
+        """Store a notice listing CASE_IDS as the outbox would, begun (sent or not); its id."""
+        now, to = self.clock(), "abuse@host.example"
+        with self.sessions() as session:
+            notice = Notice(
+                kind="notice",
+                recipients=to,
+                language="en",
+                status=status,
+                message_id=f"<n{step}.{'-'.join(map(str, case_ids))}@hotline.example>",
+                subject="Notice",
+                body_text="Please remove.",
+                body_html="<p>Please remove.</p>",
+                attempts=1,
+                created_at=now,
+                send_started_at=now,
+                sent_at=now if status == NoticeStatus.SENT else None,
+            )
+            session.add(notice)
+            session.flush()
+            for case_id in case_ids:
+                session.add(
+                    NoticeItem(
+                        case_id=case_id,
+                        round=0,
+                        step=step,
+                        kind="notice",
+                        party="host",
+                        recipients=to,
+                        due_at=now,
+                        notice_id=notice.id,
+                    )
+                )
+            session.commit()
+            return notice.id
+
+    def stored_notice(self, notice_id: int) -> Notice:
+        """Return the stored notice."""
+        with self.sessions() as session:
+            return session.get_one(Notice, notice_id)
+
     def snapshot(self) -> list[Any]:
         """Return everything an API call could change, to compare before and after."""
         with self.sessions() as session:
@@ -97,13 +138,18 @@ class Desk:
                 [_row(c) for c in session.scalars(select(Case).order_by(Case.id))],
                 [_row(e) for e in session.scalars(select(Event).order_by(Event.id))],
                 [_row(i) for i in session.scalars(select(NoticeItem).order_by(NoticeItem.id))],
+                [_row(n) for n in session.scalars(select(Notice).order_by(Notice.id))],
                 [_row(u) for u in session.scalars(select(User).order_by(User.id))],
                 [_row(t) for t in session.scalars(select(Token).order_by(Token.id))],
             ]
 
 
+# Bookkeeping of authentication, not a change a request made: every token use stamps it.
+UNCOMPARED = frozenset({"last_used_at"})
+
+
 def _row(obj: Any) -> tuple[Any, ...]:
-    return tuple(getattr(obj, c.key) for c in obj.__table__.columns)
+    return tuple(getattr(obj, c.key) for c in obj.__table__.columns if c.key not in UNCOMPARED)
 
 
 @contextmanager

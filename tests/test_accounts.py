@@ -1,14 +1,17 @@
-"""Accounts: Argon2id password hashes, token digests, sessions that expire, sign-in."""
+"""Accounts: Argon2id password hashes, token digests, sessions that expire, sign-in, and
+API tokens' last use and revocation (accounts, API and CLI)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from deskapp import Desk, running_desk
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -207,3 +210,122 @@ def test_a_name_is_taken_once(sessions: sessionmaker[Session]) -> None:
             accounts.create_user(session, "al", "supervisor", now=T0)
         session.commit()
         assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_a_tokens_last_use_is_noted_to_the_minute(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        user = accounts.create_user(session, "al", "analyst", now=T0)
+        secret = accounts.issue_token(session, user, now=T0)
+        web, _ = accounts.create_session(session, user, now=T0)
+        session.commit()
+
+    def used(seconds: float) -> list[dt.datetime | None]:
+        with sessions() as session:
+            at = T0 + dt.timedelta(seconds=seconds)
+            assert accounts.user_for_token(session, secret, "api", now=at) is not None
+            assert accounts.user_for_token(session, web, "session", now=at) is not None
+            session.commit()
+            return list(session.scalars(select(Token.last_used_at).order_by(Token.id)))
+
+    assert used(10) == [T0 + dt.timedelta(seconds=10), None]  # sessions are not stamped
+    assert used(50) == [T0 + dt.timedelta(seconds=10), None]  # within the minute: no write
+    assert used(75) == [T0 + dt.timedelta(seconds=75), None]
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    with running_desk(tmp_path) as running:
+        yield running
+
+
+def token_ids(desk: Desk, name: str, headers: dict[str, str]) -> list[int]:
+    answer = desk.client.get(f"/api/users/{name}/tokens", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return [token["id"] for token in answer.json()]
+
+
+def test_a_revoked_token_is_refused_at_once(desk: Desk) -> None:
+    added = desk.client.post(
+        "/api/users", json={"name": "bob", "role": "analyst"}, headers=desk.supervisor
+    ).json()
+    bob = {"Authorization": f"Bearer {added['token']}"}
+    desk.clock.advance(minutes=2)
+    assert desk.client.get("/api/me", headers=bob).status_code == 200
+    listed = desk.client.get("/api/users/bob/tokens", headers=desk.supervisor)
+    (token,) = listed.json()
+    assert set(token) == {"id", "user", "created_at", "last_used_at"}
+    assert token["user"] == "bob" and token["last_used_at"] != token["created_at"]
+    with desk.sessions() as session:
+        stored = session.scalars(select(Token.digest).where(Token.id == token["id"])).one()
+    assert added["token"] not in listed.text and stored not in listed.text
+    revoked = desk.client.delete(f"/api/tokens/{token['id']}", headers=desk.supervisor)
+    assert revoked.status_code == 200 and revoked.json() == token
+    refused = desk.client.get("/api/me", headers=bob)
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]
+    assert desk.client.get("/api/users/bob/tokens", headers=desk.supervisor).json() == []
+    again = desk.client.delete(f"/api/tokens/{token['id']}", headers=desk.supervisor)
+    assert again.status_code == 404 and again.json()["error"] == f"no API token {token['id']}"
+
+
+def test_users_list_and_revoke_their_own_tokens_only(desk: Desk) -> None:
+    spare = desk.client.post("/api/users/al/tokens", headers=desk.analyst).json()["token"]
+    first, second = token_ids(desk, "al", desk.analyst)
+    before = desk.snapshot()
+    (sues,) = token_ids(desk, "sue", desk.supervisor)
+    assert desk.client.delete(f"/api/tokens/{sues}", headers=desk.analyst).status_code == 403
+    assert desk.client.get("/api/users/sue/tokens", headers=desk.analyst).status_code == 403
+    assert desk.snapshot() == before
+    assert desk.client.delete(f"/api/tokens/{second}", headers=desk.analyst).status_code == 200
+    assert (
+        desk.client.get("/api/me", headers={"Authorization": f"Bearer {spare}"}).status_code == 401
+    )
+    assert desk.client.delete(f"/api/tokens/{first}", headers=desk.analyst).status_code == 200
+    assert desk.client.get("/api/me", headers=desk.analyst).status_code == 401  # its own, too
+
+
+def test_web_sessions_are_not_api_tokens_and_a_cookie_delete_needs_csrf(desk: Desk) -> None:
+    csrf = desk.sign_in("sue")
+    with desk.sessions() as session:
+        web = session.scalars(select(Token.id).where(Token.kind == "session")).one()
+    assert web not in token_ids(desk, "sue", desk.supervisor)
+    assert desk.client.delete(f"/api/tokens/{web}", headers=desk.supervisor).status_code == 404
+    (own,) = token_ids(desk, "sue", desk.supervisor)
+    assert desk.client.delete(f"/api/tokens/{own}").status_code == 403  # the cookie alone
+    done = desk.client.delete(f"/api/tokens/{own}", headers={"X-CSRF-Token": csrf})
+    assert done.status_code == 200
+    assert desk.client.get("/api/me", headers=desk.supervisor).status_code == 401
+
+
+def test_the_cli_lists_and_revokes_tokens_and_refuses_unknown_ones(
+    tmp_path: Path, takedown_command: list[str]
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TAKEDOWN_HOME": str(tmp_path)}
+
+    def takedown(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*takedown_command, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    secret = takedown("user", "add", "bob", "--role", "analyst").stdout.splitlines()[-1]
+    listed = takedown("user", "tokens", "bob")
+    assert listed.returncode == 0 and secret not in listed.stdout
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["id", "created", "last", "used"] and row.split()[2] == "never"
+    token_id = row.split()[0]
+    revoked = takedown("user", "revoke", token_id)
+    assert (revoked.returncode, revoked.stdout) == (0, f"revoked API token {token_id} of bob\n")
+    engine = make_engine(f"sqlite:///{tmp_path / 'takedown.db'}")
+    with session_factory(engine)() as session:
+        assert accounts.user_for_token(session, secret, "api") is None
+    engine.dispose()
+    assert takedown("user", "tokens", "bob").stdout.splitlines()[1:] == ["bob has no API token"]
+    for args, problem in (
+        (("user", "revoke", token_id), f"no API token {token_id}"),
+        (("user", "revoke", "abc"), "'abc' is not a token id"),
+        (("user", "revoke", "0"), "'0' is not a token id"),
+        (("user", "tokens", "nobody"), "no user 'nobody'"),
+        (("user", "tokens", "no body"), "user name 'no body'"),
+    ):
+        refused = takedown(*args)
+        assert refused.returncode == 2 and problem in refused.stderr, (args, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1 and refused.stdout == ""

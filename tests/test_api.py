@@ -34,11 +34,13 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
 def operations(desk: Desk) -> list[tuple[str, str]]:
     """Return (method, path) of every API operation, from the OpenAPI description."""
     spec = desk.client.get("/openapi.json").json()
-    return [
-        (method.upper(), path.replace("{case_id}", "1").replace("{name}", "al"))
-        for path, item in spec["paths"].items()
-        for method in item
-    ]
+    named = {"{case_id}": "1", "{notice_id}": "1", "{token_id}": "1", "{name}": "al"}
+    found = []
+    for path, item in spec["paths"].items():
+        for name, value in named.items():
+            path = path.replace(name, value)
+        found += [(method.upper(), path) for method in item]
+    return found
 
 
 def test_every_operation_refuses_a_request_without_a_token_with_401(desk: Desk) -> None:
@@ -51,6 +53,19 @@ def test_every_operation_refuses_a_request_without_a_token_with_401(desk: Desk) 
         assert answer.status_code == 401, (method, path)
         assert answer.headers["content-type"] == "application/json"
         assert answer.json()["error"] and answer.headers["www-authenticate"] == "Bearer"
+    assert desk.snapshot() == before
+
+
+def test_a_stranger_with_a_malformed_body_gets_401_not_a_description_of_the_api(
+    desk: Desk,
+) -> None:
+    before = desk.snapshot()
+    for method, path in operations(desk):
+        answer = desk.client.request(
+            method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 401, (method, path, answer.text)
+        assert "errors" not in answer.json()
     assert desk.snapshot() == before
 
 
@@ -72,6 +87,9 @@ SUPERVISOR_ONLY = [
     ("GET", "/api/users", None),
     ("POST", "/api/users", {"name": "bob", "role": "analyst"}),
     ("POST", "/api/users/sue/tokens", None),
+    ("GET", "/api/users/sue/tokens", None),
+    ("DELETE", "/api/tokens/1", None),  # sue's
+    ("POST", "/api/notices/1/resolve", {"outcome": "sent"}),
 ]
 
 
@@ -154,6 +172,16 @@ BAD_INPUT = [
     ("GET", "/api/cases/abc", None, "case_id"),
     ("GET", "/api/cases/99999999999", None, "case_id"),
     ("GET", "/api/stats?since=yesterday", None, "since"),
+    ("POST", "/api/notices/1/resolve", {"outcome": "maybe"}, "outcome"),
+    ("POST", "/api/notices/1/resolve", {}, "outcome"),
+    ("POST", "/api/notices/1/resolve", {"outcome": "sent", "reason": 5}, "reason"),
+    ("POST", "/api/notices/1/resolve", {"outcome": "sent", "by": "x"}, "by"),
+    ("POST", "/api/notices/0/resolve", {"outcome": "sent"}, "notice_id"),
+    ("GET", "/api/notices?status=lost", None, "status[0]"),
+    ("GET", "/api/notices?limit=501", None, "limit"),
+    ("GET", "/api/notices?case=1", None, "case"),
+    ("DELETE", "/api/tokens/abc", None, "token_id"),
+    ("DELETE", "/api/tokens/99999999999", None, "token_id"),
 ]
 
 
@@ -181,9 +209,14 @@ def test_bad_input_is_refused_with_422_naming_the_field(
         ("POST", "/api/cases/999/hold", {"days": 1}),
         ("POST", "/api/cases/999/release", None),
         ("POST", "/api/users/nobody/tokens", None),
+        ("GET", "/api/users/nobody/tokens", None),
+        ("DELETE", "/api/tokens/999", None),
+        ("POST", "/api/notices/999/resolve", {"outcome": "resend"}),
     ],
 )
-def test_an_unknown_case_or_user_is_404(desk: Desk, method: str, path: str, body: Any) -> None:
+def test_an_unknown_case_notice_user_or_token_is_404(
+    desk: Desk, method: str, path: str, body: Any
+) -> None:
     before = desk.snapshot()
     answer = desk.client.request(method, path, json=body, headers=desk.supervisor)
     assert answer.status_code == 404 and "no " in answer.json()["error"]

@@ -5,7 +5,9 @@ option: m=64 MiB, t=3, p=4; the parameters are part of the stored PHC string, so
 ones can be rolled out and old hashes are upgraded at the next sign-in). Tokens and session
 secrets are 256-bit random strings handed out once; the database keeps only their SHA-256,
 so a copy of it lets nobody sign in. A session's CSRF token is derived from its secret,
-so it needs no storage and dies with the session.
+so it needs no storage and dies with the session. An API token lives until it is revoked
+(its row deleted: the next request with it is refused); its last use is noted to the
+minute, so a supervisor can tell a token in use from a forgotten one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +33,7 @@ SESSION_LIFETIME = dt.timedelta(hours=12)  # one working day; then sign in again
 TOKEN_PREFIXES = {"api": "tda_", "session": "tds_"}  # tell secret scanners what leaked
 MIN_PASSWORD = 12  # NIST SP 800-63B §3.1.1.2: length, not composition rules
 MAX_PASSWORD = 1024  # bounds the hashing work one request can ask for
+USE_GRAIN = dt.timedelta(minutes=1)  # last_used_at's precision: not one write per request
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,119}$")
 
 
@@ -141,8 +144,8 @@ def user_for_token(
         return None
     # Looked up by digest: timing reveals at most a digest prefix, which gives no secret.
     now = now or utcnow()
-    return session.scalars(
-        select(User)
+    found = session.execute(
+        select(User, Token)
         .join(Token, Token.user_id == User.id)
         .where(
             Token.digest == digest(secret),
@@ -150,6 +153,44 @@ def user_for_token(
             or_(Token.expires_at.is_(None), Token.expires_at > now),
         )
     ).first()
+    if found is None:
+        return None
+    user, token = found
+    if kind == "api":
+        _note_use(session, token, now)
+    return user
+
+
+def _note_use(session: Session, token: Token, now: dt.datetime) -> None:
+    """Stamp the token's last use (the caller commits), at most once per USE_GRAIN."""
+    if token.last_used_at is not None and now - token.last_used_at < USE_GRAIN:
+        return
+    # A statement, not an attribute: a token revoked meanwhile is simply not updated.
+    session.execute(update(Token).where(Token.id == token.id).values(last_used_at=now))
+
+
+def api_tokens(session: Session, user: User) -> list[Token]:
+    """Return USER's API tokens, oldest first (only their digests are stored)."""
+    return list(
+        session.scalars(
+            select(Token).where(Token.user_id == user.id, Token.kind == "api").order_by(Token.id)
+        )
+    )
+
+
+def find_token(session: Session, token_id: int) -> tuple[Token, User] | None:
+    """Return the API token TOKEN_ID and its user, if there is one (sessions are not listed)."""
+    found = session.execute(
+        select(Token, User)
+        .join(User, User.id == Token.user_id)
+        .where(Token.id == token_id, Token.kind == "api")
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def revoke_token(session: Session, token: Token) -> None:
+    """Revoke TOKEN: its row goes, so the next request that presents it is refused."""
+    session.execute(delete(Token).where(Token.id == token.id))
 
 
 def verify_password(user: User, password: str) -> bool:

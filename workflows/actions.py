@@ -54,7 +54,8 @@ def _apply(session: Session, case_id: int, decide: Decide) -> tuple[Case, dict[s
     raise Conflict(f"case {case_id} kept changing while we acted on it: try again")
 
 
-def _text(field: str, value: str | None) -> str | None:
+def check_text(field: str, value: str | None) -> str | None:
+    """Return VALUE if it is short enough for a note or a reason, else raise BadValue."""
     if value is not None and len(value) > MAX_TEXT:
         raise BadValue(field, f"at most {MAX_TEXT} characters")
     return value
@@ -64,7 +65,7 @@ def close(
     session: Session, case_id: int, user: User, *, now: dt.datetime, reason: str | None = None
 ) -> Case:
     """Close an open case: its workflow stops and the URL may be reported afresh."""
-    _text("reason", reason)
+    check_text("reason", reason)
 
     def decide(case: Case) -> dict[str, Any]:
         if case.state not in OPEN_STATES:
@@ -88,7 +89,7 @@ def reopen(
     session: Session, case_id: int, user: User, *, now: dt.datetime, reason: str | None = None
 ) -> Case:
     """Reopen a closed or removed case: it is traced again and its notices start over."""
-    _text("reason", reason)
+    check_text("reason", reason)
 
     def decide(case: Case) -> dict[str, Any]:
         if case.state not in TERMINAL_STATES:
@@ -129,7 +130,7 @@ def add_note(session: Session, case_id: int, user: User, text: str, *, now: dt.d
     """Add an analyst's note to a case's timeline (the case itself does not change)."""
     if not text.strip():
         raise BadValue("text", "the note is empty")
-    _text("text", text)
+    check_text("text", text)
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
@@ -152,7 +153,7 @@ def force_recheck(
             values["check_due_at"] = now
         return values
 
-    _text("reason", reason)
+    check_text("reason", reason)
     case, before = _apply(session, case_id, decide)
     record(
         session, case.id, "recheck_requested", now, user.name, reason=reason, was=before["state"]
@@ -170,7 +171,7 @@ def hold(
     reason: str | None = None,
 ) -> Case:
     """Pause an open case's workflow until UNTIL (a held case's hold is moved to UNTIL)."""
-    _text("reason", reason)
+    check_text("reason", reason)
     if until.tzinfo is None:
         raise BadValue("until", "give a time zone, e.g. 2026-12-01T09:00:00Z")
     if until <= now:

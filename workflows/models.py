@@ -229,3 +229,4 @@ class Token(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime | None]  # None: valid until revoked (API tokens)
+    last_used_at: Mapped[dt.datetime | None]  # API tokens: to the minute (accounts.USE_GRAIN)

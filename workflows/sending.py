@@ -3,8 +3,10 @@
 send_notice    SENDING (claimed by the sweep) → send_started_at set by compare-and-set,
                the claim renewed for a whole lease → SMTP → SENT | PENDING (4xx, backoff)
                | FAILED (5xx: the cases move on) | UNCERTAIN (lost after the whole
-               message went out: never resent). A run whose claim ran out meanwhile
-               changes nothing, unless it learnt that an uncertain notice was sent.
+               message went out: never resent; a supervisor settles it as sent or has
+               it resent, workflows/notice_actions.py). A run whose claim ran out
+               meanwhile changes nothing, unless it learnt that a notice nobody is
+               sending now (uncertain, or pending again to be resent) was sent.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from workflows.notices import NoticeRequest, RenderedNotice, build_message
 from workflows.outbox import mail_item
 from workflows.policy import next_step, trace_retry_delay
 from workflows.runtime import Runtime
-from workflows.store import record, transaction
+from workflows.store import SYSTEM, record, transaction
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep
@@ -66,7 +68,8 @@ def _record_outcome(rt: Runtime, notice_id: int, started: dt.datetime, delivery:
             .with_for_update()
         ).first()
         if ours is None:
-            return _settled_meanwhile(session, session.get_one(Notice, notice_id), delivery, rt)
+            notice = session.get_one(Notice, notice_id, with_for_update=True)
+            return _settled_meanwhile(session, notice, delivery, rt)
         return _deliver(session, rt, ours, delivery, rt.clock())
 
 
@@ -110,7 +113,10 @@ def _begin(session: Session, rt: Runtime, notice_id: int, now: dt.datetime) -> E
 
 def _settled_meanwhile(session: Session, notice: Notice, delivery: Delivery, rt: Runtime) -> str:
     """Keep what was decided while the send outlived its claim, unless it is now known sent."""
-    if delivery.status == "sent" and notice.status == NoticeStatus.UNCERTAIN:
+    # Pending again: a supervisor asked for the uncertain notice to be resent and no run has
+    # claimed it yet. It went out after all, so the resend would deliver it twice.
+    nobody_sending = (NoticeStatus.UNCERTAIN, NoticeStatus.PENDING)
+    if delivery.status == "sent" and notice.status in nobody_sending:
         settle(session, notice, NoticeStatus.SENT, rt.clock(), delivery)
         return NoticeStatus.SENT
     log.warning(
@@ -193,9 +199,16 @@ def _defer(
 
 
 def settle(
-    session: Session, notice: Notice, status: str, now: dt.datetime, delivery: Delivery | None
+    session: Session,
+    notice: Notice,
+    status: str,
+    now: dt.datetime,
+    delivery: Delivery | None,
+    *,
+    actor: str = SYSTEM,
+    **detail: Any,
 ) -> None:
-    """Give NOTICE its final status and tell each of its cases."""
+    """Give NOTICE its final status and tell each of its cases (DETAIL: more for the events)."""
     notice.status, notice.claimed_until = status, None
     if delivery is not None:
         notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
@@ -210,12 +223,14 @@ def settle(
             case_id,
             kind,
             now,
+            actor,
             notice=notice.id,
             kind_of=notice.kind,
             to=notice.recipients,
             message_id=notice.message_id,
             reply=delivery.reply if delivery else None,
             refused={k: list(v) for k, v in refused.items()} if refused else None,
+            **detail,
         )
         if status == NoticeStatus.SENT:
             session.execute(

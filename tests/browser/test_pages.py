@@ -174,3 +174,73 @@ def test_signing_out_ends_the_session(desk: Desk) -> None:
     assert form(desk, "/logout", "wrong")[0] == 403  # no other site can sign us out
     assert form(desk, "/logout", csrf) == (303, "/login")
     assert desk.client.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_an_uncertain_notice_warns_and_only_supervisors_get_its_buttons(desk: Desk) -> None:
+    case = desk.report("http://a.test/1")[0]["id"]
+    notice = desk.notice(case)
+    action = f"/cases/{case}/notices/{notice}/resolve"
+    csrf = desk.sign_in("al")
+    page = desk.client.get(f"/cases/{case}").text
+    assert 'id="uncertain-warning"' in page and "Delivery uncertain" in page
+    assert action not in page and "A supervisor decides whether it arrived" in page
+    before = desk.snapshot()
+    status, body = form(desk, action, csrf, outcome="sent")
+    assert status == 403 and "Only a supervisor may settle an uncertain notice" in body
+    assert desk.snapshot() == before
+    desk.sign_in("sue")
+    page = desk.client.get(f"/cases/{case}").text
+    assert f'action="{action}"' in page
+    assert 'name="outcome" value="sent"' in page and 'name="outcome" value="resend"' in page
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("sent", "sent"), ("resend", "pending")])
+def test_a_supervisor_settles_an_uncertain_notice_from_the_case_page(
+    desk: Desk, outcome: str, status: str
+) -> None:
+    case = desk.report("http://a.test/1")[0]["id"]
+    notice = desk.notice(case)
+    csrf = desk.sign_in("sue")
+    action = f"/cases/{case}/notices/{notice}/resolve"
+    assert form(desk, action, csrf, outcome=outcome, reason="checked the relay's log") == (
+        303,
+        f"/cases/{case}#notice-{notice}",
+    )
+    assert desk.stored_notice(notice).status == status
+    page = desk.client.get(f"/cases/{case}").text
+    assert "uncertain-warning" not in page and action not in page
+    assert "as decided by a supervisor" in page and "checked the relay&#39;s log" in page
+    again = form(desk, action, csrf, outcome=outcome)
+    assert again[0] == 409 and f"notice {notice} is {status}, not uncertain" in again[1]
+
+
+@pytest.mark.parametrize(
+    ("where", "fields", "status", "message"),
+    [
+        pytest.param("other", {"outcome": "sent"}, 404, "lists no notice", id="not-its-notice"),
+        pytest.param("own", {"outcome": "maybe"}, 422, "outcome: &#39;maybe&#39; is not", id="bad"),
+        pytest.param("own", {}, 422, "outcome: &#39;&#39; is not one of sent, resend", id="none"),
+    ],
+)
+def test_a_refused_decision_shows_the_case_again_with_why(
+    desk: Desk, where: str, fields: dict[str, str], status: int, message: str
+) -> None:
+    case, other = (c["id"] for c in desk.report("http://a.test/1", "http://b.test/2"))
+    notice = desk.notice(case)
+    csrf = desk.sign_in("sue")
+    before = desk.snapshot()
+    shown = case if where == "own" else other
+    answer = form(desk, f"/cases/{shown}/notices/{notice}/resolve", csrf, **fields)
+    assert answer[0] == status and message in answer[1]
+    assert form(desk, f"/cases/{case}/notices/{notice}/resolve", "forged", outcome="sent")[0] == 403
+    assert desk.snapshot() == before
+
+
+def test_the_case_list_counts_uncertain_notices_and_links_to_their_cases(desk: Desk) -> None:
+    case = desk.report("http://a.test/1")[0]["id"]
+    desk.sign_in("al")
+    assert 'data-count="uncertain"' not in desk.client.get("/").text  # none: no count shown
+    notice = desk.notice(case)
+    page = desk.client.get("/").text
+    assert '<b data-count="uncertain">1</b><span>notice uncertain</span>' in page
+    assert f'href="/cases/{case}#notice-{notice}"' in page

@@ -16,7 +16,7 @@ from workflows.cases_cli import check_field, normalize_lines
 from workflows.models import Case
 from workflows.store import report
 from workflows.views import case_detail, case_objects
-from workflows.web import api_admin, csv_upload
+from workflows.web import api_admin, api_notices, csv_upload
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
@@ -35,21 +35,28 @@ Report URLs, follow their cases, and act on them.
 
 **Authentication**: `Authorization: Bearer <token>` (a token from `takedown user add` or
 `POST /api/users/{name}/tokens`), or the web desk's session cookie, in which case every
-POST must carry the session's CSRF token in the `X-CSRF-Token` header.
+POST or DELETE must carry the session's CSRF token in the `X-CSRF-Token` header. API
+tokens last until revoked (`DELETE /api/tokens/{id}`); a revoked token is refused at once.
 
 **Roles**: `analyst` reports, views, adds notes and asks for re-checks; `supervisor` may
-also close, reopen and hold cases and manage users.
+also close, reopen and hold cases, settle uncertain notices and manage users.
+
+**Uncertain notices**: a notice whose worker died mid-send, or whose relay fell silent
+after the message data, may or may not have arrived; it is never resent automatically.
+`GET /api/notices?status=uncertain` lists them; a supervisor settles each with
+`POST /api/notices/{id}/resolve` (`sent`, or `resend` with the same Message-ID).
 
 **Errors** are JSON `{"error": "…", "field": "…"}`: 401 unauthenticated, 403 wrong role
-or missing CSRF token, 404 unknown case or user, 409 the case's state does not allow it,
-422 bad input (the field is named). Times are ISO 8601 UTC.
+or missing CSRF token, 404 unknown case, notice, user or token, 409 the case's (or
+notice's) state does not allow it, 422 bad input (the field is named). Times are ISO 8601
+UTC.
 """
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid API token or session"},
     403: {"model": ErrorBody, "description": "Wrong role, or a cookie POST without CSRF token"},
-    404: {"model": ErrorBody, "description": "No such case or user"},
-    409: {"model": ErrorBody, "description": "The case's state does not allow this"},
+    404: {"model": ErrorBody, "description": "No such case, notice, user or token"},
+    409: {"model": ErrorBody, "description": "The case's (or notice's) state does not allow this"},
     422: {"model": ErrorBody, "description": "Bad input: `field` names it"},
 }
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
@@ -212,4 +219,5 @@ def release_case(case_id: CaseId, user: Supervisor, session: DB, now: Now) -> An
 
 
 router.include_router(cases)
+router.include_router(api_notices.router)
 router.include_router(api_admin.router)

@@ -1,4 +1,4 @@
-"""The API's users, tokens, the signed-in user and the statistics."""
+"""The API's users, tokens (issue, list, revoke), the signed-in user and the statistics."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from workflows import accounts
 from workflows.actions import BadValue
 from workflows.errors import InputError
-from workflows.models import Role, User
+from workflows.models import Role, Token, User
 from workflows.stats import compute_stats
 from workflows.stats_cli import parse_since
 from workflows.views import iso
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
-from workflows.web.schemas import Me, TokenOut, UserCreated, UserIn, UserOut
+from workflows.web.schemas import Me, TokenInfo, TokenOut, UserCreated, UserIn, UserOut
 
 router = APIRouter()
 UserName = Annotated[str, Path(max_length=120, description="the user's name")]
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the token's id, as listed")]
 
 
 def user_object(user: User) -> dict[str, Any]:
@@ -69,14 +71,62 @@ def add_user(body: UserIn, user: Supervisor, session: DB, now: Now) -> Any:
 )
 def add_token(name: UserName, user: CurrentUser, session: DB, now: Now) -> Any:
     """Issue a token (supervisors for anyone, others for themselves); shown once."""
-    if user.role != Role.SUPERVISOR and user.name != name:
-        raise HTTPException(403, "only a supervisor may issue tokens for someone else")
-    owner = accounts.find_user(session, name)
-    if owner is None:
-        raise accounts.NotFound(f"no user {name!r}")
+    owner = _owner(session, user, name, "issue tokens for")
     token = accounts.issue_token(session, owner, now=now)
     session.commit()
     return {"user": owner.name, "token": token}
+
+
+def _owner(session: Session, user: User, name: str, doing: str) -> User:
+    """Return the user NAME if USER may act on their tokens (supervisors, or themselves)."""
+    if user.role != Role.SUPERVISOR and user.name != name:
+        raise HTTPException(403, f"only a supervisor may {doing} someone else")
+    owner = accounts.find_user(session, name)
+    if owner is None:
+        raise accounts.NotFound(f"no user {name!r}")
+    return owner
+
+
+def token_object(token: Token, owner: User) -> dict[str, Any]:
+    """Return what the API shows of an API token: never its secret or digest."""
+    return {
+        "id": token.id,
+        "user": owner.name,
+        "created_at": iso(token.created_at),
+        "last_used_at": iso(token.last_used_at),
+    }
+
+
+@router.get(
+    "/users/{name}/tokens",
+    response_model=list[TokenInfo],
+    tags=["users"],
+    summary="List a user's API tokens (never their secrets)",
+)
+def list_tokens(name: UserName, user: CurrentUser, session: DB) -> Any:
+    """Return the user's API tokens, oldest first (supervisors for anyone, others their own)."""
+    owner = _owner(session, user, name, "list the tokens of")
+    return [token_object(token, owner) for token in accounts.api_tokens(session, owner)]
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    response_model=TokenInfo,
+    tags=["users"],
+    summary="Revoke an API token: it is refused from now on",
+)
+def revoke_token(token_id: TokenId, user: CurrentUser, session: DB) -> Any:
+    """Revoke the token (supervisors any, others their own); return what it was."""
+    found = accounts.find_token(session, token_id)
+    if found is None:
+        raise accounts.NotFound(f"no API token {token_id}")
+    token, owner = found
+    if user.role != Role.SUPERVISOR and owner.id != user.id:
+        raise HTTPException(403, "only a supervisor may revoke someone else's token")
+    shown = token_object(token, owner)
+    accounts.revoke_token(session, token)
+    session.commit()
+    return shown
 
 
 class StatsQuery(BaseModel):

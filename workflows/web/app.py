@@ -21,6 +21,7 @@ from workflows.config import Settings
 from workflows.errors import InputError
 from workflows.store import database_url, make_engine, migrate, session_factory, utcnow
 from workflows.web import api
+from workflows.web.auth import SESSION_COOKIE
 
 STATIC = Path(__file__).parent / "static"
 API_PREFIX = "/api"
@@ -55,8 +56,25 @@ def create_app(settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
+    app.middleware("http")(_credentials_first)
     app.middleware("http")(_security_headers)
     return app
+
+
+async def _credentials_first(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Answer an API request that carries no credentials at all with 401 before its body is
+    read: FastAPI parses JSON before it resolves dependencies, so a stranger's malformed
+    body would otherwise earn a 422 that describes what the API expects."""
+    has_credentials = "authorization" in request.headers or SESSION_COOKIE in request.cookies
+    if request.url.path.startswith(API_PREFIX + "/") and not has_credentials:
+        return JSONResponse(
+            {"error": "authentication required: send 'Authorization: Bearer <token>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await call_next(request)
 
 
 async def _security_headers(

@@ -87,6 +87,7 @@ def current_user(
         user = user_for_token(session, creds.bearer, "api", now=now)
         if user is None:
             raise unauthenticated("the API token is not valid (revoked or mistyped)")
+        session.commit()  # its last use, kept even when the request is then refused
         request.state.user, request.state.csrf_token = user, None
         return user
     if not creds.cookie:

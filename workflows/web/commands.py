@@ -1,4 +1,4 @@
-"""The desk's commands: `takedown serve` and `takedown user add`."""
+"""The desk's commands: `takedown serve` and `takedown user add|tokens|revoke`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from workflows import accounts
 from workflows.config import Settings
 from workflows.errors import InputError
 from workflows.store import database_url, make_engine, migrate, session_factory, transaction
+from workflows.views import iso
 
 DEFAULT_PORT = 8000
+MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
 
 
 def add_parsers(commands: Any) -> None:
@@ -31,6 +33,10 @@ def add_parsers(commands: Any) -> None:
         metavar="PATH",
         help="first line: the web sign-in password (none: API tokens only)",
     )
+    tokens = actions.add_parser("tokens", help="list a user's API tokens (never their secrets)")
+    tokens.add_argument("name")
+    revoke = actions.add_parser("revoke", help="revoke an API token: refused from now on")
+    revoke.add_argument("token_id", type=_token_id, metavar="TOKEN_ID", help="as listed")
 
 
 def _port(text: str) -> int:
@@ -39,10 +45,20 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _token_id(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a token id (a number, as listed)")
+    return int(text)
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Run `serve` or `user add`."""
+    """Run `serve` or `user add|tokens|revoke`."""
     if args.command == "serve":
         return serve(settings, args.host, args.port)
+    if args.user_command == "tokens":
+        return list_tokens(settings, args.name)
+    if args.user_command == "revoke":
+        return revoke_token(settings, args.token_id)
     return add_user(settings, args.name, args.role, args.password_file)
 
 
@@ -85,3 +101,41 @@ def _read_password(path: str) -> str:
         return accounts.check_password(lines[0] if lines else "")
     except InputError as error:
         raise InputError(f"--password-file: {error.message}") from None
+
+
+def list_tokens(settings: Settings, name: str) -> int:
+    """Print the user's API tokens: id, created, last used (never a secret)."""
+    accounts.check_name(name)
+    engine = make_engine(database_url(settings.database_url, settings.home))
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            user = accounts.find_user(session, name)
+            if user is None:
+                raise InputError(f"no user {name!r}")
+            tokens = accounts.api_tokens(session, user)
+    finally:
+        engine.dispose()
+    print(f"{'id':>6}  {'created':20}  last used")
+    for token in tokens:
+        print(f"{token.id:>6}  {iso(token.created_at):20}  {iso(token.last_used_at) or 'never'}")
+    if not tokens:
+        print(f"{name} has no API token")
+    return 0
+
+
+def revoke_token(settings: Settings, token_id: int) -> int:
+    """Revoke an API token: the next request that presents it is refused."""
+    engine = make_engine(database_url(settings.database_url, settings.home))
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            found = accounts.find_token(session, token_id)
+            if found is None:
+                raise InputError(f"no API token {token_id}")
+            token, owner = found
+            accounts.revoke_token(session, token)
+    finally:
+        engine.dispose()
+    print(f"revoked API token {token_id} of {owner.name}")
+    return 0

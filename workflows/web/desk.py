@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows import actions
+from workflows import actions, notice_actions
 from workflows.accounts import NotFound
-from workflows.models import OPEN_STATES, Case, CaseState, User
+from workflows.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus, User
 from workflows.stats_cli import span
 from workflows.views import case_detail as case_view
 from workflows.views import case_objects
@@ -142,7 +142,43 @@ def counts(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
             found.append(
                 {"state": str(state), "label": label, "kind": kind, "value": value, "href": href}
             )
+    uncertain = notice_actions.count_uncertain(session)
+    if uncertain:  # not a case state: shown only while some wait for a supervisor
+        label = f"notice{'s' * (uncertain != 1)} uncertain"
+        found.append(
+            {
+                "state": "uncertain",
+                "label": label,
+                "kind": "analyst",
+                "value": uncertain,
+                "href": "#uncertain",
+            }
+        )
     return found
+
+
+def uncertain_notices(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the notices waiting for a supervisor's decision, oldest first, with a case."""
+    notices = list(
+        session.scalars(
+            select(Notice)
+            .where(Notice.status == NoticeStatus.UNCERTAIN)
+            .order_by(Notice.id)
+            .limit(limit)
+        )
+    )
+    cases = notice_actions.cases_of(session, [n.id for n in notices])
+    return [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "to": n.recipients.replace(",", ", "),
+            "case": cases[n.id][0],
+            "cases": len(cases[n.id]),
+        }
+        for n in notices
+        if cases.get(n.id)
+    ]
 
 
 def still_online(session: Session, now: dt.datetime, limit: int = 8) -> list[dict[str, Any]]:

@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 
-from workflows import actions
+from workflows import actions, notice_actions
 from workflows.accounts import Conflict, NotFound
 from workflows.cases_cli import FieldError, check_field, normalize_lines
 from workflows.errors import InputError
-from workflows.models import Case, Role
+from workflows.models import Case, NoticeItem, Role
 from workflows.stats import compute_stats
 from workflows.stats_cli import parse_since
 from workflows.store import report
@@ -51,6 +52,7 @@ def case_list(request: Request, user: CurrentUser, session: DB, now: Now) -> Res
         filtered=bool(found.query),
         choices=desk.choices(session),
         counts=desk.counts(session, now),
+        uncertain=desk.uncertain_notices(session),
         slow=desk.still_online(session, now),
         poll_url="/api/cases?" + urlencode(found.query),
         **listing,
@@ -161,14 +163,49 @@ def case_action(
         desk.act(session, case_id, action, user, now, text=text, reason=reason, days=days)
     except InputError as refused:
         session.rollback()
-        status = (
-            404 if isinstance(refused, NotFound) else 409 if isinstance(refused, Conflict) else 422
-        )
-        return _case(
-            request, session, case_id, user.role, now, error=refused.message, status=status
-        )
+        return _refused(request, session, case_id, user.role, now, refused)
     session.commit()
     return redirect(f"/cases/{case_id}")
+
+
+def _refused(
+    request: Request, session: Any, case_id: int, role: str, now: Any, refused: InputError
+) -> Response:
+    """Show the case again with why the action was refused (404, 409 or 422)."""
+    status = 404 if isinstance(refused, NotFound) else 409 if isinstance(refused, Conflict) else 422
+    return _case(request, session, case_id, role, now, error=refused.message, status=status)
+
+
+@router.post("/cases/{case_id}/notices/{notice_id}/resolve")
+def resolve_notice(
+    request: Request,
+    case_id: int,
+    notice_id: int,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    outcome: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+) -> Response:
+    """Settle an uncertain notice of the case from its page (supervisors)."""
+    if user.role != Role.SUPERVISOR:
+        error = f"Only a supervisor may settle an uncertain notice; {user.name} is an {user.role}."
+        return _case(request, session, case_id, user.role, now, error=error, status=403)
+    try:
+        listed = session.scalars(
+            select(NoticeItem.id).where(
+                NoticeItem.case_id == case_id, NoticeItem.notice_id == notice_id
+            )
+        ).first()
+        if listed is None:
+            raise NotFound(f"case {case_id} lists no notice {notice_id}")
+        why = reason.strip() or None
+        notice_actions.resolve(session, notice_id, user, outcome, now=now, reason=why)
+    except InputError as refused:
+        session.rollback()
+        return _refused(request, session, case_id, user.role, now, refused)
+    session.commit()
+    return redirect(f"/cases/{case_id}#notice-{notice_id}")
 
 
 @router.get("/stats")

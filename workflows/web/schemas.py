@@ -172,3 +172,32 @@ class Me(BaseModel):
     name: str
     role: str
     csrf_token: str | None = Field(description="for cookie sessions: send as X-CSRF-Token")
+
+
+class TokenInfo(BaseModel):
+    """An API token as listed: never its secret (only its SHA-256 is stored)."""
+
+    id: int = Field(description="to revoke it: DELETE /api/tokens/{id}")
+    user: str
+    created_at: Time
+    last_used_at: Time = Field(description="to the minute; null if never used")
+
+
+class ListedNotice(NoticeOut):
+    """A notice in the outbox, with the cases it lists."""
+
+    created_at: Time
+    attempts: int = Field(description="SMTP conversations begun")
+    smtp_code: int | None = Field(description="the relay's last reply code, if any")
+    smtp_reply: str | None
+    cases: list[int] = Field(description="the ids of the cases it lists")
+
+
+class ResolveIn(Strict):
+    """A supervisor's decision about an uncertain notice."""
+
+    outcome: Literal["sent", "resend"] = Field(
+        description="sent: it did arrive (checked with the recipient or the relay's log); "
+        "resend: send it again now, with the same Message-ID"
+    )
+    reason: Text | None = None

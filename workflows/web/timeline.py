@@ -19,6 +19,7 @@ TITLES = {
     "notice_sent": "Notice sent",
     "notice_failed": "Notice refused",
     "notice_uncertain": "Notice uncertain",
+    "notice_resend": "Notice to be sent again",
     "checked": "Checked",
     "removed": "Removed",
     "hopped": "Content moved",
@@ -90,10 +91,12 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
             f"Routed {d.get('route')}",
             f"{d.get('country') or '?'} · {d.get('network') or '?'}{via} → {to}",
         )
-    if kind in ("notice_sent", "notice_failed", "notice_uncertain"):
+    if kind in ("notice_sent", "notice_failed", "notice_uncertain", "notice_resend"):
         text = f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}"
         if kind == "notice_failed" and d.get("reply"):
             text += f": {d['reply']}"
+        if d.get("outcome"):  # a supervisor's decision about an uncertain notice
+            text += ", as decided by a supervisor"
         return title.replace("Notice", str(d.get("kind_of") or "notice").capitalize()), text
     if kind == "checked":
         status = f"HTTP {d['status']}" if d.get("status") else ""

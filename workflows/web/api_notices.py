@@ -1,0 +1,87 @@
+"""The API's outbox: list notices (e.g. the uncertain ones) and settle an uncertain one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workflows import notice_actions
+from workflows.models import Notice, NoticeStatus
+from workflows.views import iso, notice_object
+from workflows.web.auth import DB, CurrentUser, Now, Supervisor
+from workflows.web.schemas import ListedNotice, ResolveIn
+
+MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
+NoticeId = Annotated[int, Path(ge=1, le=MAX_ID, description="the notice's id (N-000042: 42)")]
+
+router = APIRouter(tags=["notices"])
+
+
+class NoticeFilters(BaseModel):
+    """Filters of GET /api/notices. Unknown parameters: 422."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: list[NoticeStatus] = Field(
+        default_factory=list, description="repeat for several; uncertain: waiting for a decision"
+    )
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+
+def listed(session: Session, notices: Sequence[Notice]) -> list[dict[str, Any]]:
+    """Return the API objects of NOTICES, each with the ids of its cases."""
+    cases = notice_actions.cases_of(session, [n.id for n in notices])
+    return [
+        {
+            **notice_object(notice),
+            "created_at": iso(notice.created_at),
+            "attempts": notice.attempts,
+            "smtp_code": notice.smtp_code,
+            "smtp_reply": notice.smtp_reply,
+            "cases": cases.get(notice.id, []),
+        }
+        for notice in notices
+    ]
+
+
+@router.get(
+    "/notices",
+    response_model=list[ListedNotice],
+    summary="List notices, oldest first (status=uncertain: those waiting for a decision)",
+    responses={200: {"headers": {"X-Total-Count": {"description": "matches, all pages"}}}},
+)
+def list_notices(
+    response: Response,
+    filters: Annotated[NoticeFilters, Query()],
+    user: CurrentUser,
+    session: DB,
+) -> Any:
+    """Return one page of the notices with any of the statuses given (all without)."""
+    where = [Notice.status.in_(filters.status)] if filters.status else []
+    total = session.scalar(select(func.count()).select_from(Notice).where(*where))
+    response.headers["X-Total-Count"] = str(total or 0)
+    page = session.scalars(
+        select(Notice).where(*where).order_by(Notice.id).limit(filters.limit).offset(filters.offset)
+    )
+    return listed(session, list(page))
+
+
+@router.post(
+    "/notices/{notice_id}/resolve",
+    response_model=ListedNotice,
+    summary="Settle an uncertain notice: it was sent, or send it again",
+)
+def resolve_notice(
+    notice_id: NoticeId, body: ResolveIn, user: Supervisor, session: DB, now: Now
+) -> Any:
+    """Decide an uncertain notice (supervisor); 409 unless it is uncertain."""
+    notice = notice_actions.resolve(
+        session, notice_id, user, body.outcome, now=now, reason=body.reason
+    )
+    session.commit()
+    return listed(session, [notice])[0]
