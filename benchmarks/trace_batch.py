@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from workflows.config import load_settings
-from workflows.sim import Network, SimInternet, World
+from workflows.sim import SimInternet, World
 from workflows.sim.netns import isolate_network
 from workflows.trace import Tracer
 from workflows.urls import normalize_url
