@@ -14,8 +14,11 @@ import jinja2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflows.cdns import load_cdns
 from workflows.config import Settings
+from workflows.errors import ConfigError
 from workflows.fetch import Fetcher
+from workflows.hotlines import load_hotlines
 from workflows.mailer import SMTPSettings, parse_smtp_url
 from workflows.notices import template_environment
 from workflows.policy import Policy, load_policy
@@ -101,3 +104,14 @@ class Runtime:
             closer()
         self._closers.clear()
         self.engine.dispose()
+
+
+def check_start(settings: Settings) -> Policy:
+    """Refuse, before anything starts, what the worker could not run with; return the policy."""
+    if settings.sender is None:
+        raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
+    parse_smtp_url(settings.smtp_url, password=settings.smtp_password)
+    policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
+    load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
+    load_cdns(settings.cdns)
+    return policy

@@ -36,9 +36,8 @@ from workflows.accounts import create_user
 from workflows.broker import stop_orphaned
 from workflows.config import Settings, load_settings
 from workflows.errors import ConfigError, InputError
-from workflows.mailer import parse_smtp_url
 from workflows.models import User
-from workflows.policy import load_policy
+from workflows.runtime import check_start
 from workflows.store import database_url, make_engine, migrate, session_factory, transaction
 
 FIRST_USER = "admin"
@@ -100,8 +99,7 @@ def check_worker_settings(settings: Settings) -> None:
             "TAKEDOWN_SENDER: required: the From address of every notice "
             "(or try `takedown up --demo`)"
         )
-    parse_smtp_url(settings.smtp_url, password=settings.smtp_password)
-    load_policy(settings.policy)
+    check_start(settings)
 
 
 def _no_orphans() -> None:

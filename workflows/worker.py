@@ -9,13 +9,8 @@ import threading
 
 from workflows.app import app, publish
 from workflows.broker import Broker, SweepLock
-from workflows.cdns import load_cdns
 from workflows.config import Settings, redact_url
-from workflows.errors import ConfigError
-from workflows.hotlines import load_hotlines
-from workflows.mailer import parse_smtp_url
-from workflows.policy import load_policy
-from workflows.runtime import Runtime
+from workflows.runtime import Runtime, check_start
 from workflows.store import migrate
 from workflows.sweep import sweep
 
@@ -114,12 +109,7 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
     # Until Celery installs its own handler, SIGTERM must unwind (closing the embedded Redis)
     # rather than kill the process where it stands.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if settings.sender is None:
-        raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
-    parse_smtp_url(settings.smtp_url, password=settings.smtp_password)  # fail before starting
-    policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
-    load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
-    load_cdns(settings.cdns)
+    policy = check_start(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with Broker(settings) as broker:
         rt = Runtime.from_settings(settings, policy)
