@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from stack import Stack
+from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from stack import Stack, stack_of
 
 from workflows.config import load_settings
+from workflows.outbox import batch_notices
+from workflows.pipeline import act_cases, trace_cases
 from workflows.runtime import Runtime
 from workflows.sim import Network, World
-from workflows.store import migrate
+from workflows.store import claim_notices, migrate, transaction
 
 
 class Clock:
@@ -53,3 +57,24 @@ def engine_runtime(stack: Stack) -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+@contextmanager
+def hosta_stack(tmp_path: Path, world: World, smtp_timeout: str | None = None) -> Iterator[Stack]:
+    """Yield a Stack of WORLD on the embedded defaults (a short SMTP timeout if given)."""
+    with stack_of(world, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as up:
+        if smtp_timeout:
+            up.env["TAKEDOWN_SMTP_URL"] = f"{up.smtp.url}?timeout={smtp_timeout}"
+        yield up
+
+
+def claim_first_notice(stack: Stack, runtime: Runtime, url: str) -> int:
+    """Report URL, trace it, owe and build its first notice, claim it as the sweep would."""
+    case_id = stack.report(url)[0]["id"]
+    trace_cases(runtime, [case_id])
+    act_cases(runtime, [case_id])  # the first notice is owed
+    runtime.clock.advance(runtime.policy.notice_window)  # type: ignore[attr-defined]
+    (notice_id,) = batch_notices(runtime)
+    with transaction(runtime.sessions) as session:
+        assert claim_notices(session, runtime.clock(), runtime.lease) == [notice_id]
+    return int(notice_id)

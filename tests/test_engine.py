@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
-from engine_harness import Clock, engine_runtime, hosta_world
+from engine_harness import Clock, engine_runtime, hosta_stack, hosta_world
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
-from stack import Stack, stack_of
+from stack import Stack
 
 from workflows import sending
 from workflows.broker import Broker, SweepLock
@@ -43,9 +42,7 @@ def world() -> World:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with stack_of(
-        world(), [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES
-    ) as running:
+    with hosta_stack(tmp_path, world()) as running:
         yield running
 
 
@@ -304,7 +301,7 @@ def test_an_escalation_waits_out_a_failing_upstream_lookup_instead_of_skipping(
     built = hosta_world(URL, upstream="abuse@upstream.example")
     built.set_rdap_fault("185.199.0.0/16", "500", times=1)
     with (
-        stack_of(built, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as stack,
+        hosta_stack(tmp_path, built) as stack,
         engine_runtime(stack) as rt,
     ):
         case_id = reported_and_routed(stack, rt)

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
-from engine_harness import engine_runtime, hosta_world
+from engine_harness import engine_runtime, hosta_stack, hosta_world
 from sqlalchemy import select
-from stack import Stack, stack_of
+from stack import Stack
 
 from workflows import accounts, actions
 from workflows.models import Case, CaseState, NoticeItem, User
@@ -31,9 +30,7 @@ def world() -> World:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with stack_of(
-        world(), [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES
-    ) as running:
+    with hosta_stack(tmp_path, world()) as running:
         yield running
 
 

@@ -17,15 +17,13 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
-from engine_harness import engine_runtime, hosta_world
+from engine_harness import claim_first_notice, engine_runtime, hosta_stack, hosta_world
 from sqlalchemy import select, update
-from stack import Stack, stack_of
+from stack import Stack
 
 from workflows.mailer import SMTPSettings
 from workflows.models import CaseState, Notice, NoticeItem, NoticeStatus
-from workflows.outbox import batch_notices
-from workflows.pipeline import act_cases, trace_cases
+from workflows.pipeline import act_cases
 from workflows.policy import trace_retry_delay
 from workflows.runtime import Runtime
 from workflows.sending import send_notice
@@ -39,22 +37,14 @@ UPSTREAM = "abuse@upstream.example"
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    world = hosta_world(URL, upstream=UPSTREAM)
-    with stack_of(world, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as up:
-        up.env["TAKEDOWN_SMTP_URL"] = up.smtp.url + "?timeout=0.5s"
+    with hosta_stack(tmp_path, hosta_world(URL, upstream=UPSTREAM), smtp_timeout="0.5s") as up:
         yield up
 
 
 @pytest.fixture
 def rt(stack: Stack) -> Iterator[Runtime]:
     with engine_runtime(stack) as runtime:
-        case_id = stack.report(URL)[0]["id"]
-        trace_cases(runtime, [case_id])
-        act_cases(runtime, [case_id])  # the first notice is owed
-        runtime.clock.advance(runtime.policy.notice_window)  # type: ignore[attr-defined]
-        (notice_id,) = batch_notices(runtime)
-        with transaction(runtime.sessions) as session:
-            assert claim_notices(session, runtime.clock(), runtime.lease) == [notice_id]
+        claim_first_notice(stack, runtime, URL)
         yield runtime
 
 

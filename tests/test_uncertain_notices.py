@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
 from deskapp import Desk, running_desk
-from engine_harness import engine_runtime, hosta_world
+from engine_harness import claim_first_notice, engine_runtime, hosta_stack, hosta_world
 from sqlalchemy import select, update
-from stack import Stack, stack_of
+from stack import Stack
 from test_outbox import HeldRelay, sent_in_the_background
 
 from workflows import accounts, notice_actions
 from workflows.models import Case, Notice, NoticeStatus
-from workflows.outbox import batch_notices
-from workflows.pipeline import act_cases, trace_cases
 from workflows.runtime import Runtime
 from workflows.sim.smtp import message_id
 from workflows.store import claim_notices, transaction
@@ -164,9 +161,7 @@ def test_a_notice_erased_by_retention_cannot_be_resent(desk: Desk) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    world = hosta_world(URL, upstream=UPSTREAM)
-    with stack_of(world, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as up:
-        up.env["TAKEDOWN_SMTP_URL"] = up.smtp.url + "?timeout=0.5s"
+    with hosta_stack(tmp_path, hosta_world(URL, upstream=UPSTREAM), smtp_timeout="0.5s") as up:
         yield up
 
 
@@ -256,13 +251,8 @@ def test_an_uncertain_notice_settled_as_sent_never_goes_again(stack: Stack) -> N
 @pytest.fixture
 def rt(stack: Stack) -> Iterator[Runtime]:
     with engine_runtime(stack) as runtime:
-        case_id = stack.report(URL)[0]["id"]
-        trace_cases(runtime, [case_id])
-        act_cases(runtime, [case_id])  # the first notice is owed
-        runtime.clock.advance(runtime.policy.notice_window)  # type: ignore[attr-defined]
-        (notice_id,) = batch_notices(runtime)
+        claim_first_notice(stack, runtime, URL)
         with transaction(runtime.sessions) as session:
-            assert claim_notices(session, runtime.clock(), runtime.lease) == [notice_id]
             accounts.create_user(session, "sue", "supervisor", now=runtime.clock())
         yield runtime
 
