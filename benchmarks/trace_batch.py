@@ -20,10 +20,10 @@ import tempfile
 import time
 
 from workflows.config import load_settings
+from workflows.core.urls import normalize_url
 from workflows.sim import SimInternet, World
 from workflows.sim.netns import isolate_network
 from workflows.trace import Tracer
-from workflows.urls import normalize_url
 
 
 def world_of(urls: int, networks: int) -> tuple[World, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.addresses import special_use
+from workflows.core.special_use import special_use
 
 
 @pytest.mark.parametrize(

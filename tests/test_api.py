@@ -18,8 +18,8 @@ import pytest
 from deskapp import Desk, running_desk
 from sqlalchemy import update
 
+from workflows.core.stats import compute_stats
 from workflows.models import Case, CaseState
-from workflows.stats import compute_stats
 
 A = "http://files.example/a.jpg"
 B = "http://files.example/b.jpg"

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from workflows.core.urls import normalize_url
 from workflows.errors import URLError
-from workflows.urls import normalize_url
 from workflows.web.schemas import HoldIn, NoteIn, ReasonIn, ReportIn
 
 FUZZ = settings(

@@ -8,7 +8,7 @@ import pytest
 
 from workflows.asn import origin_query_name, parse_as_name, parse_origin
 from workflows.config import load_settings, parse_dns_servers
-from workflows.durations import format_duration, parse_duration
+from workflows.core.durations import format_duration, parse_duration
 from workflows.errors import ConfigError
 
 

@@ -21,10 +21,10 @@ from engine_harness import claim_first_notice, engine_runtime, hosta_stack, host
 from sqlalchemy import select, update
 from stack import Stack
 
+from workflows.core.policy import trace_retry_delay
 from workflows.mailer import SMTPSettings
 from workflows.models import CaseState, Notice, NoticeItem, NoticeStatus
 from workflows.pipeline import act_cases
-from workflows.policy import trace_retry_delay
 from workflows.runtime import Runtime
 from workflows.sending import send_notice
 from workflows.store import claim_notices, transaction

@@ -14,8 +14,7 @@ import tomlish
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.errors import ConfigError
-from workflows.policy import (
+from workflows.core.policy import (
     KEYS,
     RECIPIENTS,
     ROUTES,
@@ -30,7 +29,8 @@ from workflows.policy import (
     step_due_at,
     trace_retry_delay,
 )
-from workflows.routing import Route
+from workflows.core.routing import Route
+from workflows.errors import ConfigError
 
 HOST = 'steps = [{ after = "0s", send = "notice" }, { after = "24h", send = "chaser" }]'
 REFERRAL = 'steps = [{ after = "0s", send = "referral" }, { after = "3d", send = "notice" }]'

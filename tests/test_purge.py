@@ -25,14 +25,14 @@ from stack import Stack, stack_of
 from workflows.accounts import create_user
 from workflows.actions import add_note, close
 from workflows.config import load_settings
+from workflows.core.stats import compute_stats
+from workflows.core.urls import normalize_url
 from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem
 from workflows.purge import BATCH, purge_closed
 from workflows.runtime import Runtime
 from workflows.sim import Desk, Network, World
-from workflows.stats import compute_stats
 from workflows.store import migrate, report, session_factory, transaction, utcnow
 from workflows.sweep import PURGE_EVERY, sweep
-from workflows.urls import normalize_url
 
 OLD = ["http://old.hosta.test/1?id=7", "http://old.hosta.test/2"]
 MIXED = ["http://mixed.hosta.test/a", "http://mixed.hosta.test/b"]  # one notice lists both

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.routing import Hosting, Route, choose_country, decide_route
+from workflows.core.routing import Hosting, Route, choose_country, decide_route
 
 PARTNERS = {"US": "referrals@hotline.example", "NL": "meld@offlimits.example"}
 

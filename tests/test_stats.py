@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workflows.core.stats import CaseRow, NoticeRow, compute_stats, league, percentile, summarize
 from workflows.models import Case, Notice
-from workflows.stats import CaseRow, NoticeRow, compute_stats, league, percentile, summarize
 from workflows.stats_cli import parse_since, span, unit_for
 from workflows.store import database_url, make_engine, migrate
 

@@ -1,4 +1,4 @@
-"""Tests for workflows.urls: the table of accepted and refused URLs, then properties."""
+"""Tests for workflows.core.urls: the table of accepted and refused URLs, then properties."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from workflows.core.urls import MAX_URL_OCTETS, NormalizedURL, normalize_url
 from workflows.errors import InputError, URLError
-from workflows.urls import MAX_URL_OCTETS, NormalizedURL, normalize_url
 
 PROPERTY_SETTINGS = settings(max_examples=400, derandomize=True, deadline=None)
 

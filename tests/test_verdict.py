@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.verdict import Confirmation, RemovalState, classify, next_removal_state
+from workflows.core.verdict import Confirmation, RemovalState, classify, next_removal_state
 
 POLICY = Confirmation(checks=2, spacing=300.0)
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from workflows.config import Settings
+from workflows.core.urls import NormalizedURL, normalize_url
 from workflows.errors import InputError, URLError
 from workflows.models import Case, CaseState
 from workflows.store import (
@@ -22,7 +23,6 @@ from workflows.store import (
     transaction,
     utcnow,
 )
-from workflows.urls import NormalizedURL, normalize_url
 from workflows.views import case_detail, case_objects
 
 # The case columns' sizes: the same limits for the CLI and the API.

@@ -16,9 +16,9 @@ from sqlalchemy.exc import OperationalError
 
 from workflows import __version__
 from workflows.config import load_settings
+from workflows.core.urls import normalize_url
 from workflows.errors import InputError
 from workflows.trace import NetworkTrace, Trace, Tracer
-from workflows.urls import normalize_url
 
 
 class _Parser(argparse.ArgumentParser):

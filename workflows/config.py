@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from workflows.durations import parse_duration
+from workflows.core.durations import parse_duration
 from workflows.errors import ConfigError
 from workflows.tomlfile import email_problem
 

@@ -25,7 +25,7 @@ import dns.resolver
 import httpcore
 import httpx
 
-from workflows.addresses import special_use
+from workflows.core.special_use import special_use
 from workflows.dns import resolve_host
 from workflows.errors import TakedownError
 

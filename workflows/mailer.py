@@ -37,7 +37,7 @@ from email.message import EmailMessage
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from workflows.durations import parse_duration
+from workflows.core.durations import parse_duration
 from workflows.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ class NoticeItem:
 
     case_id: int
     reference: str  # the case reference shown to recipients, e.g. "TD-000042"
-    url: str  # normalised by workflows.urls: no space or control character
+    url: str  # normalised by workflows.core.urls: no space or control character
     host: str
     addresses: tuple[str, ...]
     category: str | None  # e.g. "csam"

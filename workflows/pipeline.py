@@ -18,15 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from workflows.core.policy import next_step, trace_retry_delay
+from workflows.core.urls import normalize_url
+from workflows.core.verdict import Confirmation, classify, next_removal_state
 from workflows.errors import LookupFailed
 from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Check, NoticeItem
-from workflows.policy import next_step, trace_retry_delay
 from workflows.runtime import Runtime
 from workflows.store import record, release, transaction
 from workflows.trace import Trace
-from workflows.urls import normalize_url
-from workflows.verdict import Confirmation, classify, next_removal_state
 
 TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)
 

@@ -10,7 +10,7 @@ is older than the retention period is purged, a batch of cases per transaction:
             purged (a notice that also lists a live case keeps its text until that one goes)
     kept    state, route, country, network CIDR, ASN, provider, category, analyst and every
             timestamp; event kinds, actors and times; notice kinds, statuses and times:
-            all that `workflows.stats` reads, so purged cases still count
+            all that `workflows.core.stats` reads, so purged cases still count
 
 Purging a case is a compare-and-set (`purged_at IS NULL`, still terminal, still old), so a
 purge run twice, or by two processes at once, purges each case once and records one
@@ -31,7 +31,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.config import Settings, parse_retention
-from workflows.durations import format_duration
+from workflows.core.durations import format_duration
 from workflows.errors import InputError
 from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem, NoticeStatus
 from workflows.store import (

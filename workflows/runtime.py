@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.cdns import load_cdns
 from workflows.config import Settings
+from workflows.core.policy import Policy, load_policy
 from workflows.errors import ConfigError
 from workflows.fetch import Fetcher
 from workflows.hotlines import load_hotlines
 from workflows.mailer import SMTPSettings, parse_smtp_url
 from workflows.notices import template_environment
-from workflows.policy import Policy, load_policy
 from workflows.store import database_url, make_engine, session_factory, utcnow
 from workflows.trace import Tracer
 

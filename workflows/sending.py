@@ -21,12 +21,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from workflows.core.policy import next_step, trace_retry_delay
 from workflows.errors import ConfigError
 from workflows.mailer import Delivery, send_message
 from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
 from workflows.notices import NoticeRequest, RenderedNotice, build_message
 from workflows.outbox import mail_item
-from workflows.policy import next_step, trace_retry_delay
 from workflows.runtime import Runtime
 from workflows.store import SYSTEM, record, transaction
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from workflows.config import Settings
-from workflows.durations import parse_duration
+from workflows.core.durations import parse_duration
+from workflows.core.stats import WINDOWS, Durations, Group, Stats, compute_stats
 from workflows.errors import ConfigError, InputError
-from workflows.stats import WINDOWS, Durations, Group, Stats, compute_stats
 from workflows.store import utcnow
 
 DIMENSIONS = ("country", "network", "provider", "route")

@@ -22,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflows.core.urls import NormalizedURL
 from workflows.errors import ConfigError
 from workflows.models import WORKABLE_STATES, Case, CaseState, Event, Notice, NoticeStatus
-from workflows.urls import NormalizedURL
 
 SYSTEM = "takedown"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from workflows.actions import release_due_holds
-from workflows.durations import format_duration
+from workflows.core.durations import format_duration
 from workflows.models import CaseState, Notice, NoticeStatus
 from workflows.outbox import batch_notices
 from workflows.purge import purge_closed, reclaim

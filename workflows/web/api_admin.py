@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from workflows import accounts
 from workflows.actions import BadValue
+from workflows.core.stats import compute_stats
 from workflows.errors import InputError
 from workflows.models import Role, Token, User
-from workflows.stats import compute_stats
 from workflows.stats_cli import parse_since
 from workflows.views import iso
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor

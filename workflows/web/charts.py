@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.stats import WINDOWS, Stats
+from workflows.core.stats import WINDOWS, Stats
 from workflows.stats_cli import span, unit_for
 
 WIDTH, HEIGHT = 560, 256

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 
 from workflows.cases_cli import FieldError, check_field, normalize_lines
-from workflows.urls import NormalizedURL
+from workflows.core.urls import NormalizedURL
 
 COLUMNS = ("url", "reference", "category")
 MAX_BYTES = 5 * 1024 * 1024

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from workflows import actions, notice_actions
 from workflows.accounts import Conflict, NotFound
 from workflows.cases_cli import FieldError, check_field, normalize_lines
+from workflows.core.stats import compute_stats
 from workflows.errors import InputError
 from workflows.models import Case, NoticeItem, Role
-from workflows.stats import compute_stats
 from workflows.stats_cli import parse_since
 from workflows.store import report
 from workflows.web import charts, desk, signin

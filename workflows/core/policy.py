@@ -17,9 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workflows.durations import format_duration, parse_duration
+from workflows.core.durations import format_duration, parse_duration
+from workflows.core.routing import Route
 from workflows.errors import ConfigError
-from workflows.routing import Route
 from workflows.tomlfile import (
     Entry,
     Source,
