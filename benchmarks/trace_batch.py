@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.sim import SimInternet, World
 from workflows.sim.netns import isolate_network

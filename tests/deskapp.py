@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
 from workflows import accounts
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.models import Case, Event, Notice, NoticeItem, NoticeStatus, Token, User
 from workflows.web.app import create_app
 

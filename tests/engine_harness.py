@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
 from stack import Stack, stack_of
 
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.outbox import batch_notices
 from workflows.pipeline import act_cases, trace_cases
 from workflows.runtime import Runtime

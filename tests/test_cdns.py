@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.cdns import CDN, CDNDirectory, load_cdns
+from workflows.config.cdns import CDN, CDNDirectory, load_cdns
+from workflows.config.tomlfile import email_problem
 from workflows.errors import ConfigError
-from workflows.tomlfile import email_problem
 
 
 def write(directory: Path, content: str | bytes, name: str = "cdns.toml") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workflows.asn import origin_query_name, parse_as_name, parse_origin
-from workflows.config import load_settings, parse_dns_servers
+from workflows.config.settings import load_settings, parse_dns_servers
 from workflows.core.durations import format_duration, parse_duration
 from workflows.errors import ConfigError
 

@@ -22,7 +22,7 @@ from stack import Stack
 
 from workflows import sending
 from workflows.broker import Broker, SweepLock
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
 from workflows.outbox import batch_notices

@@ -11,9 +11,9 @@ import tomlish
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflows.config.hotlines import Hotline, HotlineDirectory, load_hotlines
+from workflows.config.tomlfile import email_problem, line_of, load_toml, url_problem, where
 from workflows.errors import ConfigError
-from workflows.hotlines import Hotline, HotlineDirectory, load_hotlines
-from workflows.tomlfile import email_problem, line_of, load_toml, url_problem, where
 
 GOOD = '[hotline.GB]\nname = "Internet Watch Foundation"\n'
 

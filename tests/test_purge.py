@@ -24,7 +24,7 @@ from stack import Stack, stack_of
 
 from workflows.accounts import create_user
 from workflows.actions import add_note, close
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.core.stats import compute_stats
 from workflows.core.urls import normalize_url
 from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem

@@ -212,7 +212,7 @@ def test_a_bad_url_with_a_password_is_refused_without_showing_it(
     ],
 )
 def test_redact_url_hides_the_password_only(url: str, shown: str) -> None:
-    from workflows.config import redact_url
+    from workflows.config.settings import redact_url
 
     assert redact_url(url) == shown
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workflows.asn import parse_as_name, parse_origin
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.sim import Network, SimInternet, World
 from workflows.trace import DNS_FAILURE_TTL, Trace, Tracer

@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from workflows import pipeline, sending
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.runtime import Runtime
 
 QUEUE = "takedown"

@@ -26,7 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workflows.config import Settings
+from workflows.config.settings import Settings
 
 USERS = "takedown:embedded-users"  # pids of the processes using an embedded server
 _RENEW = """

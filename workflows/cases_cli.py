@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workflows.config import Settings
+from workflows.config.settings import Settings
 from workflows.core.urls import NormalizedURL, normalize_url
 from workflows.errors import InputError, URLError
 from workflows.models import Case, CaseState

@@ -15,7 +15,7 @@ from typing import NoReturn
 from sqlalchemy.exc import OperationalError
 
 from workflows import __version__
-from workflows.config import load_settings
+from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.errors import InputError
 from workflows.trace import NetworkTrace, Trace, Tracer

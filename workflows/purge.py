@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, Engine, String, and_, cast, literal, null,
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.config import Settings, parse_retention
+from workflows.config.settings import Settings, parse_retention
 from workflows.core.durations import format_duration
 from workflows.errors import InputError
 from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem, NoticeStatus

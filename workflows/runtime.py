@@ -14,12 +14,12 @@ import jinja2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.cdns import load_cdns
-from workflows.config import Settings
+from workflows.config.cdns import load_cdns
+from workflows.config.hotlines import load_hotlines
+from workflows.config.settings import Settings
 from workflows.core.policy import Policy, load_policy
 from workflows.errors import ConfigError
 from workflows.fetch import Fetcher
-from workflows.hotlines import load_hotlines
 from workflows.mailer import SMTPSettings, parse_smtp_url
 from workflows.notices import template_environment
 from workflows.store import database_url, make_engine, session_factory, utcnow

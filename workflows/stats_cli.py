@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workflows.config import Settings
+from workflows.config.settings import Settings
 from workflows.core.durations import parse_duration
 from workflows.core.stats import WINDOWS, Durations, Group, Stats, compute_stats
 from workflows.errors import ConfigError, InputError

@@ -16,14 +16,14 @@ import dns.resolver
 import httpx
 
 from workflows.asn import Origin, lookup_origin
-from workflows.cdns import CDNDirectory, load_cdns
-from workflows.config import Settings
+from workflows.config.cdns import CDNDirectory, load_cdns
+from workflows.config.hotlines import HotlineDirectory, load_hotlines
+from workflows.config.settings import Settings
 from workflows.core.routing import Decision, Hosting, decide_route
 from workflows.core.special_use import special_use
 from workflows.core.urls import NormalizedURL
 from workflows.dns import DNSFailure, Resolution, make_resolver, resolve_host
 from workflows.errors import LookupFailed
-from workflows.hotlines import HotlineDirectory, load_hotlines
 from workflows.ratelimit import RateLimiter
 from workflows.rdap import NetworkCache, NetworkRecord, RDAPClient
 

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from workflows import demo_world
 from workflows.accounts import create_user
 from workflows.broker import stop_orphaned
-from workflows.config import Settings, load_settings
+from workflows.config.settings import Settings, load_settings
 from workflows.errors import ConfigError, InputError
 from workflows.models import User
 from workflows.runtime import check_start

@@ -9,7 +9,7 @@ import threading
 
 from workflows.app import app, publish
 from workflows.broker import Broker, SweepLock
-from workflows.config import Settings, redact_url
+from workflows.config.settings import Settings, redact_url
 from workflows.runtime import Runtime, check_start
 from workflows.store import migrate
 from workflows.sweep import sweep

@@ -17,10 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workflows.core.durations import format_duration, parse_duration
-from workflows.core.routing import Route
-from workflows.errors import ConfigError
-from workflows.tomlfile import (
+from workflows.config.tomlfile import (
     Entry,
     Source,
     line_of,
@@ -30,6 +27,9 @@ from workflows.tomlfile import (
     table_name,
     type_name,
 )
+from workflows.core.durations import format_duration, parse_duration
+from workflows.core.routing import Route
+from workflows.errors import ConfigError
 
 SENDS = ("notice", "chaser", "referral", "escalation")
 RECIPIENTS = ("host", "hotline", "upstream")

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflows import __version__
 from workflows.accounts import Conflict, NotFound
-from workflows.config import Settings
+from workflows.config.settings import Settings
 from workflows.errors import InputError
 from workflows.store import database_url, make_engine, migrate, session_factory, utcnow
 from workflows.web import api

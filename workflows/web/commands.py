@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows import accounts
-from workflows.config import Settings
+from workflows.config.settings import Settings
 from workflows.errors import InputError
 from workflows.store import database_url, make_engine, migrate, session_factory, transaction
 from workflows.views import iso

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from workflows.config.tomlfile import email_problem
 from workflows.core.durations import parse_duration
 from workflows.errors import ConfigError
-from workflows.tomlfile import email_problem
 
 PREFIX = "TAKEDOWN_"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

@@ -19,7 +19,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
-from workflows.tomlfile import (
+from workflows.config.tomlfile import (
     Entry,
     Source,
     country_problem,

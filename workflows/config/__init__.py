@@ -1,0 +1,1 @@
+"""Environment and operator files (policy, hotlines, CDNs); every problem names file:line."""
