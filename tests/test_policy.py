@@ -14,18 +14,14 @@ import tomlish
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflows.config.policy import KEYS, STEP_KEYS, load_demo_policy, load_policy, parse_policy
 from workflows.core.policy import (
-    KEYS,
     RECIPIENTS,
     ROUTES,
     SENDS,
-    STEP_KEYS,
     Policy,
     Step,
-    load_demo_policy,
-    load_policy,
     next_step,
-    parse_policy,
     step_due_at,
     trace_retry_delay,
 )

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.config.cdns import load_cdns
 from workflows.config.hotlines import load_hotlines
+from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
-from workflows.core.policy import Policy, load_policy
+from workflows.core.policy import Policy
 from workflows.errors import ConfigError
 from workflows.fetch import Fetcher
 from workflows.mailer import SMTPSettings, parse_smtp_url
