@@ -23,7 +23,7 @@ from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.sim import SimInternet, World
 from workflows.sim.netns import isolate_network
-from workflows.trace import Tracer
+from workflows.trace.tracer import Tracer
 
 
 def world_of(urls: int, networks: int) -> tuple[World, list[str]]:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from workflows.asn import origin_query_name, parse_as_name, parse_origin
 from workflows.config.settings import load_settings, parse_dns_servers
 from workflows.core.durations import format_duration, parse_duration
 from workflows.errors import ConfigError
+from workflows.trace.asn import origin_query_name, parse_as_name, parse_origin
 
 
 def test_defaults(tmp_path: Path) -> None:

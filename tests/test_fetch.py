@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import dns.resolver
 import pytest
 
-from workflows.dns import make_resolver
 from workflows.fetch import DEFAULT_USER_AGENT, Fetcher, FetchResult
 from workflows.sim import SimInternet, World
+from workflows.trace.dns import make_resolver
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 MiB = 1024 * 1024

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows.errors import LookupFailed
-from workflows.ratelimit import RateLimiter
-from workflows.rdap import (
+from workflows.trace.contacts import extract_contacts, is_plain_address, vcard_emails
+from workflows.trace.ratelimit import RateLimiter
+from workflows.trace.rdap import (
     MAX_RETRY_AFTER,
     NetworkCache,
     NetworkRecord,
@@ -21,7 +22,6 @@ from workflows.rdap import (
     prune_depth,
     retry_after,
 )
-from workflows.rdap_contacts import extract_contacts, is_plain_address, vcard_emails
 
 
 def vcard(*emails: str, fn: str = "Contact") -> list[Any]:

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.asn import parse_as_name, parse_origin
 from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.sim import Network, SimInternet, World
-from workflows.trace import DNS_FAILURE_TTL, Trace, Tracer
+from workflows.trace.asn import parse_as_name, parse_origin
+from workflows.trace.tracer import DNS_FAILURE_TTL, Trace, Tracer
 
 HOTLINES = """\
 [hotline.US]

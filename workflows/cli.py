@@ -18,7 +18,7 @@ from workflows import __version__
 from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.errors import InputError
-from workflows.trace import NetworkTrace, Trace, Tracer
+from workflows.trace.tracer import NetworkTrace, Trace, Tracer
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,8 +26,8 @@ import httpcore
 import httpx
 
 from workflows.core.special_use import special_use
-from workflows.dns import resolve_host
 from workflows.errors import TakedownError
+from workflows.trace.dns import resolve_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXY_PORTS = {"http": 80, "https": 443}

@@ -37,7 +37,6 @@ from types import TracebackType
 import dns.resolver
 import httpx
 
-from workflows.dns import DNSFailure
 from workflows.egress import (
     Deadline,
     EgressBlocked,
@@ -47,6 +46,7 @@ from workflows.egress import (
     permitted_addresses,
     proxy_origin,
 )
+from workflows.trace.dns import DNSFailure
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; takedown-recheck/0.1)"

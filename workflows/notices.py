@@ -29,7 +29,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from workflows.errors import ConfigError
-from workflows.rdap import is_plain_address
+from workflows.trace.rdap import is_plain_address
 
 KINDS = ("notice", "chaser", "referral", "escalation")
 FALLBACK_LANGUAGE = "en"

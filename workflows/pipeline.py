@@ -26,7 +26,7 @@ from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Check, NoticeItem
 from workflows.runtime import Runtime
 from workflows.store import record, release, transaction
-from workflows.trace import Trace
+from workflows.trace.tracer import Trace
 
 TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)
 

@@ -24,7 +24,7 @@ from workflows.fetch import Fetcher
 from workflows.mailer import SMTPSettings, parse_smtp_url
 from workflows.notices import template_environment
 from workflows.store import database_url, make_engine, session_factory, utcnow
-from workflows.trace import Tracer
+from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
 FETCH_PARALLEL = 4  # re-checks at once per process: polite to one host, quick past a slow one

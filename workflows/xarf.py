@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from workflows.notices import NoticeItem, NoticeRequest, iso_utc
-from workflows.rdap import is_plain_address
+from workflows.trace.rdap import is_plain_address
 
 XARF_VERSION = "4.0.0"
 # The namespace of takedown's report ids: uuid5(NAMESPACE_URL, "…xarf-spec#takedown").

@@ -15,17 +15,17 @@ from typing import Any
 import dns.resolver
 import httpx
 
-from workflows.asn import Origin, lookup_origin
 from workflows.config.cdns import CDNDirectory, load_cdns
 from workflows.config.hotlines import HotlineDirectory, load_hotlines
 from workflows.config.settings import Settings
 from workflows.core.routing import Decision, Hosting, decide_route
 from workflows.core.special_use import special_use
 from workflows.core.urls import NormalizedURL
-from workflows.dns import DNSFailure, Resolution, make_resolver, resolve_host
 from workflows.errors import LookupFailed
-from workflows.ratelimit import RateLimiter
-from workflows.rdap import NetworkCache, NetworkRecord, RDAPClient
+from workflows.trace.asn import Origin, lookup_origin
+from workflows.trace.dns import DNSFailure, Resolution, make_resolver, resolve_host
+from workflows.trace.ratelimit import RateLimiter
+from workflows.trace.rdap import NetworkCache, NetworkRecord, RDAPClient
 
 # RFC 9520 §3.2: a resolution failure (SERVFAIL, timeout) is cached for at least 1 s and
 # at most 5 min. A few seconds lets one host's batch of URLs pay the timeout once, not

@@ -36,9 +36,9 @@ from ipwhois.exceptions import InvalidNetworkObject
 from ipwhois.rdap import RIR_RDAP, _RDAPNetwork
 
 from workflows.errors import LookupFailed
-from workflows.ratelimit import RateLimiter
-from workflows.rdap_contacts import extract_contacts
-from workflows.rdap_contacts import is_plain_address as is_plain_address  # notices, xarf
+from workflows.trace.contacts import extract_contacts
+from workflows.trace.contacts import is_plain_address as is_plain_address  # notices, xarf
+from workflows.trace.ratelimit import RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import dns.resolver
 
-from workflows.dns import query_txt
+from workflows.trace.dns import query_txt
 
 REGISTRIES = frozenset({"arin", "ripencc", "apnic", "lacnic", "afrinic"})
 
