@@ -23,10 +23,10 @@ from stack import Stack
 from workflows import sending
 from workflows.broker import Broker, SweepLock
 from workflows.config.settings import load_settings
-from workflows.fetch import FetchResult
 from workflows.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
 from workflows.outbox import batch_notices
 from workflows.pipeline import act_cases, trace_cases
+from workflows.recheck.fetch import FetchResult
 from workflows.runtime import Runtime
 from workflows.sending import send_notice
 from workflows.sim import World

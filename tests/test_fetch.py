@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import dns.resolver
 import pytest
 
-from workflows.fetch import DEFAULT_USER_AGENT, Fetcher, FetchResult
+from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher, FetchResult
 from workflows.sim import SimInternet, World
 from workflows.trace.dns import make_resolver
 

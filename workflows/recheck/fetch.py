@@ -1,7 +1,7 @@
 """Re-check a reported URL over HTTP(S): stream its body into SHA-256, never store it.
 
 Each hop resolves its host with our resolver and connects only to an address the egress
-guard permits (`workflows.egress`); redirects are followed by hand, each hop guarded
+guard permits (`workflows.recheck.egress`); redirects are followed by hand, each hop guarded
 again. The body is hashed chunk by chunk and dropped: it is in memory one chunk at a
 time, never on disk, never in a log, never in the result.
 
@@ -37,7 +37,7 @@ from types import TracebackType
 import dns.resolver
 import httpx
 
-from workflows.egress import (
+from workflows.recheck.egress import (
     Deadline,
     EgressBlocked,
     GuardedBackend,
