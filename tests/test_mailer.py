@@ -21,21 +21,15 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from workflows.errors import ConfigError
-from workflows.mailer import (
-    MAX_REPLY,
-    SMTPSettings,
-    one_line,
-    parse_smtp_url,
-    send_message,
-)
-from workflows.notices import (
+from workflows.notify.mailer import MAX_REPLY, SMTPSettings, one_line, parse_smtp_url, send_message
+from workflows.notify.notices import (
     NoticeItem,
     NoticeRequest,
     build_message,
     render_notice,
     template_environment,
 )
-from workflows.xarf import xarf_reports
+from workflows.notify.xarf import xarf_reports
 
 SENDER = "notices@hotline.example"
 ABUSE = "abuse@host.example"

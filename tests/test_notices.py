@@ -16,7 +16,7 @@ import jinja2
 import pytest
 
 from workflows.errors import ConfigError
-from workflows.notices import (
+from workflows.notify.notices import (
     KINDS,
     NoticeItem,
     NoticeRequest,
@@ -29,7 +29,7 @@ from workflows.notices import (
     shipped_templates,
     template_environment,
 )
-from workflows.xarf import REPORT_NAMESPACE, xarf_report, xarf_reports
+from workflows.notify.xarf import REPORT_NAMESPACE, xarf_report, xarf_reports
 
 REPORTED = datetime(2025, 1, 20, 10, 30, tzinfo=UTC)
 SENT = datetime(2025, 1, 21, 9, 0, tzinfo=UTC)

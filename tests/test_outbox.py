@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 from stack import Stack
 
 from workflows.core.policy import trace_retry_delay
-from workflows.mailer import SMTPSettings
 from workflows.models import CaseState, Notice, NoticeItem, NoticeStatus
+from workflows.notify.mailer import SMTPSettings
 from workflows.pipeline import act_cases
 from workflows.runtime import Runtime
 from workflows.sending import send_notice

@@ -314,7 +314,7 @@ def test_hostile_rdap_contacts_and_stored_fields_never_reach_a_header(tmp_path: 
 
 
 def test_shipped_templates_never_link_and_never_turn_escaping_off() -> None:
-    from workflows.notices import shipped_templates
+    from workflows.notify.notices import shipped_templates
 
     files = sorted(shipped_templates().rglob("*.*"))
     assert len(files) >= 30
@@ -325,7 +325,7 @@ def test_shipped_templates_never_link_and_never_turn_escaping_off() -> None:
 
 
 def test_template_environment_is_strict_and_escapes_html() -> None:
-    from workflows.notices import template_environment
+    from workflows.notify.notices import template_environment
 
     env = template_environment()
     assert env.undefined.__name__ == "StrictUndefined"
@@ -350,7 +350,7 @@ def test_an_operator_template_cannot_link_a_reported_url(
     from test_notices import request
 
     from workflows.errors import ConfigError
-    from workflows.notices import render_notice, template_environment
+    from workflows.notify.notices import render_notice, template_environment
 
     (tmp_path / "en").mkdir()
     (tmp_path / "en" / "notice.html").write_text(html)

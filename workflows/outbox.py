@@ -18,16 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
-from workflows.notices import NoticeItem as MailItem
-from workflows.notices import (
+from workflows.notify.notices import NoticeItem as MailItem
+from workflows.notify.notices import (
     NoticeRequest,
     language_for_country,
     make_message_id,
     render_notice,
 )
+from workflows.notify.xarf import xarf_report
 from workflows.runtime import Runtime
 from workflows.store import record, transaction
-from workflows.xarf import xarf_report
 
 FIRST_KINDS = ("notice", "referral")
 log = logging.getLogger(__name__)

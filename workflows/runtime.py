@@ -20,8 +20,8 @@ from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
 from workflows.core.policy import Policy
 from workflows.errors import ConfigError
-from workflows.mailer import SMTPSettings, parse_smtp_url
-from workflows.notices import template_environment
+from workflows.notify.mailer import SMTPSettings, parse_smtp_url
+from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import Fetcher
 from workflows.store import database_url, make_engine, session_factory, utcnow
 from workflows.trace.tracer import Tracer

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from workflows.core.policy import next_step, trace_retry_delay
 from workflows.errors import ConfigError
-from workflows.mailer import Delivery, send_message
 from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
-from workflows.notices import NoticeRequest, RenderedNotice, build_message
+from workflows.notify.mailer import Delivery, send_message
+from workflows.notify.notices import NoticeRequest, RenderedNotice, build_message
 from workflows.outbox import mail_item
 from workflows.runtime import Runtime
 from workflows.store import SYSTEM, record, transaction

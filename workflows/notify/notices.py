@@ -101,12 +101,12 @@ def language_for_country(country: str | None) -> str:
 
 def shipped_templates() -> Path:
     """Return the folder of the templates shipped with takedown."""
-    # The wheel's copy first: from site-packages, parent.parent / "templates" could be some
+    # The wheel's copy first: from site-packages, the folder above the package could be some
     # other distribution's top-level folder. A source checkout has no workflows/templates.
     packaged = importlib.resources.files("workflows") / "templates"
     if isinstance(packaged, Path) and packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / "templates"
+    checkout = Path(__file__).resolve().parents[2] / "templates"
     if (checkout / "en").is_dir():  # a source checkout or an editable install
         return checkout
     raise ConfigError("the shipped notice templates are missing: reinstall takedown")

@@ -26,7 +26,7 @@ import re
 import uuid
 from typing import Any
 
-from workflows.notices import NoticeItem, NoticeRequest, iso_utc
+from workflows.notify.notices import NoticeItem, NoticeRequest, iso_utc
 from workflows.trace.rdap import is_plain_address
 
 XARF_VERSION = "4.0.0"
