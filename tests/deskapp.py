@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
-from workflows import accounts
 from workflows.config.settings import load_settings
-from workflows.models import Case, Event, Notice, NoticeItem, NoticeStatus, Token, User
+from workflows.store import accounts
+from workflows.store.models import Case, Event, Notice, NoticeItem, NoticeStatus, Token, User
 from workflows.web.app import create_app
 
 with warnings.catch_warnings():

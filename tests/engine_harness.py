@@ -15,7 +15,8 @@ from workflows.outbox import batch_notices
 from workflows.pipeline import act_cases, trace_cases
 from workflows.runtime import Runtime
 from workflows.sim import Network, World
-from workflows.store import claim_notices, migrate, transaction
+from workflows.store.claims import claim_notices
+from workflows.store.db import migrate, transaction
 
 
 class Clock:

@@ -23,9 +23,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from workflows.broker import client_url
-from workflows.models import Base, Case, Check, Event, Notice, NoticeItem
 from workflows.sim import Desk, DeskRunner, SimInternet, SimProxy, SMTPServer, WebServer, World
-from workflows.store import database_url
+from workflows.store.db import database_url
+from workflows.store.models import Base, Case, Check, Event, Notice, NoticeItem
 
 DATA = Path(__file__).parent / "data"
 SENDER = "reports@hotline.example"

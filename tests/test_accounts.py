@@ -15,10 +15,10 @@ from deskapp import Desk, running_desk
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import accounts
 from workflows.errors import InputError
-from workflows.models import Token, User
-from workflows.store import make_engine, migrate, session_factory
+from workflows.store import accounts
+from workflows.store.db import make_engine, migrate, session_factory
+from workflows.store.models import Token, User
 
 T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 PASSWORD = "correct horse battery staple"

@@ -19,7 +19,7 @@ from deskapp import Desk, running_desk
 from sqlalchemy import update
 
 from workflows.core.stats import compute_stats
-from workflows.models import Case, CaseState
+from workflows.store.models import Case, CaseState
 
 A = "http://files.example/a.jpg"
 B = "http://files.example/b.jpg"

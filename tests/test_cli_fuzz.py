@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from workflows.cli import main
-from workflows.models import Case, Event
-from workflows.store import make_engine
+from workflows.store.db import make_engine
+from workflows.store.models import Case, Event
 
 HOME = Path(tempfile.mkdtemp(prefix="takedown-cli-fuzz-"))
 URLISH = st.one_of(

@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from workflows.models import Base
-from workflows.store import make_engine, migrate
+from workflows.store.db import make_engine, migrate
+from workflows.store.models import Base
 
 
 def test_migrations_build_the_schema_the_models_declare(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def _columns(engine: Engine) -> dict[str, list[tuple[str, str, bool]]]:
 
 def test_processes_migrating_a_fresh_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
     script = (
-        "import sys; from workflows.store import make_engine, migrate; "
+        "import sys; from workflows.store.db import make_engine, migrate; "
         "engine = make_engine(sys.argv[1]); migrate(engine); engine.dispose()"
     )
     url = f"sqlite:///{tmp_path / 'takedown.db'}"

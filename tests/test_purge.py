@@ -22,16 +22,17 @@ from sqlalchemy import Engine, create_engine, func, inspect, select, text, updat
 from sqlalchemy.orm import Session
 from stack import Stack, stack_of
 
-from workflows.accounts import create_user
 from workflows.actions import add_note, close
 from workflows.config.settings import load_settings
 from workflows.core.stats import compute_stats
 from workflows.core.urls import normalize_url
-from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem
-from workflows.purge import BATCH, purge_closed
 from workflows.runtime import Runtime
 from workflows.sim import Desk, Network, World
-from workflows.store import migrate, report, session_factory, transaction, utcnow
+from workflows.store.accounts import create_user
+from workflows.store.cases import report
+from workflows.store.db import migrate, session_factory, transaction, utcnow
+from workflows.store.models import Case, CaseState, Check, Event, Notice, NoticeItem
+from workflows.store.purge import BATCH, purge_closed
 from workflows.sweep import PURGE_EVERY, sweep
 
 OLD = ["http://old.hosta.test/1?id=7", "http://old.hosta.test/2"]

@@ -18,11 +18,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflows.accounts import Conflict, NotFound
 from workflows.errors import InputError
-from workflows.models import OPEN_STATES, TERMINAL_STATES, Case, CaseState, NoticeItem, User
-from workflows.store import SYSTEM, record, release, url_key
-from workflows.views import iso
+from workflows.store.accounts import Conflict, NotFound
+from workflows.store.cases import SYSTEM, record, release, url_key
+from workflows.store.models import OPEN_STATES, TERMINAL_STATES, Case, CaseState, NoticeItem, User
+from workflows.store.views import iso
 
 MAX_HOLD = dt.timedelta(days=365)
 MAX_TEXT = 10_000  # a note or a reason

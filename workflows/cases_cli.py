@@ -13,17 +13,17 @@ from sqlalchemy import select
 from workflows.config.settings import Settings
 from workflows.core.urls import NormalizedURL, normalize_url
 from workflows.errors import InputError, URLError
-from workflows.models import Case, CaseState
-from workflows.store import (
+from workflows.store.cases import report
+from workflows.store.db import (
     database_url,
     make_engine,
     migrate,
-    report,
     session_factory,
     transaction,
     utcnow,
 )
-from workflows.views import case_detail, case_objects
+from workflows.store.models import Case, CaseState
+from workflows.store.views import case_detail, case_objects
 
 # The case columns' sizes: the same limits for the CLI and the API.
 FIELD_LIMITS = {"ref": 200, "category": 64, "analyst": 120}

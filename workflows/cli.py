@@ -131,7 +131,7 @@ def _case_commands(args: argparse.Namespace) -> int:
             settings, concurrency=concurrency, pool=args.pool, sweep_enabled=not args.no_sweep
         )
     if args.command == "purge":
-        from workflows.purge import purge_command
+        from workflows.store.purge import purge_command
 
         return purge_command(settings, args.older_than, args.dry_run, args.json)
     if args.command == "up":

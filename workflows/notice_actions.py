@@ -23,11 +23,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from workflows.accounts import Conflict, NotFound
 from workflows.actions import BadValue, check_text
-from workflows.models import Notice, NoticeItem, NoticeStatus, User
 from workflows.sending import settle
-from workflows.store import record
+from workflows.store.accounts import Conflict, NotFound
+from workflows.store.cases import record
+from workflows.store.models import Notice, NoticeItem, NoticeStatus, User
 
 OUTCOMES = ("sent", "resend")
 

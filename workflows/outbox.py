@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
 from workflows.notify.notices import NoticeItem as MailItem
 from workflows.notify.notices import (
     NoticeRequest,
@@ -27,7 +26,9 @@ from workflows.notify.notices import (
 )
 from workflows.notify.xarf import xarf_report
 from workflows.runtime import Runtime
-from workflows.store import record, transaction
+from workflows.store.cases import record
+from workflows.store.db import transaction
+from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
 
 FIRST_KINDS = ("notice", "referral")
 log = logging.getLogger(__name__)

@@ -22,10 +22,11 @@ from workflows.core.policy import next_step, trace_retry_delay
 from workflows.core.urls import normalize_url
 from workflows.core.verdict import Confirmation, classify, next_removal_state
 from workflows.errors import LookupFailed
-from workflows.models import Case, CaseState, Check, NoticeItem
 from workflows.recheck.fetch import FetchResult
 from workflows.runtime import Runtime
-from workflows.store import record, release, transaction
+from workflows.store.cases import record, release
+from workflows.store.db import transaction
+from workflows.store.models import Case, CaseState, Check, NoticeItem
 from workflows.trace.tracer import Trace
 
 TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)

@@ -23,7 +23,7 @@ from workflows.errors import ConfigError
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import Fetcher
-from workflows.store import database_url, make_engine, session_factory, utcnow
+from workflows.store.db import database_url, make_engine, session_factory, utcnow
 from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s

@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 
 from workflows.core.policy import next_step, trace_retry_delay
 from workflows.errors import ConfigError
-from workflows.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import NoticeRequest, RenderedNotice, build_message
 from workflows.outbox import mail_item
 from workflows.runtime import Runtime
-from workflows.store import SYSTEM, record, transaction
+from workflows.store.cases import SYSTEM, record
+from workflows.store.db import transaction
+from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep

@@ -13,7 +13,7 @@ from workflows.config.settings import Settings
 from workflows.core.durations import parse_duration
 from workflows.core.stats import WINDOWS, Durations, Group, Stats, compute_stats
 from workflows.errors import ConfigError, InputError
-from workflows.store import utcnow
+from workflows.store.db import utcnow
 
 DIMENSIONS = ("country", "network", "provider", "route")
 UNITS = (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0))

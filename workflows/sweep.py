@@ -18,12 +18,13 @@ from sqlalchemy import select
 
 from workflows.actions import release_due_holds
 from workflows.core.durations import format_duration
-from workflows.models import CaseState, Notice, NoticeStatus
 from workflows.outbox import batch_notices
-from workflows.purge import purge_closed, reclaim
 from workflows.runtime import Runtime
 from workflows.sending import settle
-from workflows.store import claim_due, claim_notices, transaction
+from workflows.store.claims import claim_due, claim_notices
+from workflows.store.db import transaction
+from workflows.store.models import CaseState, Notice, NoticeStatus
+from workflows.store.purge import purge_closed, reclaim
 
 BATCH = 25  # cases per task: one host's URLs travel together
 PURGE_EVERY = 3600.0  # seconds between retention purges

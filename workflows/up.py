@@ -32,13 +32,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from workflows import demo_world
-from workflows.accounts import create_user
 from workflows.broker import stop_orphaned
 from workflows.config.settings import Settings, load_settings
 from workflows.errors import ConfigError, InputError
-from workflows.models import User
 from workflows.runtime import check_start
-from workflows.store import database_url, make_engine, migrate, session_factory, transaction
+from workflows.store.accounts import create_user
+from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
+from workflows.store.models import User
 
 FIRST_USER = "admin"
 DEMO_SHOWN = 10  # demo URLs printed to paste: 8 hosted ones and the 2 that need an analyst

@@ -11,7 +11,7 @@ from workflows.app import app, publish
 from workflows.broker import Broker, SweepLock
 from workflows.config.settings import Settings, redact_url
 from workflows.runtime import Runtime, check_start
-from workflows.store import migrate
+from workflows.store.db import migrate
 from workflows.sweep import sweep
 
 log = logging.getLogger("takedown.worker")

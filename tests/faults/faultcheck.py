@@ -17,7 +17,7 @@ from faultstack import NEVER
 from sqlalchemy import select
 from stack import Stack
 
-from workflows.models import OPEN_STATES, Case, CaseState, Check, Notice, NoticeItem
+from workflows.store.models import OPEN_STATES, Case, CaseState, Check, Notice, NoticeItem
 
 
 @dataclass

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus
-from workflows.views import iso
+from workflows.store.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus
+from workflows.store.views import iso
 
 WINDOWS = (("24h", 86400.0), ("72h", 3 * 86400.0), ("7d", 7 * 86400.0))
 FIRST_KINDS = frozenset({"notice", "referral"})  # a notice of any other kind chases

@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows import accounts
 from workflows.actions import BadValue
 from workflows.core.stats import compute_stats
 from workflows.errors import InputError
-from workflows.models import Role, Token, User
 from workflows.stats_cli import parse_since
-from workflows.views import iso
+from workflows.store import accounts
+from workflows.store.models import Role, Token, User
+from workflows.store.views import iso
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.schemas import Me, TokenInfo, TokenOut, UserCreated, UserIn, UserOut
 

@@ -16,10 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflows import __version__
-from workflows.accounts import Conflict, NotFound
 from workflows.config.settings import Settings
 from workflows.errors import InputError
-from workflows.store import database_url, make_engine, migrate, session_factory, utcnow
+from workflows.store.accounts import Conflict, NotFound
+from workflows.store.db import database_url, make_engine, migrate, session_factory, utcnow
 from workflows.web import api
 from workflows.web.auth import SESSION_COOKIE
 

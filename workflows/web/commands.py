@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from workflows import accounts
 from workflows.config.settings import Settings
 from workflows.errors import InputError
-from workflows.store import database_url, make_engine, migrate, session_factory, transaction
-from workflows.views import iso
+from workflows.store import accounts
+from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
+from workflows.store.views import iso
 
 DEFAULT_PORT = 8000
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflows import actions, notice_actions
-from workflows.accounts import NotFound
-from workflows.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus, User
 from workflows.stats_cli import span
-from workflows.views import case_detail as case_view
-from workflows.views import case_objects
+from workflows.store.accounts import NotFound
+from workflows.store.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus, User
+from workflows.store.views import case_detail as case_view
+from workflows.store.views import case_objects
 from workflows.web.app import field_name
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.timeline import when

@@ -15,13 +15,13 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from workflows import actions, notice_actions
-from workflows.accounts import Conflict, NotFound
 from workflows.cases_cli import FieldError, check_field, normalize_lines
 from workflows.core.stats import compute_stats
 from workflows.errors import InputError
-from workflows.models import Case, NoticeItem, Role
 from workflows.stats_cli import parse_since
-from workflows.store import report
+from workflows.store.accounts import Conflict, NotFound
+from workflows.store.cases import report
+from workflows.store.models import Case, NoticeItem, Role
 from workflows.web import charts, desk, signin
 from workflows.web.auth import DB, CurrentUser, Now
 from workflows.web.render import redirect, render

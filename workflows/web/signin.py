@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from workflows.accounts import SESSION_LIFETIME, authenticate, create_session, end_session
+from workflows.store.accounts import SESSION_LIFETIME, authenticate, create_session, end_session
 from workflows.web.auth import DB, SESSION_COOKIE, CurrentUser, Now
 from workflows.web.render import redirect, render
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from workflows.store import SYSTEM
+from workflows.store.cases import SYSTEM
 
 # What each event kind reads as; the detail's fields fill in the rest (see describe()).
 TITLES = {

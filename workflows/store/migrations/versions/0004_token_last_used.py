@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import workflows.models
+import workflows.store.models
 
 revision = "0004"
 down_revision = "0003"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     """Apply this revision."""
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("last_used_at", workflows.models.UTCDateTime(), nullable=True)
+            sa.Column("last_used_at", workflows.store.models.UTCDateTime(), nullable=True)
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import workflows.models
+import workflows.store.models
 
 revision = "0002"
 down_revision = "0001"
@@ -23,7 +23,9 @@ def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("asn", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("provider", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column("purged_at", workflows.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("purged_at", workflows.store.models.UTCDateTime(), nullable=True)
+        )
         batch_op.create_index(batch_op.f("ix_cases_asn"), ["asn"], unique=False)
 
 

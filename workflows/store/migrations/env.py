@@ -1,10 +1,10 @@
-"""Alembic environment: migrate the connection that workflows.store hands over."""
+"""Alembic environment: migrate the connection that workflows.store.db hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from workflows.models import Base
+from workflows.store.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

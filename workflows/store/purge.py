@@ -33,18 +33,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from workflows.config.settings import Settings, parse_retention
 from workflows.core.durations import format_duration
 from workflows.errors import InputError
-from workflows.models import Case, CaseState, Check, Event, Notice, NoticeItem, NoticeStatus
-from workflows.store import (
-    SYSTEM,
+from workflows.store.cases import SYSTEM, record
+from workflows.store.db import (
     database_url,
     make_engine,
     migrate,
-    record,
     session_factory,
     transaction,
     utcnow,
 )
-from workflows.views import iso
+from workflows.store.models import Case, CaseState, Check, Event, Notice, NoticeItem, NoticeStatus
+from workflows.store.views import iso
 
 BATCH = 500  # cases per transaction: a purge of 100,000 cases never holds them all
 NEVER_SENT = "never sent: erased by the retention purge"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import workflows.models
+import workflows.store.models
 
 revision = "0003"
 down_revision = "0002"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("password_hash", sa.Text(), nullable=True),
-        sa.Column("created_at", workflows.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", workflows.store.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
-        sa.Column("created_at", workflows.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", workflows.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", workflows.store.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", workflows.store.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("digest"),
@@ -46,7 +46,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tokens_user_id"), ["user_id"], unique=False)
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("held_from", sa.String(length=20), nullable=True))
-        batch_op.add_column(sa.Column("held_at", workflows.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("held_at", workflows.store.models.UTCDateTime(), nullable=True)
+        )
 
 
 def downgrade() -> None:

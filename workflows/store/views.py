@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.models import Case, Check, Event, Notice, NoticeItem
+from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 
 
 def iso(moment: dt.datetime | None) -> str | None:

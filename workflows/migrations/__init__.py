@@ -1,1 +1,0 @@
-"""Alembic migrations of the case store (run by `workflows.store.migrate`)."""

@@ -1,0 +1,1 @@
+"""The case store: models, migrations, sessions, case writes, claims, queries, accounts."""

@@ -1,0 +1,123 @@
+"""Case writes: report (open or join), the event log, and compare-and-set releases.
+
+Every state change is a compare-and-set on the case's version column, so two workers
+never both act on what one of them read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from workflows.core.urls import NormalizedURL
+from workflows.store.models import Case, CaseState, Event
+
+SYSTEM = "takedown"
+
+
+def url_key(url: str) -> str:
+    """Return the key that makes one open case per URL."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def record(
+    session: Session,
+    case_id: int,
+    kind: str,
+    at: dt.datetime,
+    actor: str = SYSTEM,
+    **detail: Any,
+) -> None:
+    """Append an event to a case's log."""
+    session.add(Event(case_id=case_id, at=at, actor=actor, kind=kind, detail=detail or None))
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The outcome of reporting one URL."""
+
+    id: int
+    url: str
+    state: str
+    joined: bool  # True: the URL already had an open case, which was joined
+
+
+def report(
+    session: Session,
+    urls: Sequence[NormalizedURL],
+    *,
+    reference: str | None,
+    category: str | None,
+    analyst: str | None,
+    now: dt.datetime,
+) -> list[Reported]:
+    """Open a case per URL, or join the open one; the trace is due at once."""
+    results = []
+    for url in urls:
+        inserted = session.execute(
+            _insert(session)
+            .values(
+                url=url.url,
+                open_key=url_key(url.url),
+                host=url.host,
+                state=CaseState.NEW,
+                reference=reference,
+                category=category,
+                analyst=analyst,
+                opened_at=now,
+                due_at=now,
+                round=0,
+                steps_done=0,
+                trace_attempts=0,
+                gone_streak=0,
+                version=0,
+            )
+            .on_conflict_do_nothing(index_elements=["open_key"])
+            .returning(_case_id())
+        ).first()
+        actor = analyst or SYSTEM
+        if inserted is not None:
+            record(
+                session,
+                inserted[0],
+                "reported",
+                now,
+                actor,
+                url=url.url,
+                reference=reference,
+                category=category,
+                notes=list(url.notes) or None,
+            )
+            results.append(Reported(inserted[0], url.url, CaseState.NEW, False))
+            continue
+        case = session.scalars(select(Case).where(Case.open_key == url_key(url.url))).one()
+        record(session, case.id, "joined", now, actor, reference=reference, category=category)
+        results.append(Reported(case.id, case.url, case.state, True))
+    return results
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Case)
+
+
+def _case_id() -> Any:
+    return Case.__table__.c.id
+
+
+def release(session: Session, case: Case, **values: Any) -> bool:
+    """Write VALUES to CASE if nobody changed it since it was read; drop its claim."""
+    done = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.version == case.version)
+        .values(claimed_until=None, version=Case.version + 1, **values)
+    )
+    return bool(getattr(done, "rowcount", 0) == 1)

@@ -1,0 +1,60 @@
+"""Claims: due cases and notices handed to exactly one worker, with a lease.
+
+A claim sets `claimed_until` by compare-and-set (`FOR UPDATE SKIP LOCKED` on PostgreSQL):
+work whose task is lost is handed out again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from workflows.store.models import WORKABLE_STATES, Case, Notice, NoticeStatus
+
+
+def claim_due(
+    session: Session, now: dt.datetime, lease: float, limit: int = 500
+) -> list[tuple[int, str, str]]:
+    """Claim due open cases for LEASE seconds; return (id, state, host) of each claimed."""
+    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
+    candidates = (
+        select(Case.id)
+        .where(Case.state.in_(WORKABLE_STATES), Case.due_at <= now, free)
+        .order_by(Case.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+    )
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
+    until = now + dt.timedelta(seconds=lease)
+    claimed = session.execute(
+        update(Case)
+        .where(Case.id.in_(ids), free)
+        .values(claimed_until=until, version=Case.version + 1)
+        .returning(Case.id, Case.state, Case.host)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in claimed]
+
+
+def claim_notices(session: Session, now: dt.datetime, lease: float, limit: int = 200) -> list[int]:
+    """Claim pending notices that are due: PENDING → SENDING, each by one claimer only."""
+    candidates = (
+        select(Notice.id)
+        .where(Notice.status == NoticeStatus.PENDING, Notice.due_at <= now)
+        .order_by(Notice.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Notice)
+        .where(Notice.id.in_(ids), Notice.status == NoticeStatus.PENDING)
+        .values(status=NoticeStatus.SENDING, claimed_until=now + dt.timedelta(seconds=lease))
+        .returning(Notice.id)
+    ).all()
+    return [row[0] for row in rows]
