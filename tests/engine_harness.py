@@ -11,9 +11,10 @@ from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
 from stack import Stack, stack_of
 
 from workflows.config.settings import load_settings
-from workflows.outbox import batch_notices
-from workflows.pipeline import act_cases, trace_cases
-from workflows.runtime import Runtime
+from workflows.engine.acting import act_cases
+from workflows.engine.outbox import batch_notices
+from workflows.engine.runtime import Runtime
+from workflows.engine.tracing import trace_cases
 from workflows.sim import Network, World
 from workflows.store.claims import claim_notices
 from workflows.store.db import migrate, transaction

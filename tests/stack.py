@@ -22,7 +22,7 @@ import redis
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from workflows.broker import client_url
+from workflows.engine.broker import client_url
 from workflows.sim import Desk, DeskRunner, SimInternet, SimProxy, SMTPServer, WebServer, World
 from workflows.store.db import database_url
 from workflows.store.models import Base, Case, Check, Event, Notice, NoticeItem

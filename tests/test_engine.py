@@ -20,19 +20,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from stack import Stack
 
-from workflows import sending
-from workflows.broker import Broker, SweepLock
 from workflows.config.settings import load_settings
-from workflows.outbox import batch_notices
-from workflows.pipeline import act_cases, trace_cases
+from workflows.engine import sending
+from workflows.engine.acting import act_cases
+from workflows.engine.broker import Broker, SweepLock
+from workflows.engine.outbox import batch_notices
+from workflows.engine.runtime import Runtime
+from workflows.engine.sending import send_notice
+from workflows.engine.sweep import recover_notices, sweep
+from workflows.engine.tracing import trace_cases
 from workflows.recheck.fetch import FetchResult
-from workflows.runtime import Runtime
-from workflows.sending import send_notice
 from workflows.sim import World
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
-from workflows.sweep import recover_notices, sweep
 
 URL = "http://files.hosta.test/1"
 

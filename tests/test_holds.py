@@ -11,17 +11,18 @@ from engine_harness import engine_runtime, hosta_stack, hosta_world
 from sqlalchemy import select
 from stack import Stack
 
-from workflows import actions
-from workflows.outbox import batch_notices
-from workflows.pipeline import act_cases, trace_cases
-from workflows.runtime import Runtime
-from workflows.sending import send_notice
+from workflows.engine import actions
+from workflows.engine.acting import act_cases
+from workflows.engine.outbox import batch_notices
+from workflows.engine.runtime import Runtime
+from workflows.engine.sending import send_notice
+from workflows.engine.sweep import sweep
+from workflows.engine.tracing import trace_cases
 from workflows.sim import World
 from workflows.store import accounts
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import Case, CaseState, NoticeItem, User
-from workflows.sweep import sweep
 
 URL = "http://files.hosta.test/held"
 

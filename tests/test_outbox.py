@@ -22,14 +22,14 @@ from sqlalchemy import select, update
 from stack import Stack
 
 from workflows.core.policy import trace_retry_delay
+from workflows.engine.acting import act_cases
+from workflows.engine.runtime import Runtime
+from workflows.engine.sending import send_notice
+from workflows.engine.sweep import recover_notices
 from workflows.notify.mailer import SMTPSettings
-from workflows.pipeline import act_cases
-from workflows.runtime import Runtime
-from workflows.sending import send_notice
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import CaseState, Notice, NoticeItem, NoticeStatus
-from workflows.sweep import recover_notices
 
 URL = "http://files.hosta.test/1"
 DESK = "abuse@hosta.example"

@@ -22,18 +22,18 @@ from sqlalchemy import Engine, create_engine, func, inspect, select, text, updat
 from sqlalchemy.orm import Session
 from stack import Stack, stack_of
 
-from workflows.actions import add_note, close
 from workflows.config.settings import load_settings
 from workflows.core.stats import compute_stats
 from workflows.core.urls import normalize_url
-from workflows.runtime import Runtime
+from workflows.engine.actions import add_note, close
+from workflows.engine.runtime import Runtime
+from workflows.engine.sweep import PURGE_EVERY, sweep
 from workflows.sim import Desk, Network, World
 from workflows.store.accounts import create_user
 from workflows.store.cases import report
 from workflows.store.db import migrate, session_factory, transaction, utcnow
 from workflows.store.models import Case, CaseState, Check, Event, Notice, NoticeItem
 from workflows.store.purge import BATCH, purge_closed
-from workflows.sweep import PURGE_EVERY, sweep
 
 OLD = ["http://old.hosta.test/1?id=7", "http://old.hosta.test/2"]
 MIXED = ["http://mixed.hosta.test/a", "http://mixed.hosta.test/b"]  # one notice lists both

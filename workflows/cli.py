@@ -122,7 +122,7 @@ def _case_commands(args: argparse.Namespace) -> int:
             raise InputError("--urls: between 6 and 200")
         return run_demo(urls=args.urls, limit=args.limit)
     if args.command == "worker":
-        from workflows.worker import run_worker
+        from workflows.engine.worker import run_worker
 
         concurrency = args.concurrency or settings.concurrency
         if concurrency < 1:

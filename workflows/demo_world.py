@@ -46,7 +46,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from types import FrameType
 
-from workflows.broker import stop_orphaned
+from workflows.engine.broker import stop_orphaned
 from workflows.sim import (
     Desk,
     DeskRunner,

@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from workflows import demo_world
-from workflows.broker import stop_orphaned
 from workflows.config.settings import Settings, load_settings
+from workflows.engine.broker import stop_orphaned
+from workflows.engine.runtime import check_start
 from workflows.errors import ConfigError, InputError
-from workflows.runtime import check_start
 from workflows.store.accounts import create_user
 from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
 from workflows.store.models import User

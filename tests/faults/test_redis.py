@@ -16,7 +16,7 @@ from faultstack import fault_stack as fault_stack  # the `stack` fixture
 from faultstack import fault_world
 from stack import Stack
 
-from workflows.broker import client_url
+from workflows.engine.broker import client_url
 from workflows.store.models import OPEN_STATES
 
 

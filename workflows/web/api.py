@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Path, Query, Response, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows import actions
 from workflows.cases_cli import check_field, normalize_lines
+from workflows.engine import actions
 from workflows.store.accounts import NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.actions import BadValue
 from workflows.core.stats import compute_stats
+from workflows.engine.actions import BadValue
 from workflows.errors import InputError
 from workflows.stats_cli import parse_since
 from workflows.store import accounts

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows import notice_actions
+from workflows.engine import notice_actions
 from workflows.store.models import Notice, NoticeStatus
 from workflows.store.views import iso, notice_object
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows import actions, notice_actions
+from workflows.engine import actions, notice_actions
 from workflows.stats_cli import span
 from workflows.store.accounts import NotFound
 from workflows.store.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus, User

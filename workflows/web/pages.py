@@ -14,9 +14,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from workflows import actions, notice_actions
 from workflows.cases_cli import FieldError, check_field, normalize_lines
 from workflows.core.stats import compute_stats
+from workflows.engine import actions, notice_actions
 from workflows.errors import InputError
 from workflows.stats_cli import parse_since
 from workflows.store.accounts import Conflict, NotFound

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from workflows.actions import release_due_holds
 from workflows.core.durations import format_duration
-from workflows.outbox import batch_notices
-from workflows.runtime import Runtime
-from workflows.sending import settle
+from workflows.engine.actions import release_due_holds
+from workflows.engine.outbox import batch_notices
+from workflows.engine.runtime import Runtime
+from workflows.engine.sending import settle
 from workflows.store.claims import claim_due, claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import CaseState, Notice, NoticeStatus

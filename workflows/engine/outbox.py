@@ -2,7 +2,7 @@
 
 batch_notices  unbatched items for one recipient and kind whose oldest has waited a
                `notice_window` → one Notice row (rendered, Message-ID fixed) per
-               `max_notice_urls` URLs, stored before anything is sent; `workflows.sending`
+               `max_notice_urls` URLs, stored before anything is sent; `workflows.engine.sending`
                sends each one at most once.
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workflows.engine.runtime import Runtime
 from workflows.notify.notices import NoticeItem as MailItem
 from workflows.notify.notices import (
     NoticeRequest,
@@ -25,7 +26,6 @@ from workflows.notify.notices import (
     render_notice,
 )
 from workflows.notify.xarf import xarf_report
-from workflows.runtime import Runtime
 from workflows.store.cases import record
 from workflows.store.db import transaction
 from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from workflows.actions import BadValue, check_text
-from workflows.sending import settle
+from workflows.engine.actions import BadValue, check_text
+from workflows.engine.sending import settle
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import record
 from workflows.store.models import Notice, NoticeItem, NoticeStatus, User

@@ -1,4 +1,4 @@
-"""The Celery application and its thin tasks: each takes ids and calls the pipeline.
+"""The Celery application and its thin tasks: each takes ids and calls the acting.
 
 Tasks are acks_late with reject_on_worker_lost, so a killed worker's task runs again, and
 every task is safe to run twice (compare-and-set, unique outbox keys). Nothing waits in
@@ -15,9 +15,9 @@ import redis
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
-from workflows import pipeline, sending
 from workflows.config.settings import load_settings
-from workflows.runtime import Runtime
+from workflows.engine import acting, sending, tracing
+from workflows.engine.runtime import Runtime
 
 QUEUE = "takedown"
 TIME_LIMIT = 120  # seconds; the claim lease (Runtime.lease) is longer, the broker's
@@ -62,13 +62,13 @@ def runtime() -> Runtime:
 @app.task(name="takedown.trace", **RETRY)
 def trace_task(ids: Sequence[int]) -> None:
     """Trace and route these cases."""
-    pipeline.trace_cases(runtime(), list(ids))
+    tracing.trace_cases(runtime(), list(ids))
 
 
 @app.task(name="takedown.act", **RETRY)
 def act_task(ids: Sequence[int]) -> None:
     """Owe due steps and re-check these active cases."""
-    pipeline.act_cases(runtime(), list(ids))
+    acting.act_cases(runtime(), list(ids))
 
 
 @app.task(name="takedown.send", **RETRY)

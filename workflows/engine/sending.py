@@ -22,11 +22,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from workflows.core.policy import next_step, trace_retry_delay
+from workflows.engine.outbox import mail_item
+from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import NoticeRequest, RenderedNotice, build_message
-from workflows.outbox import mail_item
-from workflows.runtime import Runtime
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import transaction
 from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus

@@ -7,12 +7,12 @@ import os
 import signal
 import threading
 
-from workflows.app import app, publish
-from workflows.broker import Broker, SweepLock
 from workflows.config.settings import Settings, redact_url
-from workflows.runtime import Runtime, check_start
+from workflows.engine.broker import Broker, SweepLock
+from workflows.engine.runtime import Runtime, check_start
+from workflows.engine.sweep import sweep
+from workflows.engine.tasks import app, publish
 from workflows.store.db import migrate
-from workflows.sweep import sweep
 
 log = logging.getLogger("takedown.worker")
 

@@ -1,10 +1,9 @@
-"""The workflow's stages, as functions of a Runtime and case ids (tasks call these).
+"""Acting stage: owe the due workflow steps of active cases and re-check their URLs.
 
-    trace_cases   NEW / WAITING / NEEDS_ANALYST  → ACTIVE, or back with a due time
     act_cases     ACTIVE: owe the due workflow steps (re-tracing before chasers), re-check
 
-Each stage reads the cases it was given, does its I/O outside any transaction, and writes
-with compare-and-set: a stale or duplicate task changes nothing.
+It reads the cases it was given, does its I/O outside any transaction, and writes with
+compare-and-set: a stale or duplicate task changes nothing.
 """
 
 from __future__ import annotations
@@ -14,119 +13,19 @@ from collections.abc import Sequence
 from concurrent.futures import wait
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows.core.policy import next_step, trace_retry_delay
 from workflows.core.urls import normalize_url
 from workflows.core.verdict import Confirmation, classify, next_removal_state
+from workflows.engine.runtime import Runtime
+from workflows.engine.tracing import load_cases, routing_of, seconds
 from workflows.errors import LookupFailed
 from workflows.recheck.fetch import FetchResult
-from workflows.runtime import Runtime
 from workflows.store.cases import record, release
 from workflows.store.db import transaction
 from workflows.store.models import Case, CaseState, Check, NoticeItem
-from workflows.trace.tracer import Trace
-
-TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)
-
-
-def _seconds(delta: float) -> dt.timedelta:
-    return dt.timedelta(seconds=delta)
-
-
-def load_cases(rt: Runtime, ids: Sequence[int], states: Sequence[str]) -> list[Case]:
-    """Read the cases with IDS that are still in one of STATES."""
-    with rt.sessions() as session:
-        found = session.scalars(select(Case).where(Case.id.in_(ids), Case.state.in_(states)))
-        return list(found)
-
-
-def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
-    """Trace each case and route it, or give it a due time to try again."""
-    for case in load_cases(rt, ids, TRACEABLE):
-        result = rt.tracer.trace(normalize_url(case.url))
-        with transaction(rt.sessions) as session:
-            if result.route:
-                _route(session, rt, case, result)
-            else:
-                _trace_failed(session, rt, case, result)
-
-
-def routing_of(result: Trace) -> dict[str, Any]:
-    """Return the case columns a routed trace sets."""
-    hosting = [n for n in result.networks if not n.special_use and not n.error]
-    network = next((n for n in hosting if n.country == result.country), None)
-    label = (result.cdn or (network.cidr if network else None)) or None
-    provider = result.cdn or (network and (network.as_name or network.name)) or None
-    return {
-        "route": result.route,
-        "country": result.country,
-        "network": label,
-        "asn": network.asn if network else None,
-        "provider": provider[:200] if provider else None,
-        "recipients": ",".join(result.abuse) or None,
-        "trace": result.as_dict(),
-    }
-
-
-def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
-    now = rt.clock()
-    values = routing_of(result)
-    if not release(
-        session,
-        case,
-        state=CaseState.ACTIVE,
-        routed_at=now,
-        steps_done=0,
-        trace_attempts=0,
-        last_error=None,
-        due_at=now,
-        check_due_at=now,
-        **values,
-    ):
-        return
-    record(
-        session,
-        case.id,
-        "routed",
-        now,
-        route=result.route,
-        country=result.country,
-        network=values["network"],
-        abuse=result.abuse,
-        cdn=result.cdn,
-    )
-
-
-def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
-    now = rt.clock()
-    transient = bool(result.error and not result.error.get("permanent", True))
-    if transient:
-        delay = trace_retry_delay(rt.policy, case.trace_attempts, rt.rand)
-        state = CaseState.WAITING
-    else:
-        delay, state = rt.policy.retrace_every, CaseState.NEEDS_ANALYST
-    changed = release(
-        session,
-        case,
-        state=state,
-        trace=result.as_dict(),
-        trace_attempts=case.trace_attempts + 1,
-        last_error=result.reason,
-        due_at=now + _seconds(delay),
-    )
-    if changed and (case.state != state or case.last_error != result.reason):
-        record(
-            session,
-            case.id,
-            "trace_failed",
-            now,
-            reason=result.reason,
-            transient=transient,
-            retry_in=delay,
-        )
 
 
 def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
@@ -171,7 +70,7 @@ def _due_steps(
     route, routed_at = case.route or "", case.routed_at or now
     done, round_ = case.steps_done, case.round
     while (step := next_step(rt.policy, route, done)) is not None:
-        if routed_at + _seconds(step.after) > now:
+        if routed_at + seconds(step.after) > now:
             break
         if step.send in ("chaser", "escalation") and (moved := _moved(rt, case)) is not None:
             round_, route, routed_at, done = round_ + 1, moved["route"], now, 0
@@ -186,7 +85,7 @@ def _due_steps(
         try:
             recipients, country = _recipients(rt, case, step.to, values)
         except LookupFailed as error:  # transient: the step stays owed, tried again later
-            retry = now + _seconds(trace_retry_delay(rt.policy, 0, rt.rand))
+            retry = now + seconds(trace_retry_delay(rt.policy, 0, rt.rand))
             events.append(("step_delayed", {"step": step.index, "reason": error.message}))
             values["steps_done"], values["_next_step_at"] = done, retry
             return
@@ -218,7 +117,7 @@ def _due_steps(
         )
     values["steps_done"] = done
     following = next_step(rt.policy, route, done)
-    values["_next_step_at"] = routed_at + _seconds(following.after) if following else None
+    values["_next_step_at"] = routed_at + seconds(following.after) if following else None
 
 
 def _moved(rt: Runtime, case: Case) -> dict[str, Any] | None:
@@ -299,7 +198,7 @@ def _finish(
     if values.get("state") != CaseState.REMOVED:
         check_at = values.get("check_due_at", case.check_due_at)
         due = [t for t in (next_step_at, check_at) if t is not None]
-        values["due_at"] = min(due) if due else now + _seconds(rt.policy.recheck_every)
+        values["due_at"] = min(due) if due else now + seconds(rt.policy.recheck_every)
     with transaction(rt.sessions) as session:
         if not release(session, case, **values):
             return  # someone else acted on this case meanwhile: their write stands

@@ -1,0 +1,1 @@
+"""The workflow's stages as functions; Celery tasks that take ids; sweep, worker, broker."""

@@ -1,0 +1,123 @@
+"""Tracing stage: trace reported cases and route them, or give them a due time to retry.
+
+    trace_cases   NEW / WAITING / NEEDS_ANALYST  → ACTIVE, or back with a due time
+
+It reads the cases it was given, traces outside any transaction, and writes with
+compare-and-set: a stale or duplicate task changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflows.core.policy import trace_retry_delay
+from workflows.core.urls import normalize_url
+from workflows.engine.runtime import Runtime
+from workflows.store.cases import record, release
+from workflows.store.db import transaction
+from workflows.store.models import Case, CaseState
+from workflows.trace.tracer import Trace
+
+TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)
+
+
+def seconds(delta: float) -> dt.timedelta:
+    return dt.timedelta(seconds=delta)
+
+
+def load_cases(rt: Runtime, ids: Sequence[int], states: Sequence[str]) -> list[Case]:
+    """Read the cases with IDS that are still in one of STATES."""
+    with rt.sessions() as session:
+        found = session.scalars(select(Case).where(Case.id.in_(ids), Case.state.in_(states)))
+        return list(found)
+
+
+def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
+    """Trace each case and route it, or give it a due time to try again."""
+    for case in load_cases(rt, ids, TRACEABLE):
+        result = rt.tracer.trace(normalize_url(case.url))
+        with transaction(rt.sessions) as session:
+            if result.route:
+                _route(session, rt, case, result)
+            else:
+                _trace_failed(session, rt, case, result)
+
+
+def routing_of(result: Trace) -> dict[str, Any]:
+    """Return the case columns a routed trace sets."""
+    hosting = [n for n in result.networks if not n.special_use and not n.error]
+    network = next((n for n in hosting if n.country == result.country), None)
+    label = (result.cdn or (network.cidr if network else None)) or None
+    provider = result.cdn or (network and (network.as_name or network.name)) or None
+    return {
+        "route": result.route,
+        "country": result.country,
+        "network": label,
+        "asn": network.asn if network else None,
+        "provider": provider[:200] if provider else None,
+        "recipients": ",".join(result.abuse) or None,
+        "trace": result.as_dict(),
+    }
+
+
+def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
+    now = rt.clock()
+    values = routing_of(result)
+    if not release(
+        session,
+        case,
+        state=CaseState.ACTIVE,
+        routed_at=now,
+        steps_done=0,
+        trace_attempts=0,
+        last_error=None,
+        due_at=now,
+        check_due_at=now,
+        **values,
+    ):
+        return
+    record(
+        session,
+        case.id,
+        "routed",
+        now,
+        route=result.route,
+        country=result.country,
+        network=values["network"],
+        abuse=result.abuse,
+        cdn=result.cdn,
+    )
+
+
+def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
+    now = rt.clock()
+    transient = bool(result.error and not result.error.get("permanent", True))
+    if transient:
+        delay = trace_retry_delay(rt.policy, case.trace_attempts, rt.rand)
+        state = CaseState.WAITING
+    else:
+        delay, state = rt.policy.retrace_every, CaseState.NEEDS_ANALYST
+    changed = release(
+        session,
+        case,
+        state=state,
+        trace=result.as_dict(),
+        trace_attempts=case.trace_attempts + 1,
+        last_error=result.reason,
+        due_at=now + seconds(delay),
+    )
+    if changed and (case.state != state or case.last_error != result.reason):
+        record(
+            session,
+            case.id,
+            "trace_failed",
+            now,
+            reason=result.reason,
+            transient=transient,
+            retry_in=delay,
+        )
