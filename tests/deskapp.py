@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
 from workflows.config.settings import load_settings
+from workflows.kinds import NoticeStatus
 from workflows.store import accounts
-from workflows.store.models import Case, Event, Notice, NoticeItem, NoticeStatus, Token, User
+from workflows.store.models import Case, Event, Notice, NoticeItem, Token, User
 from workflows.web.app import create_app
 
 with warnings.catch_warnings():

@@ -19,7 +19,8 @@ from deskapp import Desk, running_desk
 from sqlalchemy import update
 
 from workflows.core.stats import compute_stats
-from workflows.store.models import Case, CaseState
+from workflows.kinds import CaseState
+from workflows.store.models import Case
 
 A = "http://files.example/a.jpg"
 B = "http://files.example/b.jpg"

@@ -29,11 +29,12 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.engine.sweep import recover_notices, sweep
 from workflows.engine.tracing import trace_cases
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.recheck.fetch import FetchResult
 from workflows.sim import World
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Case, Event, Notice, NoticeItem
 
 URL = "http://files.hosta.test/1"
 

@@ -18,11 +18,12 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.engine.sweep import sweep
 from workflows.engine.tracing import trace_cases
+from workflows.kinds import CaseState
 from workflows.sim import World
 from workflows.store import accounts
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState, NoticeItem, User
+from workflows.store.models import Case, NoticeItem, User
 
 URL = "http://files.hosta.test/held"
 

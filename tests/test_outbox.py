@@ -26,10 +26,11 @@ from workflows.engine.acting import act_cases
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.engine.sweep import recover_notices
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailer import SMTPSettings
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import CaseState, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Notice, NoticeItem
 
 URL = "http://files.hosta.test/1"
 DESK = "abuse@hosta.example"

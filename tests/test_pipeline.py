@@ -17,8 +17,8 @@ import pytest
 from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
 from stack import Stack, stack_of
 
+from workflows.kinds import CaseState
 from workflows.sim import Desk, Network, World, urls_in
-from workflows.store.models import CaseState
 
 BACKENDS = ["embedded"] + (["services"] if all(SERVICE_URLS.values()) else [])
 

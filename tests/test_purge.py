@@ -28,11 +28,12 @@ from workflows.core.urls import normalize_url
 from workflows.engine.actions import add_note, close
 from workflows.engine.runtime import Runtime
 from workflows.engine.sweep import PURGE_EVERY, sweep
+from workflows.kinds import CaseState
 from workflows.sim import Desk, Network, World
 from workflows.store.accounts import create_user
 from workflows.store.cases import report
 from workflows.store.db import migrate, session_factory, transaction, utcnow
-from workflows.store.models import Case, CaseState, Check, Event, Notice, NoticeItem
+from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 from workflows.store.purge import BATCH, purge_closed
 
 OLD = ["http://old.hosta.test/1?id=7", "http://old.hosta.test/2"]

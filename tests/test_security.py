@@ -31,8 +31,9 @@ from sqlalchemy import update
 from stack import Stack, stack_of
 from test_cli_cases import run
 
+from workflows.kinds import NoticeStatus
 from workflows.sim import Desk, Network, World
-from workflows.store.models import Case, Notice, NoticeStatus
+from workflows.store.models import Case, Notice
 
 URL = "http://files.hosta.test/a?x=1&y=2"
 ABUSE = "abuse@hosta.example"

@@ -24,11 +24,12 @@ from test_outbox import HeldRelay, sent_in_the_background
 from workflows.engine import notice_actions
 from workflows.engine.runtime import Runtime
 from workflows.engine.sweep import recover_notices
+from workflows.kinds import NoticeStatus
 from workflows.sim.smtp import message_id
 from workflows.store import accounts
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Case, Notice, NoticeStatus
+from workflows.store.models import Case, Notice
 
 A, B = "http://files.example/a.jpg", "http://files.example/b.jpg"
 URL = "http://files.hosta.test/1"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from workflows.config.settings import Settings
 from workflows.core.urls import NormalizedURL, normalize_url
 from workflows.errors import InputError, URLError
+from workflows.kinds import CaseState
 from workflows.store.cases import report
 from workflows.store.db import (
     database_url,
@@ -22,7 +23,7 @@ from workflows.store.db import (
     transaction,
     utcnow,
 )
-from workflows.store.models import Case, CaseState
+from workflows.store.models import Case
 from workflows.store.views import case_detail, case_objects
 
 # The case columns' sizes: the same limits for the CLI and the API.

@@ -26,9 +26,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from workflows import demo_world as machinery
+from workflows.kinds import CaseState
 from workflows.sim import World
 from workflows.store.db import database_url, make_engine
-from workflows.store.models import Case, CaseState, Event, Notice, NoticeItem
+from workflows.store.models import Case, Event, Notice, NoticeItem
 
 POLL = 1.0  # seconds between reads of the database
 PLAIN_EVERY = 5.0  # seconds between status lines when the output is not a terminal

@@ -17,7 +17,8 @@ from faultstack import NEVER
 from sqlalchemy import select
 from stack import Stack
 
-from workflows.store.models import OPEN_STATES, Case, CaseState, Check, Notice, NoticeItem
+from workflows.kinds import OPEN_STATES, CaseState
+from workflows.store.models import Case, Check, Notice, NoticeItem
 
 
 @dataclass

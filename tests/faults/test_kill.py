@@ -19,7 +19,7 @@ from faultstack import fault_stack as fault_stack  # the `stack` fixture
 from faultstack import fault_world
 from stack import Stack
 
-from workflows.store.models import OPEN_STATES
+from workflows.kinds import OPEN_STATES
 
 
 def takedown_processes(worker: psutil.Process) -> list[psutil.Process]:

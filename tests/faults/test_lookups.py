@@ -17,8 +17,9 @@ from faultstack import HOSTS, NEVER, PER_HOST, fault_world
 from faultstack import fault_stack as fault_stack  # the `stack` fixture
 from stack import Stack
 
+from workflows.kinds import OPEN_STATES, CaseState
 from workflows.sim import Network
-from workflows.store.models import OPEN_STATES, Case, CaseState
+from workflows.store.models import Case
 from workflows.trace.asn import origin_query_name
 
 SERVFAIL, TIMEOUT, TRUNCATE = {0, 1}, {2, 3}, {4, 5}

@@ -19,8 +19,8 @@ from faultstack import fault_world
 from sqlalchemy import create_engine, text
 from stack import Stack
 
+from workflows.kinds import OPEN_STATES
 from workflows.store.db import database_url
-from workflows.store.models import OPEN_STATES
 
 TERMINATE = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

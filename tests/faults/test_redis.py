@@ -17,7 +17,7 @@ from faultstack import fault_world
 from stack import Stack
 
 from workflows.engine.broker import client_url
-from workflows.store.models import OPEN_STATES
+from workflows.kinds import OPEN_STATES
 
 
 def broker_url(stack: Stack) -> str:

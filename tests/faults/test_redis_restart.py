@@ -26,7 +26,7 @@ from faultcheck import drain_and_check
 from faultstack import desks, fault_world
 from stack import Stack, stack_of
 
-from workflows.store.models import OPEN_STATES
+from workflows.kinds import OPEN_STATES
 
 
 def embedded_redis_pid(stack: Stack) -> int:

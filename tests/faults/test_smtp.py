@@ -32,8 +32,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from stack import Stack
 
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.sim.smtp import GREETING
-from workflows.store.models import Case, CaseState, Event, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Case, Event, Notice, NoticeItem
 
 UPSTREAM = "abuse@upstream.example"
 DEFERRED = {0: ("421", 2), 1: ("421", 2), 14: ("421", 1), 2: ("451", 2), 3: ("451", 2)}

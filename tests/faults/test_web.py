@@ -41,9 +41,10 @@ from faultcheck import check
 from sqlalchemy import select
 from stack import Stack, stack_of
 
+from workflows.kinds import CaseState
 from workflows.sim import Desk, Network, Site, WebServer, World
 from workflows.sim.web import PLAIN_ANSWER
-from workflows.store.models import Case, CaseState, Check
+from workflows.store.models import Case, Check
 
 HOSTS, PER_HOST, SIZE = 20, 10, 1024  # small bodies: the log is searched for every run of them
 DEADLINE, CAP = 2, 1024 * 1024  # TAKEDOWN_FETCH_DEADLINE (s) and TAKEDOWN_FETCH_MAX_BYTES

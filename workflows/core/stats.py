@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.store.models import OPEN_STATES, Case, CaseState, Notice, NoticeStatus
+from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
+from workflows.store.models import Case, Notice
 from workflows.store.views import iso
 
 WINDOWS = (("24h", 86400.0), ("72h", 3 * 86400.0), ("7d", 7 * 86400.0))

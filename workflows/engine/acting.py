@@ -22,10 +22,11 @@ from workflows.core.verdict import Confirmation, classify, next_removal_state
 from workflows.engine.runtime import Runtime
 from workflows.engine.tracing import load_cases, routing_of, seconds
 from workflows.errors import LookupFailed
+from workflows.kinds import CaseState
 from workflows.recheck.fetch import FetchResult
 from workflows.store.cases import record, release
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState, Check, NoticeItem
+from workflows.store.models import Case, Check, NoticeItem
 
 
 def act_cases(rt: Runtime, ids: Sequence[int]) -> None:

@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.errors import InputError
+from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import SYSTEM, record, release, url_key
-from workflows.store.models import OPEN_STATES, TERMINAL_STATES, Case, CaseState, NoticeItem, User
+from workflows.store.models import Case, NoticeItem, User
 from workflows.store.views import iso
 
 MAX_HOLD = dt.timedelta(days=365)

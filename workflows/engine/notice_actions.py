@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.actions import BadValue, check_text
 from workflows.engine.sending import settle
+from workflows.kinds import NoticeStatus
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import record
-from workflows.store.models import Notice, NoticeItem, NoticeStatus, User
+from workflows.store.models import Notice, NoticeItem, User
 
 OUTCOMES = ("sent", "resend")
 

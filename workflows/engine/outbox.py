@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.engine.runtime import Runtime
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.notices import NoticeItem as MailItem
 from workflows.notify.notices import (
     NoticeRequest,
@@ -28,7 +29,7 @@ from workflows.notify.notices import (
 from workflows.notify.xarf import xarf_report
 from workflows.store.cases import record
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Case, Notice, NoticeItem
 
 FIRST_KINDS = ("notice", "referral")
 log = logging.getLogger(__name__)

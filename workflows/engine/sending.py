@@ -25,11 +25,12 @@ from workflows.core.policy import next_step, trace_retry_delay
 from workflows.engine.outbox import mail_item
 from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import NoticeRequest, RenderedNotice, build_message
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep

@@ -21,9 +21,10 @@ from workflows.engine.actions import release_due_holds
 from workflows.engine.outbox import batch_notices
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.store.claims import claim_due, claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import CaseState, Notice, NoticeStatus
+from workflows.store.models import Notice
 from workflows.store.purge import purge_closed, reclaim
 
 BATCH = 25  # cases per task: one host's URLs travel together

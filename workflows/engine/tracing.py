@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from workflows.core.policy import trace_retry_delay
 from workflows.core.urls import normalize_url
 from workflows.engine.runtime import Runtime
+from workflows.kinds import CaseState
 from workflows.store.cases import record, release
 from workflows.store.db import transaction
-from workflows.store.models import Case, CaseState
+from workflows.store.models import Case
 from workflows.trace.tracer import Trace
 
 TRACEABLE = (CaseState.NEW, CaseState.WAITING, CaseState.NEEDS_ANALYST)

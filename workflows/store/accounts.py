@@ -26,8 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.errors import InputError
+from workflows.kinds import Role
 from workflows.store.db import utcnow
-from workflows.store.models import Role, Token, User
+from workflows.store.models import Token, User
 
 SESSION_LIFETIME = dt.timedelta(hours=12)  # one working day; then sign in again
 TOKEN_PREFIXES = {"api": "tda_", "session": "tds_"}  # tell secret scanners what leaked

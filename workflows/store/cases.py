@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows.core.urls import NormalizedURL
-from workflows.store.models import Case, CaseState, Event
+from workflows.kinds import CaseState
+from workflows.store.models import Case, Event
 
 SYSTEM = "takedown"
 

@@ -11,7 +11,8 @@ import datetime as dt
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from workflows.store.models import WORKABLE_STATES, Case, Notice, NoticeStatus
+from workflows.kinds import WORKABLE_STATES, NoticeStatus
+from workflows.store.models import Case, Notice
 
 
 def claim_due(

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from workflows.config.settings import Settings, parse_retention
 from workflows.core.durations import format_duration
 from workflows.errors import InputError
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import (
     database_url,
@@ -42,7 +43,7 @@ from workflows.store.db import (
     transaction,
     utcnow,
 )
-from workflows.store.models import Case, CaseState, Check, Event, Notice, NoticeItem, NoticeStatus
+from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 from workflows.store.views import iso
 
 BATCH = 500  # cases per transaction: a purge of 100,000 cases never holds them all

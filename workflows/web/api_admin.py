@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from workflows.core.stats import compute_stats
 from workflows.engine.actions import BadValue
 from workflows.errors import InputError
+from workflows.kinds import Role
 from workflows.stats_cli import parse_since
 from workflows.store import accounts
-from workflows.store.models import Role, Token, User
+from workflows.store.models import Token, User
 from workflows.store.views import iso
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.schemas import Me, TokenInfo, TokenOut, UserCreated, UserIn, UserOut

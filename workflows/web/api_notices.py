@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflows.engine import notice_actions
-from workflows.store.models import Notice, NoticeStatus
+from workflows.kinds import NoticeStatus
+from workflows.store.models import Notice
 from workflows.store.views import iso, notice_object
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.schemas import ListedNotice, ResolveIn

@@ -17,8 +17,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from workflows.kinds import Role
 from workflows.store.accounts import csrf_token, user_for_token
-from workflows.store.models import Role, User
+from workflows.store.models import User
 
 SESSION_COOKIE = "takedown_session"
 CSRF_HEADER = "X-CSRF-Token"

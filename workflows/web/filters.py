@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_
 
-from workflows.store.models import OPEN_STATES, Case, CaseState
+from workflows.kinds import OPEN_STATES, CaseState
+from workflows.store.models import Case
 
 # INHOPE's yardstick is removal within three days of the notice: a case still online after
 # that (counted from the first notice, or from the report while none has gone out) is late.

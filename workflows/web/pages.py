@@ -18,10 +18,11 @@ from workflows.cases_cli import FieldError, check_field, normalize_lines
 from workflows.core.stats import compute_stats
 from workflows.engine import actions, notice_actions
 from workflows.errors import InputError
+from workflows.kinds import Role
 from workflows.stats_cli import parse_since
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import report
-from workflows.store.models import Case, NoticeItem, Role
+from workflows.store.models import Case, NoticeItem
 from workflows.web import charts, desk, signin
 from workflows.web.auth import DB, CurrentUser, Now
 from workflows.web.render import redirect, render
