@@ -18,9 +18,9 @@ import pytest
 from deskapp import Desk, running_desk
 from sqlalchemy import update
 
-from workflows.core.stats import compute_stats
 from workflows.kinds import CaseState
 from workflows.store.models import Case
+from workflows.store.queries import compute_stats
 
 A = "http://files.example/a.jpg"
 B = "http://files.example/b.jpg"

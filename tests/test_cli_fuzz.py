@@ -1,7 +1,7 @@
 """Hypothesis fuzzing of the command line: every input is either done or refused cleanly.
 
 A refusal is exit 2 with one line on stderr naming the problem, and the case store is
-exactly as it was. Runs `workflows.cli.main` in-process on a throwaway TAKEDOWN_HOME.
+exactly as it was. Runs `workflows.cli.main.main` in-process on a throwaway TAKEDOWN_HOME.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from workflows.cli import main
+from workflows.cli.main import main
 from workflows.store.db import make_engine
 from workflows.store.models import Case, Event
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ISOLATED
 
-from workflows.demo_world import NXDOMAIN_URL, PRIVATE_URL, build_world, demo_urls
+from workflows.sim.demo_world import NXDOMAIN_URL, PRIVATE_URL, build_world, demo_urls
 
 URLS = 12
 ROW = re.compile(r"^\s*\d+  ")

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from stack import Stack, stack_of
 
 from workflows.config.settings import load_settings
-from workflows.core.stats import compute_stats
 from workflows.core.urls import normalize_url
 from workflows.engine.actions import add_note, close
 from workflows.engine.runtime import Runtime
@@ -35,6 +34,7 @@ from workflows.store.cases import report
 from workflows.store.db import migrate, session_factory, transaction, utcnow
 from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 from workflows.store.purge import BATCH, purge_closed
+from workflows.store.queries import compute_stats
 
 OLD = ["http://old.hosta.test/1?id=7", "http://old.hosta.test/2"]
 MIXED = ["http://mixed.hosta.test/a", "http://mixed.hosta.test/b"]  # one notice lists both

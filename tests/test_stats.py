@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.core.stats import CaseRow, NoticeRow, compute_stats, league, percentile, summarize
-from workflows.stats_cli import parse_since, span, unit_for
+from workflows.core.figures import parse_since, span, unit_for
+from workflows.core.stats import CaseRow, NoticeRow, league, percentile, summarize
 from workflows.store.db import database_url, make_engine, migrate
 from workflows.store.models import Case, Notice
+from workflows.store.queries import compute_stats
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 H = 3600.0

@@ -2,6 +2,6 @@
 
 import sys
 
-from workflows.cli import main
+from workflows.cli.main import main
 
 sys.exit(main())

@@ -41,6 +41,14 @@ class InputError(TakedownError):
     kind = "input"
 
 
+class FieldError(InputError):
+    """Bad input at a named place (an argument, a file line, an API field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class URLError(InputError):
     """A reported URL that cannot be accepted; the message names the problem."""
 

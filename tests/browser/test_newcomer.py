@@ -19,7 +19,7 @@ from desk_up import start_up as start
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from workflows.demo_world import NXDOMAIN_URL, PRIVATE_URL
+from workflows.sim.demo_world import NXDOMAIN_URL, PRIVATE_URL
 
 WATCH = 180_000  # ms: generous, the machine is shared; nothing here depends on speed
 XSS_URL = 'http://xss.test/a"><img/src=x/onerror=alert(1)><script>alert(2)</script>'

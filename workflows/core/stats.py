@@ -1,5 +1,7 @@
 """Time-to-removal statistics: pure computation over rows read from the case store.
 
+(`workflows.store.queries.compute_stats` reads the rows.)
+
 Only columns that survive purging are read (state, route, country, network, asn,
 provider and the timestamps of cases; kind, status and times of notices), so purged
 cases count like any other.
@@ -28,12 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from workflows.core.figures import iso
 from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
-from workflows.store.models import Case, Notice
-from workflows.store.views import iso
 
 WINDOWS = (("24h", 86400.0), ("72h", 3 * 86400.0), ("7d", 7 * 86400.0))
 FIRST_KINDS = frozenset({"notice", "referral"})  # a notice of any other kind chases
@@ -156,28 +154,6 @@ class Stats:
             "slowest_providers": [row.as_dict() for row in self.slowest],
             "notices": dict(self.notices),
         }
-
-
-def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.datetime) -> Stats:
-    """Read the cases reported (and notices made) since SINCE and summarise them at NOW."""
-    cases = select(
-        Case.state,
-        Case.route,
-        Case.country,
-        Case.network,
-        Case.asn,
-        Case.provider,
-        Case.opened_at,
-        Case.first_notice_at,
-        Case.removed_at,
-    )
-    notices = select(Notice.kind, Notice.status)
-    if since is not None:
-        cases = cases.where(Case.opened_at >= since)
-        notices = notices.where(Notice.created_at >= since)
-    case_rows = [CaseRow(*row) for row in session.execute(cases)]
-    notice_rows = [NoticeRow(*row) for row in session.execute(notices)]
-    return summarize(case_rows, notice_rows, since=since, now=now)
 
 
 def summarize(

@@ -18,12 +18,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workflows.core.figures import iso
 from workflows.errors import InputError
 from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import SYSTEM, record, release, url_key
 from workflows.store.models import Case, NoticeItem, User
-from workflows.store.views import iso
 
 MAX_HOLD = dt.timedelta(days=365)
 MAX_TEXT = 10_000  # a note or a reason

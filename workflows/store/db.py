@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflows.config.settings import Settings
 from workflows.errors import ConfigError
 
 
@@ -96,3 +97,19 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def utcnow() -> dt.datetime:
     """Return the current time, aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """Return an engine on the configured database (SQLite in TAKEDOWN_HOME by default)."""
+    return make_engine(database_url(settings.database_url, settings.home))
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Yield a session factory on the migrated database; dispose of its engine afterwards."""
+    engine = engine_for(settings)
+    try:
+        migrate(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()

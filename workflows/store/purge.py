@@ -22,7 +22,6 @@ purge reaches backups.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,21 +29,14 @@ from sqlalchemy import ColumnElement, Engine, String, and_, cast, literal, null,
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.config.settings import Settings, parse_retention
 from workflows.core.durations import format_duration
-from workflows.errors import InputError
+from workflows.core.figures import iso
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import (
-    database_url,
-    make_engine,
-    migrate,
-    session_factory,
     transaction,
-    utcnow,
 )
 from workflows.store.models import Case, Check, Event, Notice, NoticeItem
-from workflows.store.views import iso
 
 BATCH = 500  # cases per transaction: a purge of 100,000 cases never holds them all
 NEVER_SENT = "never sent: erased by the retention purge"
@@ -215,31 +207,3 @@ def reclaim(engine: Engine, *, wait: bool) -> None:
         # old frames to be overwritten as the log is reused.
         mode = "TRUNCATE" if wait else "PASSIVE"
         connection.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
-
-
-def purge_command(settings: Settings, older_than: str | None, dry_run: bool, as_json: bool) -> int:
-    """Purge (or list, with DRY_RUN) the cases closed more than OLDER_THAN ago."""
-    if older_than is not None:
-        period = parse_retention(older_than, "--older-than")
-    elif settings.retention is not None:
-        period = settings.retention
-    else:
-        raise InputError("--older-than: required when TAKEDOWN_RETENTION is not set, e.g. 365d")
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    try:
-        migrate(engine)
-        report = purge_closed(session_factory(engine), utcnow(), period, dry_run=dry_run)
-        if report.ids and not dry_run:
-            reclaim(engine, wait=True)
-    finally:
-        engine.dispose()
-    if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
-        return 0
-    verb = "would purge" if dry_run else "purged"
-    print(
-        f"{verb} {len(report.ids)} case{'s' * (len(report.ids) != 1)} removed or closed "
-        f"before {iso(report.before)} (older than {format_duration(period)})"
-        + ("; dry run: nothing changed" if dry_run else "")
-    )
-    return 0

@@ -10,12 +10,12 @@ from fastapi import APIRouter, File, Path, Query, Response, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows.cases_cli import check_field, normalize_lines
+from workflows.core.intake import check_field, normalize_lines
 from workflows.engine import actions
 from workflows.store.accounts import NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
-from workflows.store.views import case_detail, case_objects
+from workflows.store.queries import case_detail, case_objects
 from workflows.web import api_admin, api_notices, csv_upload
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.filters import CaseFilters, case_filters

@@ -10,14 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.core.stats import compute_stats
+from workflows.core.figures import iso, parse_since
 from workflows.engine.actions import BadValue
 from workflows.errors import InputError
 from workflows.kinds import Role
-from workflows.stats_cli import parse_since
 from workflows.store import accounts
 from workflows.store.models import Token, User
-from workflows.store.views import iso
+from workflows.store.queries import compute_stats
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.schemas import Me, TokenInfo, TokenOut, UserCreated, UserIn, UserOut
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from workflows.core.figures import iso
 from workflows.engine import notice_actions
 from workflows.kinds import NoticeStatus
 from workflows.store.models import Notice
-from workflows.store.views import iso, notice_object
+from workflows.store.queries import notice_object
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
 from workflows.web.schemas import ListedNotice, ResolveIn
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows.core.figures import span, unit_for
 from workflows.core.stats import WINDOWS, Stats
-from workflows.stats_cli import span, unit_for
 
 WIDTH, HEIGHT = 560, 256
 LEFT, RIGHT, TOP, BOTTOM = 44, 548, 10, 214  # the plot area inside the view box

@@ -6,8 +6,9 @@ import csv
 import io
 from dataclasses import dataclass
 
-from workflows.cases_cli import FieldError, check_field, normalize_lines
+from workflows.core.intake import check_field, normalize_lines
 from workflows.core.urls import NormalizedURL
+from workflows.errors import FieldError
 
 COLUMNS = ("url", "reference", "category")
 MAX_BYTES = 5 * 1024 * 1024

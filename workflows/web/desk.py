@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from workflows.core.figures import span
 from workflows.engine import actions, notice_actions
 from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
-from workflows.stats_cli import span
 from workflows.store.accounts import NotFound
 from workflows.store.models import Case, Notice, User
-from workflows.store.views import case_detail as case_view
-from workflows.store.views import case_objects
+from workflows.store.queries import case_detail as case_view
+from workflows.store.queries import case_objects
 from workflows.web.app import field_name
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.timeline import when

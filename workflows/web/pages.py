@@ -14,15 +14,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from workflows.cases_cli import FieldError, check_field, normalize_lines
-from workflows.core.stats import compute_stats
+from workflows.core.figures import parse_since
+from workflows.core.intake import check_field, normalize_lines
 from workflows.engine import actions, notice_actions
-from workflows.errors import InputError
+from workflows.errors import FieldError, InputError
 from workflows.kinds import Role
-from workflows.stats_cli import parse_since
 from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case, NoticeItem
+from workflows.store.queries import compute_stats
 from workflows.web import charts, desk, signin
 from workflows.web.auth import DB, CurrentUser, Now
 from workflows.web.render import redirect, render

@@ -10,7 +10,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from workflows.stats_cli import share, span
+from workflows.core.figures import share, span
 from workflows.web.timeline import when
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from workflows.cases_cli import FIELD_LIMITS
+from workflows.core.intake import FIELD_LIMITS
 from workflows.engine.actions import MAX_TEXT
 
 Time = Annotated[str | None, Field(description="ISO 8601 UTC, e.g. 2026-11-25T09:30:00Z")]

@@ -11,9 +11,10 @@ from typing import Any
 
 from workflows.config.settings import Settings
 from workflows.core.durations import parse_duration
-from workflows.core.stats import WINDOWS, Durations, Group, Stats, compute_stats
+from workflows.core.stats import WINDOWS, Durations, Group, Stats
 from workflows.errors import ConfigError, InputError
-from workflows.store.db import utcnow
+from workflows.store.db import opened_store, utcnow
+from workflows.store.queries import compute_stats
 
 DIMENSIONS = ("country", "network", "provider", "route")
 UNITS = (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0))
@@ -47,8 +48,6 @@ def stats_command(
     settings: Settings, since: str | None, output: str, plot: str | None, now: dt.datetime | None
 ) -> int:
     """Print the statistics as OUTPUT ("text", "json", "csv"); write a chart to PLOT."""
-    from workflows.cases_cli import open_store
-
     now = now or utcnow()
     start = parse_since(since, now)
     target = Path(plot) if plot else None
@@ -56,8 +55,7 @@ def stats_command(
         raise InputError(f"--plot: {plot!r} must name a .png file")
     if target is not None and not target.parent.is_dir():
         raise InputError(f"--plot: folder {str(target.parent)!r} does not exist")
-    sessions = open_store(settings)
-    with sessions() as session:
+    with opened_store(settings) as sessions, sessions() as session:
         stats = compute_stats(session, since=start, now=now)
     if output == "json":
         print(json.dumps(stats.as_dict(), indent=2))
@@ -66,7 +64,7 @@ def stats_command(
     else:
         print(format_stats(stats))
     if target is not None:
-        from workflows.stats_plot import plot_stats  # matplotlib loads only when asked
+        from workflows.cli.plot import plot_stats  # matplotlib loads only when asked
 
         try:
             plot_stats(stats, target)

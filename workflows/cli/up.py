@@ -31,11 +31,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from workflows import demo_world
+from workflows.cli import launch
 from workflows.config.settings import Settings, load_settings
 from workflows.engine.broker import stop_orphaned
 from workflows.engine.runtime import check_start
 from workflows.errors import ConfigError, InputError
+from workflows.sim import demo_world
 from workflows.store.accounts import create_user
 from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
 from workflows.store.models import User
@@ -53,7 +54,7 @@ def run_up(settings: Settings, *, port: int, demo: bool) -> int:
     if not demo:
         check_worker_settings(settings)
     code = 0
-    with ExitStack() as running, demo_world.sigterm_interrupts():
+    with ExitStack() as running, launch.sigterm_interrupts():
         try:
             # The database is migrated before any worker starts: two processes creating the
             # tables of a fresh SQLite file at once would collide.
@@ -119,7 +120,7 @@ def start_worker(running: ExitStack, env: dict[str, str], home: Path) -> None:
     """Start `takedown worker` (it runs the sweep too), logging to HOME/worker.log."""
     home.mkdir(parents=True, exist_ok=True)
     log = running.enter_context((home / "worker.log").open("ab"))
-    command = [*demo_world.takedown_command(), "worker", "--pool", "threads"]
+    command = [*launch.takedown_command(), "worker", "--pool", "threads"]
     worker = _spawn(command, env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     running.callback(_stop, worker, lambda: stop_orphaned(home))
     _say(f"takedown up: worker started (pid {worker.pid}), its log: {home / 'worker.log'}")
@@ -131,7 +132,7 @@ def start_demo(running: ExitStack) -> Settings:
     home = Path(running.enter_context(
         tempfile.TemporaryDirectory(prefix="takedown-up-demo-", ignore_cleanup_errors=True)
     ))  # fmt: skip
-    command = [sys.executable, "-m", "workflows.up", str(home)]
+    command = [sys.executable, "-m", "workflows.cli.up", str(home)]
     world = _spawn(command, dict(os.environ), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     running.callback(_stop, world, lambda: stop_orphaned(home))
     assert world.stdout is not None
@@ -220,7 +221,7 @@ def _say(text: str) -> None:
 def world_main(home: Path) -> int:
     """The demo world's process: isolate, serve the world, run the worker, wait for the end."""
     world = demo_world.build_world()
-    isolated = demo_world.isolate(demo_world.public_addresses(world))  # before any thread
+    isolated = launch.isolate(demo_world.public_addresses(world))  # before any thread
     for url in demo_world.demo_urls(DEMO_CONTENT):
         world.put_content(url)
     network = (
@@ -229,12 +230,12 @@ def world_main(home: Path) -> int:
     )  # fmt: skip
     with ExitStack() as running:
         try:
-            with demo_world.sigterm_interrupts():
-                env = demo_world.serve_world(running, world, home, isolated)
+            with launch.sigterm_interrupts():
+                env = launch.serve_world(running, world, home, isolated)
                 engine = make_engine(database_url(None, home))
                 migrate(engine)  # before the worker, which would otherwise race `up` to it
                 engine.dispose()
-                worker = demo_world.start_worker(running, env, home)
+                worker = launch.start_worker(running, env, home)
                 threading.Thread(target=_end_with, args=(worker, home), daemon=True).start()
                 print(json.dumps({"env": env, "network": network}), flush=True)
                 sys.stdin.read()  # until `up` closes the pipe (or dies: PDEATHSIG)
@@ -253,7 +254,7 @@ def _end_with(worker: subprocess.Popen[bytes], home: Path) -> None:
         print(
             f"takedown up --demo: the worker exited (code {code}); its log ends:", file=sys.stderr
         )
-        print(demo_world.log_tail(home / "worker.log"), file=sys.stderr, flush=True)
+        print(launch.log_tail(home / "worker.log"), file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGTERM)
 
 

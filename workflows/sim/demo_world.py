@@ -1,4 +1,4 @@
-"""What `takedown demo` runs: its simulated world, the servers, and the engine's processes.
+"""The world of `takedown demo` and `takedown up --demo`: hosts, networks, desks and URLs.
 
 Every host name is under .test and every mailbox under .example, except
 abuse@cloudflare.com: the shipped CDN list names it, and only the simulated SMTP server
@@ -25,39 +25,20 @@ escalations go to, and it acts promptly. The only partner hotline is Canada's: t
 CDN list places Cloudflare in the US, so a US partner would get the CDN-fronted URL as a
 referral and Cloudflare's desk would never be noticed.
 
-The engine runs as the real `takedown report` and `takedown worker` commands, in a fresh
-TAKEDOWN_HOME with every TAKEDOWN_* variable of the user's environment left out.
+`workflows.cli.main.launch` serves it and runs the engine's real commands against it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ipaddress
-import os
-import signal
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib.resources import as_file, files
-from pathlib import Path
-from types import FrameType
 
-from workflows.engine.broker import stop_orphaned
 from workflows.sim import (
     Desk,
-    DeskRunner,
     Network,
-    SimInternet,
-    SimProxy,
-    SMTPServer,
-    WebServer,
     World,
 )
-from workflows.sim.netns import isolate_network
 
 HOTLINES_TOML = """\
 # takedown demo: one partner hotline, so a URL hosted in Canada is referred to it.
@@ -67,7 +48,6 @@ email = "referrals@partner-hotline.example"
 """
 SENDER = "reports@demo-hotline.example"
 HOP_TARGET = "91.218.2.30"
-STOP_WAIT = 20.0  # seconds a warm shutdown may take before the worker is killed
 NXDOMAIN_URL = "http://files.vanished-host.test/f/3c9e21.zip"
 PRIVATE_URL = "http://intranet.corp-demo.test/share/a81f.jpg"
 
@@ -198,108 +178,3 @@ def public_addresses(world: World) -> list[str]:
                 found.append(value)
     parsed = sorted({ipaddress.ip_address(a) for a in found}, key=lambda a: (a.version, a))
     return [str(address) for address in parsed]
-
-
-def isolate(addresses: list[str]) -> bool:
-    """Move into a network namespace with ADDRESSES on loopback; False where we may not.
-
-    TAKEDOWN_DEMO_ISOLATION=0 skips it, so the proxy mode can be shown and tested anywhere.
-    """
-    if os.environ.get("TAKEDOWN_DEMO_ISOLATION", "1") == "0":
-        return False
-    try:
-        return isolate_network(addresses)
-    except (RuntimeError, OSError):
-        return False  # no iproute2, threads running, unshare refused: the proxy still works
-
-
-def serve_world(stack: ExitStack, world: World, home: Path, isolated: bool) -> dict[str, str]:
-    """Start the world's servers and desks on STACK; return the subprocesses' environment."""
-    hotlines = home / "demo-hotlines.toml"
-    hotlines.write_text(HOTLINES_TOML, encoding="utf-8")
-    sim = stack.enter_context(SimInternet(world))
-    smtp = stack.enter_context(SMTPServer())
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TAKEDOWN_")},
-        **sim.env(),
-        "TAKEDOWN_HOME": str(home),
-        "TAKEDOWN_SMTP_URL": smtp.url,
-        "TAKEDOWN_SENDER": SENDER,
-        "TAKEDOWN_SENDER_NAME": "Demo Hotline",
-        "TAKEDOWN_POLICY": str(
-            stack.enter_context(as_file(files("workflows") / "data" / "demo-policy.toml"))
-        ),
-        "TAKEDOWN_HOTLINES": str(hotlines),
-        "TAKEDOWN_COUNTRY": "GB",
-        "TAKEDOWN_DNS_TIMEOUT": "1s",
-    }
-    if isolated:
-        for address in public_addresses(world):
-            stack.enter_context(WebServer(world, host=address, port=80))
-    else:
-        web = stack.enter_context(WebServer(world))
-        env["TAKEDOWN_FETCH_PROXY"] = stack.enter_context(SimProxy(world, web)).url
-    stack.enter_context(DeskRunner(world, smtp, demo_desks(world)))
-    return env
-
-
-def takedown_command() -> list[str]:
-    """Return the installed `takedown` entry point, or the module when there is no script."""
-    script = Path(sys.executable).parent / "takedown"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "workflows"]
-
-
-def report_urls(env: dict[str, str], urls: list[str]) -> subprocess.CompletedProcess[str]:
-    """Report URLS with `takedown report --json`, which returns at once."""
-    command = [*takedown_command(), "report", "--json", "--ref", "DEMO-1", "--analyst", "demo"]
-    return subprocess.run(
-        [*command, *urls], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def start_worker(stack: ExitStack, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
-    """Start `takedown worker` logging to HOME/worker.log; closing STACK stops it."""
-    log = stack.enter_context((home / "worker.log").open("wb"))
-    command = [*takedown_command(), "worker", "--pool", "threads", "--concurrency", "4"]
-    worker = subprocess.Popen(
-        command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-    )
-    stack.callback(_stop_worker, worker, home)
-    return worker
-
-
-def _stop_worker(worker: subprocess.Popen[bytes], home: Path) -> None:
-    """Stop the worker with SIGTERM (a warm shutdown), kill it if it hangs, then its Redis."""
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    stop_orphaned(home)  # only does something if the worker had to be killed
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so the same clean-up runs for both."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set signal handlers
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        """Raise KeyboardInterrupt where the main thread is."""
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    """Return the last LINES lines of a log file."""
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"

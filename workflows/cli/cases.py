@@ -11,31 +11,18 @@ from typing import Any
 from sqlalchemy import select
 
 from workflows.config.settings import Settings
-from workflows.core.urls import NormalizedURL, normalize_url
-from workflows.errors import InputError, URLError
+from workflows.core.intake import check_field, normalize_lines
+from workflows.core.urls import NormalizedURL
+from workflows.errors import InputError
 from workflows.kinds import CaseState
 from workflows.store.cases import report
 from workflows.store.db import (
-    database_url,
-    make_engine,
-    migrate,
-    session_factory,
+    opened_store,
     transaction,
     utcnow,
 )
 from workflows.store.models import Case
-from workflows.store.views import case_detail, case_objects
-
-# The case columns' sizes: the same limits for the CLI and the API.
-FIELD_LIMITS = {"ref": 200, "category": 64, "analyst": 120}
-
-
-class FieldError(InputError):
-    """Bad input at a named place (an argument, a file line, an API field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+from workflows.store.queries import case_detail, case_objects
 
 
 def read_urls(args: Sequence[str], file: str | None) -> list[NormalizedURL]:
@@ -50,17 +37,6 @@ def read_urls(args: Sequence[str], file: str | None) -> list[NormalizedURL]:
     return normalize_lines(lines)
 
 
-def normalize_lines(lines: Sequence[tuple[str, str]]) -> list[NormalizedURL]:
-    """Normalise (where, URL) pairs; the first bad one refuses them all, naming where it was."""
-    urls = []
-    for where, text in lines:
-        try:
-            urls.append(normalize_url(text))
-        except URLError as error:
-            raise FieldError(where, error.message) from None
-    return urls
-
-
 def _file_lines(file: str) -> Iterable[tuple[int, str]]:
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -69,23 +45,6 @@ def _file_lines(file: str) -> Iterable[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
             yield number, line
-
-
-def check_field(name: str, value: str | None, label: str | None = None) -> str | None:
-    """Return VALUE if it fits field NAME (length, no control characters); else refuse it."""
-    limit = FIELD_LIMITS[name]
-    if value is None:
-        return None
-    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise FieldError(label or name, f"at most {limit} characters, no control characters")
-    return value
-
-
-def open_store(settings: Settings) -> Any:
-    """Return a session factory on a migrated database."""
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    migrate(engine)
-    return session_factory(engine)
 
 
 def report_command(
@@ -103,8 +62,7 @@ def report_command(
         k: check_field(k, v, f"--{k}")
         for k, v in (("ref", ref), ("category", category), ("analyst", analyst))
     }
-    sessions = open_store(settings)
-    with transaction(sessions) as session:
+    with opened_store(settings) as sessions, transaction(sessions) as session:
         done = report(
             session,
             normalized,
@@ -132,8 +90,7 @@ def cases_command(settings: Settings, state: str | None, as_json: bool) -> int:
     if state is not None and state not in set(CaseState):
         choices = ", ".join(CaseState)
         raise InputError(f"--state: {state!r} is not one of {choices}")
-    sessions = open_store(settings)
-    with sessions() as session:
+    with opened_store(settings) as sessions, sessions() as session:
         query = select(Case).order_by(Case.id.desc())
         if state is not None:
             query = query.where(Case.state == state)
@@ -154,8 +111,7 @@ def case_command(settings: Settings, case_id: str, as_json: bool) -> int:
     """Show one case with its events, notices and checks."""
     if not case_id.isdigit():
         raise InputError(f"case id {case_id!r} is not a number")
-    sessions = open_store(settings)
-    with sessions() as session:
+    with opened_store(settings) as sessions, sessions() as session:
         case = session.get(Case, int(case_id))
         if case is None:
             raise InputError(f"no case {case_id}")

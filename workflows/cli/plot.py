@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # no display: render to a file only
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from workflows.core.figures import span, unit_for
 from workflows.core.stats import WINDOWS, Stats
-from workflows.stats_cli import span, unit_for
 
 REPORT, NOTICE, SLOW, CALM = "#1f5f8b", "#e08a1e", "#b03a2e", "#7f8c8d"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from workflows.config.settings import Settings
+from workflows.core.figures import iso
 from workflows.errors import InputError
 from workflows.store import accounts
-from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
-from workflows.store.views import iso
+from workflows.store.db import opened_store, transaction
 
 DEFAULT_PORT = 8000
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
@@ -78,14 +78,9 @@ def add_user(settings: Settings, name: str, role: str, password_file: str | None
     """Create a user and print an API token on the last line."""
     accounts.check_name(name)  # refuse bad input before the database is touched
     password = _read_password(password_file) if password_file else None
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            user = accounts.create_user(session, name, role, password)
-            token = accounts.issue_token(session, user)
-    finally:
-        engine.dispose()
+    with opened_store(settings) as sessions, transaction(sessions) as session:
+        user = accounts.create_user(session, name, role, password)
+        token = accounts.issue_token(session, user)
     sign_in = "can sign in to the web desk" if password else "API tokens only, no web sign-in"
     print(f"added {role} {name} ({sign_in}); API token, shown once:")
     print(token)
@@ -106,16 +101,11 @@ def _read_password(path: str) -> str:
 def list_tokens(settings: Settings, name: str) -> int:
     """Print the user's API tokens: id, created, last used (never a secret)."""
     accounts.check_name(name)
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            user = accounts.find_user(session, name)
-            if user is None:
-                raise InputError(f"no user {name!r}")
-            tokens = accounts.api_tokens(session, user)
-    finally:
-        engine.dispose()
+    with opened_store(settings) as sessions, transaction(sessions) as session:
+        user = accounts.find_user(session, name)
+        if user is None:
+            raise InputError(f"no user {name!r}")
+        tokens = accounts.api_tokens(session, user)
     print(f"{'id':>6}  {'created':20}  last used")
     for token in tokens:
         print(f"{token.id:>6}  {iso(token.created_at):20}  {iso(token.last_used_at) or 'never'}")
@@ -126,16 +116,11 @@ def list_tokens(settings: Settings, name: str) -> int:
 
 def revoke_token(settings: Settings, token_id: int) -> int:
     """Revoke an API token: the next request that presents it is refused."""
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            found = accounts.find_token(session, token_id)
-            if found is None:
-                raise InputError(f"no API token {token_id}")
-            token, owner = found
-            accounts.revoke_token(session, token)
-    finally:
-        engine.dispose()
+    with opened_store(settings) as sessions, transaction(sessions) as session:
+        found = accounts.find_token(session, token_id)
+        if found is None:
+            raise InputError(f"no API token {token_id}")
+        token, owner = found
+        accounts.revoke_token(session, token)
     print(f"revoked API token {token_id} of {owner.name}")
     return 0

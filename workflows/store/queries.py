@@ -1,4 +1,5 @@
-"""Case objects as the CLI and the API show them (DESIGN.md § Interface)."""
+"""Read-side queries: case objects as the CLI and the API show them (DESIGN.md § Interface),
+and the rows the statistics are computed from."""
 
 from __future__ import annotations
 
@@ -10,14 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workflows.core.figures import iso
+from workflows.core.stats import CaseRow, NoticeRow, Stats, summarize
 from workflows.store.models import Case, Check, Event, Notice, NoticeItem
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    """Return MOMENT as ISO 8601 UTC with a Z, or None."""
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def case_objects(session: Session, cases: Sequence[Case]) -> list[dict[str, Any]]:
@@ -102,3 +98,25 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         for c in session.scalars(select(Check).where(Check.case_id == case.id).order_by(Check.id))
     ]
     return found
+
+
+def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.datetime) -> Stats:
+    """Read the cases reported (and notices made) since SINCE and summarise them at NOW."""
+    cases = select(
+        Case.state,
+        Case.route,
+        Case.country,
+        Case.network,
+        Case.asn,
+        Case.provider,
+        Case.opened_at,
+        Case.first_notice_at,
+        Case.removed_at,
+    )
+    notices = select(Notice.kind, Notice.status)
+    if since is not None:
+        cases = cases.where(Case.opened_at >= since)
+        notices = notices.where(Notice.created_at >= since)
+    case_rows = [CaseRow(*row) for row in session.execute(cases)]
+    notice_rows = [NoticeRow(*row) for row in session.execute(notices)]
+    return summarize(case_rows, notice_rows, since=since, now=now)

@@ -2,7 +2,7 @@
 
 The demo world's servers and abuse desks run in this process, the real `takedown report`
 and `takedown worker` as subprocesses on the shipped seconds-scale demo policy, in a
-fresh TAKEDOWN_HOME (SQLite, embedded Redis) removed at the end (`workflows.demo_world`).
+fresh TAKEDOWN_HOME (SQLite, embedded Redis) removed at the end (`workflows.cli.launch`).
 Progress is read from the database; a table of every case ends the run.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from workflows import demo_world as machinery
+from workflows.cli import launch
 from workflows.kinds import CaseState
-from workflows.sim import World
+from workflows.sim import World, demo_world
 from workflows.store.db import database_url, make_engine
 from workflows.store.models import Case, Event, Notice, NoticeItem
 
@@ -41,9 +41,9 @@ NoticeRow = tuple[int, str, str, str | None, int | None]  # round, kind, party, 
 
 def run_demo(urls: int, limit: float) -> int:
     """Run the demo with URLS reported URLs for at most LIMIT seconds; return the exit code."""
-    world = machinery.build_world()
+    world = demo_world.build_world()
     # First of all: unshare() moves only the calling thread, so no thread may exist yet.
-    isolated = machinery.isolate(machinery.public_addresses(world))
+    isolated = launch.isolate(demo_world.public_addresses(world))
     where = (
         "own network namespace, the sites on their public-looking addresses"
         if isolated
@@ -51,12 +51,12 @@ def run_demo(urls: int, limit: float) -> int:
     )
     _say(f"takedown demo: {urls} URLs against a simulated internet; nothing leaves this machine")
     _say(f"network: {where}")
-    reported = machinery.demo_urls(urls)
+    reported = demo_world.demo_urls(urls)
     for url in reported:
         world.put_content(url)
     try:
         with (
-            machinery.sigterm_interrupts(),
+            launch.sigterm_interrupts(),
             tempfile.TemporaryDirectory(
                 prefix="takedown-demo-", ignore_cleanup_errors=True
             ) as home,
@@ -73,20 +73,20 @@ def _run(world: World, isolated: bool, home: Path, urls: list[str], limit: float
     engine = make_engine(database_url(None, home))
     try:
         with ExitStack() as running:
-            env = machinery.serve_world(running, world, home, isolated)
+            env = launch.serve_world(running, world, home, isolated)
             started, deadline = dt.datetime.now(dt.UTC), time.monotonic() + limit
-            done = machinery.report_urls(env, urls)
+            done = launch.report_urls(env, urls)
             if done.returncode != 0:
                 _say(f"takedown report failed (exit {done.returncode}): {done.stderr.strip()}")
                 return 1
             ids = [case["id"] for case in json.loads(done.stdout)]
             _say(f"`takedown report` opened cases {ids[0]}-{ids[-1]} and returned at once")
-            worker = machinery.start_worker(running, env, home)
+            worker = launch.start_worker(running, env, home)
             _say(f"`takedown worker` started (pid {worker.pid}): 4 threads, the sweep, Redis")
             outcome = _watch(Progress(engine, started), worker, deadline)
             if outcome == "died":
                 _say(f"the worker exited (code {worker.returncode}); its log ends:")
-                _say(machinery.log_tail(home / "worker.log"))
+                _say(launch.log_tail(home / "worker.log"))
             _say("stopping the worker and the simulated internet…")
         removed = print_summary(engine, outcome, limit)
         return 0 if removed and outcome != "died" else 1

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", metavar="PERIOD", help="e.g. 365d (TAKEDOWN_RETENTION)")
     purge.add_argument("--dry-run", action="store_true", help="count them, change nothing")
     purge.add_argument("--json", action="store_true", help="print what was purged as JSON")
-    from workflows.web import commands as desk_commands  # serve, user add
+    from workflows.cli import desk as desk_commands  # serve, user add
 
     desk_commands.add_parsers(commands)
     return parser
@@ -104,19 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _case_commands(args: argparse.Namespace) -> int:
     """Run the commands that use the case store."""
-    from workflows import cases_cli  # the store's imports are not needed by `trace`
+    from workflows.cli import cases  # the store's imports are not needed by `trace`
 
     settings = load_settings()
     if args.command == "report":
-        return cases_cli.report_command(
+        return cases.report_command(
             settings, args.urls, args.file, args.ref, args.category, args.analyst, args.json
         )
     if args.command == "cases":
-        return cases_cli.cases_command(settings, args.state, args.json)
+        return cases.cases_command(settings, args.state, args.json)
     if args.command == "case":
-        return cases_cli.case_command(settings, args.id, args.json)
+        return cases.case_command(settings, args.id, args.json)
     if args.command == "demo":
-        from workflows.demo import run_demo
+        from workflows.cli.demo import run_demo
 
         if not 6 <= args.urls <= 200:
             raise InputError("--urls: between 6 and 200")
@@ -131,21 +131,21 @@ def _case_commands(args: argparse.Namespace) -> int:
             settings, concurrency=concurrency, pool=args.pool, sweep_enabled=not args.no_sweep
         )
     if args.command == "purge":
-        from workflows.store.purge import purge_command
+        from workflows.cli.purge import purge_command
 
         return purge_command(settings, args.older_than, args.dry_run, args.json)
     if args.command == "up":
-        from workflows.up import run_up
+        from workflows.cli.up import run_up
 
         if not 0 < args.port < 65536:
             raise InputError(f"--port {args.port}: not a port number (1-65535)")
         return run_up(settings, port=args.port, demo=args.demo)
     if args.command == "stats":
-        from workflows.stats_cli import stats_command
+        from workflows.cli.stats import stats_command
 
         return stats_command(settings, args.since, args.output or "text", args.plot, None)
     if args.command in ("serve", "user"):
-        from workflows.web import commands as desk_commands
+        from workflows.cli import desk as desk_commands
 
         return desk_commands.run(settings, args)
     raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,1 @@
+"""The `takedown` command line: one module per group of commands."""
