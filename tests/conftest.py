@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,6 +34,9 @@ SERVICE_URLS = {
 }
 
 
+WORKERS_SEEN: list[bool] = []  # under pytest-xdist: whether each worker was isolated
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Move the whole session into its own network namespace where the process may.
 
@@ -40,8 +44,17 @@ def pytest_configure(config: pytest.Config) -> None:
     ENETUNREACH, so no test can reach the internet even by mistake. Subprocesses (the
     `takedown` command under test, workers) inherit the namespace. TCP services of the
     host (CI's Redis and PostgreSQL) are reached through unix-socket relays started first.
+
+    Under pytest-xdist each worker process does this itself and gets a namespace, a Redis
+    database and a PostgreSQL database of its own, so tests running side by side never
+    share a port, a queue or a table; the controller runs no test and stays as it is.
     """
     global ISOLATED
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if getattr(config.option, "numprocesses", None) and worker is None:
+        return  # the xdist controller: its workers isolate themselves
+    if worker is not None:
+        _own_services(worker)
     if os.environ.get("TAKEDOWN_TEST_ISOLATION", "1") == "0":
         return
     relays = _start_relays()
@@ -51,6 +64,37 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         for _, process in relays.values():
             process.kill()
+
+
+def _own_services(worker: str) -> None:
+    """Give xdist worker WORKER (gw0, gw1, …) its own Redis and PostgreSQL databases."""
+    number = int(worker.removeprefix("gw"))
+    if SERVICE_URLS["redis"]:
+        parts = urlsplit(SERVICE_URLS["redis"])
+        base = int(parts.path.strip("/") or 0)
+        SERVICE_URLS["redis"] = parts._replace(path=f"/{base + 1 + number}").geturl()
+    if SERVICE_URLS["database"]:
+        SERVICE_URLS["database"] = _worker_database(SERVICE_URLS["database"], worker)
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """Create (once) and return a PostgreSQL database named after the configured one."""
+    import sqlalchemy
+
+    from workflows.store.db import database_url
+
+    admin = sqlalchemy.engine.make_url(database_url(url, Path("/nonexistent")))
+    name = f"{admin.database}_{worker}"
+    engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        found = connection.execute(
+            sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        if found is None:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{name}").geturl()
 
 
 def _start_relays() -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
@@ -94,14 +138,30 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when any test was skipped."""
+    """Fail the run when any test was skipped; an xdist worker reports back what it saw."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["isolated"] = ISOLATED
+        output["fault_figures"] = list(FAULT_FIGURES)
     if _skipped and exitstatus == 0:
         session.exitstatus = 1
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Collect an xdist worker's isolation and fault figures for the summary."""
+    output = getattr(node, "workeroutput", {})
+    if "isolated" in output:
+        WORKERS_SEEN.append(bool(output["isolated"]))
+        FAULT_FIGURES.extend(output.get("fault_figures", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how the session was isolated, and which skips failed the run."""
-    where = "own network namespace (loopback only)" if ISOLATED else "host network, 127.0.0.1 only"
+    isolated = all(WORKERS_SEEN) if WORKERS_SEEN else ISOLATED
+    where = "own network namespace (loopback only)" if isolated else "host network, 127.0.0.1 only"
+    if WORKERS_SEEN:
+        where = f"{where}, one per worker ({len(WORKERS_SEEN)} xdist workers)"
     terminalreporter.write_line(f"takedown tests ran in: {where}")
     if FAULT_FIGURES:
         terminalreporter.write_line("fault scenarios:")
