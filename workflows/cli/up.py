@@ -38,7 +38,7 @@ from workflows.engine.runtime import check_start
 from workflows.errors import ConfigError, InputError
 from workflows.sim import demo_world
 from workflows.store.accounts import create_user
-from workflows.store.db import database_url, make_engine, migrate, session_factory, transaction
+from workflows.store.db import database_url, make_engine, migrate, opened_store, transaction
 from workflows.store.models import User
 
 FIRST_USER = "admin"
@@ -181,17 +181,12 @@ _died: list[str] = []
 
 def first_supervisor(settings: Settings) -> tuple[str, str] | None:
     """Create a supervisor with a random password if there is no user yet; return both."""
-    engine = make_engine(database_url(settings.database_url, settings.home))
-    try:
-        migrate(engine)
-        with transaction(session_factory(engine)) as session:
-            if session.scalar(select(func.count()).select_from(User)):
-                return None
-            password = secrets.token_urlsafe(15)  # 20 characters, about 120 bits
-            create_user(session, FIRST_USER, "supervisor", password)
-            return FIRST_USER, password
-    finally:
-        engine.dispose()
+    with opened_store(settings) as sessions, transaction(sessions) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+        password = secrets.token_urlsafe(15)  # 20 characters, about 120 bits
+        create_user(session, FIRST_USER, "supervisor", password)
+        return FIRST_USER, password
 
 
 def serve(settings: Settings, port: int, demo: bool, first: tuple[str, str] | None) -> int:

@@ -23,7 +23,7 @@ from workflows.errors import ConfigError
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import Fetcher
-from workflows.store.db import database_url, make_engine, session_factory, utcnow
+from workflows.store.db import engine_for, session_factory, utcnow
 from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
@@ -47,7 +47,7 @@ class Runtime:
     def from_settings(cls, settings: Settings, policy: Policy | None = None) -> Runtime:
         """Build the runtime SETTINGS describe (the database must be migrated already)."""
         policy = policy or load_policy(settings.policy)  # a bad policy stops start-up first
-        engine = make_engine(database_url(settings.database_url, settings.home))
+        engine = engine_for(settings)
         return cls(settings, policy, engine, lease=settings.claim_lease)
 
     @cached_property

@@ -19,7 +19,7 @@ from workflows import __version__
 from workflows.config.settings import Settings
 from workflows.errors import InputError
 from workflows.store.accounts import Conflict, NotFound
-from workflows.store.db import database_url, make_engine, migrate, session_factory, utcnow
+from workflows.store.db import engine_for, migrate, session_factory, utcnow
 from workflows.web import api
 from workflows.web.auth import SESSION_COOKIE
 
@@ -30,7 +30,7 @@ PAGES = "workflows.web.pages"
 
 def create_app(settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> FastAPI:
     """Build the app on a migrated database; CLOCK is injected by tests."""
-    engine = make_engine(database_url(settings.database_url, settings.home))
+    engine = engine_for(settings)
     migrate(engine)
 
     @asynccontextmanager
