@@ -15,7 +15,7 @@ from deskapp import Desk, running_desk
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.errors import InputError
+from workflows.errors import Conflict, InputError
 from workflows.store import accounts
 from workflows.store.db import make_engine, migrate, session_factory
 from workflows.store.models import Token, User
@@ -206,7 +206,7 @@ def test_bad_users_are_refused_and_nothing_is_stored(
 def test_a_name_is_taken_once(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         accounts.create_user(session, "al", "analyst", now=T0)
-        with pytest.raises(accounts.Conflict, match="exists"):
+        with pytest.raises(Conflict, match="exists"):
             accounts.create_user(session, "al", "supervisor", now=T0)
         session.commit()
         assert session.scalar(select(func.count()).select_from(User)) == 1

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows.config.cdns import CDN, CDNDirectory, load_cdns
-from workflows.config.tomlfile import email_problem
+from workflows.core.emails import email_problem
 from workflows.errors import ConfigError
 
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows.config.hotlines import Hotline, HotlineDirectory, load_hotlines
-from workflows.config.tomlfile import email_problem, line_of, load_toml, url_problem, where
+from workflows.config.tomlfile import line_of, load_toml, url_problem, where
+from workflows.core.emails import email_problem
 from workflows.errors import ConfigError
 
 GOOD = '[hotline.GB]\nname = "Internet Watch Foundation"\n'

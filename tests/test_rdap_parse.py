@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflows.core.emails import is_plain_address
 from workflows.errors import LookupFailed
-from workflows.trace.contacts import extract_contacts, is_plain_address, vcard_emails
+from workflows.trace.contacts import extract_contacts, vcard_emails
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import (
     MAX_RETRY_AFTER,

@@ -24,6 +24,7 @@ from test_outbox import HeldRelay, sent_in_the_background
 from workflows.engine import notice_actions
 from workflows.engine.runtime import Runtime
 from workflows.engine.sweep import recover_notices
+from workflows.errors import Conflict
 from workflows.kinds import NoticeStatus
 from workflows.sim.smtp import message_id
 from workflows.store import accounts
@@ -134,7 +135,7 @@ def test_a_second_decision_is_refused_even_from_a_stale_read(desk: Desk) -> None
         assert resolve(desk, notice_id, "resend")[0] == 200
         user = accounts.find_user(stale, "sue")
         assert user is not None
-        with pytest.raises(accounts.Conflict, match="is pending, not uncertain"):
+        with pytest.raises(Conflict, match="is pending, not uncertain"):
             notice_actions.resolve(stale, notice_id, user, "sent", now=desk.clock())
     assert desk.stored_notice(notice_id).status == NoticeStatus.PENDING
 

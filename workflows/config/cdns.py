@@ -30,12 +30,12 @@ from workflows.config.tomlfile import (
     Entry,
     Source,
     country_problem,
-    email_problem,
     load_toml,
     quote,
     type_name,
     url_problem,
 )
+from workflows.core.emails import email_problem
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

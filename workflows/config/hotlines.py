@@ -23,12 +23,12 @@ from workflows.config.tomlfile import (
     Entry,
     Source,
     country_problem,
-    email_problem,
     load_toml,
     quote,
     type_name,
     url_problem,
 )
+from workflows.core.emails import email_problem
 
 KEYS = ("name", "email", "website", "note")
 _HINT = 'use [hotline.XX] tables, XX being a country code like "US"'

@@ -28,6 +28,7 @@ from workflows.config.tomlfile import (
 from workflows.core.durations import format_duration, parse_duration
 from workflows.core.policy import RECIPIENTS, ROUTES, SENDS, Policy, Step
 from workflows.errors import ConfigError
+from workflows.kinds import NoticeKind, Party
 
 _SCALARS = ("sweep_every", "recheck_every", "notice_window", "retrace_every", "max_notice_urls")
 KEYS = (*_SCALARS, "confirm_gone", "trace_retry", "workflow")
@@ -196,10 +197,10 @@ def _step(index: int, item: object, fail: Callable[[int, str], ConfigError]) -> 
     if send not in SENDS:
         shown = "is required" if send is None else f"{quote(send)} is not known"
         raise fail(index, f"send {shown}: use one of {', '.join(SENDS)}")
-    to = item.get("to", "hotline" if send == "referral" else "host")
+    to = item.get("to", Party.HOTLINE.value if send == NoticeKind.REFERRAL else Party.HOST.value)
     if to not in RECIPIENTS:
         raise fail(index, f"to {quote(to)} is not known: use one of {', '.join(RECIPIENTS)}")
-    if send == "referral" and to != "hotline":
+    if send == NoticeKind.REFERRAL and to != Party.HOTLINE:
         raise fail(index, f'a referral goes to the hotline, not {to}: use send = "notice"')
     return Step(index=index, after=after, send=send, to=to)
 
@@ -216,10 +217,10 @@ def _check_sequence(
             problem = f"after = {now} is sooner than step {step.index}'s {before}"
             raise fail(step.index, f"{problem}: list the steps in time order")
         # A chaser threads to an earlier message to the same recipient (In-Reply-To).
-        if step.send == "chaser" and step.to not in opened:
+        if step.send == NoticeKind.CHASER and step.to not in opened:
             need = f"an earlier notice, referral or escalation to {step.to}"
             raise fail(step.index, f"a chaser to {step.to} needs {need} to follow up")
-        if step.send != "chaser":
+        if step.send != NoticeKind.CHASER:
             opened.add(step.to)
         key = (step.after, step.send, step.to)
         if key in seen:  # the same message twice: never send a notice twice

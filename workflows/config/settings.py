@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from workflows.config.tomlfile import email_problem
 from workflows.core.durations import parse_duration
+from workflows.core.emails import email_problem
 from workflows.errors import ConfigError
 
 PREFIX = "TAKEDOWN_"

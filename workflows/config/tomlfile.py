@@ -44,10 +44,6 @@ _KEY = rf"\s*(?:{_KEY_PART})\s*(?:\.\s*(?:{_KEY_PART})\s*)*"
 _HEADER = re.compile(rf"\s*\[\[?({_KEY})\]\]?\s*(?:#.*)?$")
 _ASSIGN = re.compile(rf"({_KEY})=")
 _SYNTAX = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)$", re.DOTALL)
-# Local part: RFC 5322 atext and dots; anything else ("<", ",", quotes, spaces, CR/LF)
-# could add recipients or headers once the address is written into a mail header.
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -231,23 +227,6 @@ def country_problem(code: str) -> str | None:
     if hint is None and code.upper() in COUNTRY_CODES:
         hint = f'write it in capitals: "{code.upper()}"'
     return 'must be an ISO 3166 alpha-2 code like "US"' + (f"; {hint}" if hint else "")
-
-
-def email_problem(address: str) -> str | None:
-    """Describe why `address` is not a plain mail address safe for a header, or return None."""
-    if len(address) > 254:
-        return "is longer than 254 characters"
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in address):
-        return "must not contain spaces, line breaks or control characters"
-    local, at, domain = address.rpartition("@")
-    if not at or "@" in local:
-        return 'must be one address like "abuse@example.net" (exactly one "@")'
-    if not _LOCAL.fullmatch(local) or len(local) > 64:
-        return 'has characters not allowed before the "@" (such as commas, quotes or <>)'
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-        return 'needs a domain with a dot after the "@", like "example.net"'
-    return None
 
 
 def url_problem(url: str) -> str | None:

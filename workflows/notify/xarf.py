@@ -26,8 +26,8 @@ import re
 import uuid
 from typing import Any
 
+from workflows.core.emails import is_plain_address
 from workflows.notify.notices import NoticeItem, NoticeRequest, iso_utc
-from workflows.trace.rdap import is_plain_address
 
 XARF_VERSION = "4.0.0"
 # The namespace of takedown's report ids: uuid5(NAMESPACE_URL, "…xarf-spec#takedown").

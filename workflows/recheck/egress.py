@@ -26,18 +26,12 @@ import httpcore
 import httpx
 
 from workflows.core.special_use import special_use
-from workflows.errors import TakedownError
+from workflows.errors import EgressBlocked
 from workflows.trace.dns import resolve_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXY_PORTS = {"http": 80, "https": 443}
 SocketOption = Any  # httpcore's SOCKET_OPTION union; only passed through
-
-
-class EgressBlocked(TakedownError):
-    """A host that resolves only to addresses the guard refuses; it is never connected to."""
-
-    kind = "blocked"
 
 
 def is_permitted(address: str, allow: Sequence[IPNetwork]) -> bool:

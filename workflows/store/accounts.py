@@ -25,7 +25,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflows.errors import InputError
+from workflows.errors import Conflict, InputError
 from workflows.kinds import Role
 from workflows.store.db import utcnow
 from workflows.store.models import Token, User
@@ -36,18 +36,6 @@ MIN_PASSWORD = 12  # NIST SP 800-63B §3.1.1.2: length, not composition rules
 MAX_PASSWORD = 1024  # bounds the hashing work one request can ask for
 USE_GRAIN = dt.timedelta(minutes=1)  # last_used_at's precision: not one write per request
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,119}$")
-
-
-class Conflict(InputError):
-    """The request clashes with the stored state (a duplicate, a stale state): HTTP 409."""
-
-    kind = "conflict"
-
-
-class NotFound(InputError):
-    """No such case or user: HTTP 404."""
-
-    kind = "not_found"
 
 
 @cache

@@ -2,13 +2,16 @@
 
 Answers are untrusted: entity trees are walked breadth-first with bounds on depth and
 count, an entity nested inside one of its own handle (a loop) is not entered again, and
-only addresses that are safe in a mail header are kept.
+only addresses that are safe in a mail header are kept (workflows.core.emails, the same
+rule as for the addresses in our own files and in every notice).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from workflows.core.emails import is_plain_address as is_plain_address
 
 # RFC 9083 §10.2.4 roles, most useful first: who to write to when no `abuse` role exists.
 FALLBACK_ROLES = ("noc", "technical", "administrative", "registrant")
@@ -72,13 +75,3 @@ def vcard_emails(vcard: Any) -> list[str]:
             if isinstance(value, str) and is_plain_address(value.strip()):
                 found.append(value.strip().lower())
     return found
-
-
-def is_plain_address(value: str) -> bool:
-    """Tell whether VALUE is a bare address that is safe to put in a mail header."""
-    local, at, domain = value.rpartition("@")
-    return (
-        bool(at and local and "." in domain)
-        and len(value) <= 254
-        and all(33 <= ord(c) <= 126 and c not in '<>(),;:"[]\\' for c in value)
-    )

@@ -22,19 +22,9 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from workflows.errors import LookupFailed
+from workflows.errors import DNSFailure
 
 MAX_CHAIN = 16  # hops; real chains are 1-4 long (CDNs), longer ones are loops or tricks
-
-
-class DNSFailure(LookupFailed):
-    """A failed DNS lookup, with the CNAME chain seen before it failed."""
-
-    def __init__(
-        self, message: str, *, kind: str, permanent: bool, cnames: Sequence[str] = ()
-    ) -> None:
-        super().__init__(message, kind=kind, permanent=permanent)
-        self.cnames = list(cnames)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from ipwhois.rdap import RIR_RDAP, _RDAPNetwork
 
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import extract_contacts
-from workflows.trace.contacts import is_plain_address as is_plain_address  # notices, xarf
 from workflows.trace.ratelimit import RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -21,9 +21,9 @@ from workflows.config.settings import Settings
 from workflows.core.routing import Decision, Hosting, decide_route
 from workflows.core.special_use import special_use
 from workflows.core.urls import NormalizedURL
-from workflows.errors import LookupFailed
+from workflows.errors import DNSFailure, LookupFailed
 from workflows.trace.asn import Origin, lookup_origin
-from workflows.trace.dns import DNSFailure, Resolution, make_resolver, resolve_host
+from workflows.trace.dns import Resolution, make_resolver, resolve_host
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkCache, NetworkRecord, RDAPClient
 

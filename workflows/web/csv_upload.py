@@ -8,19 +8,11 @@ from dataclasses import dataclass
 
 from workflows.core.intake import check_field, normalize_lines
 from workflows.core.urls import NormalizedURL
-from workflows.errors import FieldError
+from workflows.errors import FieldError, RowError
 
 COLUMNS = ("url", "reference", "category")
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
-
-
-class RowError(FieldError):
-    """A CSV row that cannot be reported: HTTP 422 naming the row; nothing is stored."""
-
-    def __init__(self, row: int | None, message: str) -> None:
-        super().__init__("file", f"row {row}: {message}" if row else message)
-        self.row = row
 
 
 @dataclass(frozen=True)
