@@ -2,6 +2,10 @@
 
     CaseState       where a case stands (OPEN_STATES, WORKABLE_STATES, TERMINAL_STATES)
     NoticeStatus    an outbox row's delivery status
+    NoticeKind      what a workflow step sends, and a notice's templates (FIRST_NOTICE_KINDS)
+    Party           whom a workflow step goes to
+    CheckOutcome    what one re-check of a URL found
+    EventKind       what a case's timeline records
     Role            what a desk user may do
 
 Each is a `StrEnum`, so a member equals its stored string and serialises as it in JSON.
@@ -44,6 +48,68 @@ class NoticeStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # permanent refusal (5xx) or bounce: recorded on the cases
     UNCERTAIN = "uncertain"  # a worker died mid-send: never resent automatically
+
+
+class NoticeKind(StrEnum):
+    """What a workflow step sends; each kind has its templates in every language."""
+
+    NOTICE = "notice"  # the first notice of the content to a recipient
+    CHASER = "chaser"  # a reminder, threaded to the earlier message to the same recipient
+    REFERRAL = "referral"  # the report handed to the partner hotline of the hosting country
+    ESCALATION = "escalation"  # a notice to someone with power over the recipient
+
+
+# The kinds that open a thread; a notice of any other kind chases an earlier one.
+FIRST_NOTICE_KINDS = (NoticeKind.NOTICE, NoticeKind.REFERRAL)
+
+
+class Party(StrEnum):
+    """Whom a workflow step goes to."""
+
+    HOST = "host"  # the abuse contacts found by the trace
+    HOTLINE = "hotline"  # the partner hotline's referral address
+    UPSTREAM = "upstream"  # the upstream provider's or the registrar's abuse contact
+
+
+class CheckOutcome(StrEnum):
+    """What one re-check of a URL found (see workflows.core.verdict)."""
+
+    PRESENT = "present"  # the content is still served (with the hash first seen)
+    GONE = "gone"  # 404/410/451, the name no longer exists, or the content changed
+    UNREACHABLE = "unreachable"  # timeouts, 5xx, refused, TLS errors: not evidence either way
+    BLOCKED = "blocked"  # the name resolves only to special-use addresses: an analyst looks
+
+
+class EventKind(StrEnum):
+    """What a case's timeline records: the `kind` of an event row."""
+
+    REPORTED = "reported"
+    JOINED = "joined"  # the URL was reported again while its case was open
+    ROUTED = "routed"
+    TRACE_FAILED = "trace_failed"
+    NEEDS_ANALYST = "needs_analyst"
+    STEP_DUE = "step_due"
+    STEP_DELAYED = "step_delayed"  # the step's recipients could not be looked up yet
+    STEP_SKIPPED = "step_skipped"  # no contact known for the step's party
+    STEP_CANCELLED = "step_cancelled"  # the case left ACTIVE before the step was sent
+    NOTICE_SENT = "notice_sent"
+    NOTICE_DEFERRED = "notice_deferred"  # a temporary refusal: retried after a backoff
+    NOTICE_FAILED = "notice_failed"
+    NOTICE_UNCERTAIN = "notice_uncertain"
+    NOTICE_RESEND = "notice_resend"  # a supervisor decided an uncertain notice goes again
+    ESCALATED_AFTER_REFUSAL = "escalated_after_refusal"
+    CHECKED = "checked"
+    HOPPED = "hopped"  # the content moved to another network or country
+    REMOVED = "removed"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    NOTE = "note"
+    RECHECK_REQUESTED = "recheck_requested"
+    HELD = "held"
+    HOLD_CHANGED = "hold_changed"
+    HOLD_RELEASED = "hold_released"
+    HOLD_ENDED = "hold_ended"
+    PURGED = "purged"  # what identified the closed case's URL was erased (retention)
 
 
 class Role(StrEnum):

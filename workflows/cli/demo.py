@@ -26,7 +26,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from workflows.cli import launch
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
 from workflows.sim import World, demo_world
 from workflows.store.db import database_url, make_engine
 from workflows.store.models import Case, Event, Notice, NoticeItem
@@ -170,9 +170,10 @@ class Progress:
     def _show_status(self, states: dict[str, int], notices: dict[str, int]) -> None:
         """Rewrite the status line in place on a terminal; else print one every few seconds."""
         elapsed = (dt.datetime.now(dt.UTC) - self.started).total_seconds()
-        shown = ["new", *(["waiting"] if states.get("waiting") else []), "active", "removed"]
-        counts = "  ".join(f"{s} {states.get(s, 0)}" for s in [*shown, "needs_analyst"])
-        sent, failed = notices.get("sent", 0), notices.get("failed", 0)
+        waiting = [CaseState.WAITING] if states.get(CaseState.WAITING) else []
+        shown = [CaseState.NEW, *waiting, CaseState.ACTIVE, CaseState.REMOVED]
+        counts = "  ".join(f"{s} {states.get(s, 0)}" for s in [*shown, CaseState.NEEDS_ANALYST])
+        sent, failed = notices.get(NoticeStatus.SENT, 0), notices.get(NoticeStatus.FAILED, 0)
         self.status = f"{elapsed:6.1f}s  [{counts}  | notices sent {sent}  failed {failed}]"
         if self.tty:
             sys.stdout.write(CLEAR + self.status)
@@ -200,9 +201,9 @@ class Progress:
     def _describe(self, session: Session, event: Event) -> tuple[str, float | None, bool] | None:
         """Return (text, seconds, per case) for a notable event, else None."""
         detail = event.detail or {}
-        if event.kind in ("notice_sent", "notice_failed"):
+        if event.kind in (EventKind.NOTICE_SENT, EventKind.NOTICE_FAILED):
             return _notice_text(session, event.kind, detail), None, False
-        if event.kind == "removed":
+        if event.kind == EventKind.REMOVED:
             if event.case_id not in self.opened:
                 rows = session.execute(select(Case.id, Case.opened_at)).tuples()
                 self.opened.update({case_id: opened for case_id, opened in rows})
@@ -229,20 +230,20 @@ def _counts(session: Session, column: Any) -> dict[str, int]:
 
 def _case_text(kind: str, d: dict[str, Any]) -> str | None:
     """Describe a notable case event (the case ids are added by the caller), else None."""
-    if kind == "routed":
+    if kind == EventKind.ROUTED:
         via = f" via {d['cdn']}" if d.get("cdn") else ""
         to = ", ".join(d.get("abuse") or [])
         if d.get("route") == "hotline_referral":
             to = "the partner hotline"  # the host's desk is noticed only if the hotline is slow
         return f"routed {d.get('route')} {d.get('country')}{via} → {to}"
-    if kind == "trace_failed":
+    if kind == EventKind.TRACE_FAILED:
         state = "trace failed, retrying" if d.get("transient") else "needs an analyst"
         return f"{state}: {_reason(d.get('reason'))}"
-    if kind == "needs_analyst":
+    if kind == EventKind.NEEDS_ANALYST:
         return f"needs an analyst: {_reason(d.get('reason'))}"
-    if kind == "hopped":
+    if kind == EventKind.HOPPED:
         return f"hopped to {d.get('country')} ({d.get('to')}): re-routed {d.get('route')}"
-    if kind == "escalated_after_refusal":
+    if kind == EventKind.ESCALATED_AFTER_REFUSAL:
         return f"refused: the {d.get('send')} to the {d.get('to')} is brought forward"
     return None
 
@@ -259,7 +260,7 @@ def _notice_text(session: Session, kind: str, d: dict[str, Any]) -> str:
         select(func.count()).select_from(NoticeItem).where(NoticeItem.notice_id == notice_id)
     )
     head, listed = f"{d.get('kind_of')} N-{notice_id:06d}", f"{count} URL{'s' * (count != 1)}"
-    if kind == "notice_sent":
+    if kind == EventKind.NOTICE_SENT:
         return f"{head} sent to {d.get('to')} ({listed})"
     code = session.scalar(select(Notice.smtp_code).where(Notice.id == notice_id))
     return f"{head} to {d.get('to')} refused: {code or ''} {d.get('reply')} ({listed})"
@@ -280,7 +281,7 @@ def print_summary(engine: Engine, outcome: str, limit: float) -> int:
     if times:
         p90 = times[math.ceil(0.9 * len(times)) - 1]  # nearest rank
         totals += f"; time to removal median {statistics.median(times):.1f} s, p90 {p90:.1f} s"
-    sent, failed = notices.get("sent", 0), notices.get("failed", 0)
+    sent, failed = notices.get(NoticeStatus.SENT, 0), notices.get(NoticeStatus.FAILED, 0)
     _say(f"{totals}; notices sent {sent}, failed {failed}")
     _explain(cases, outcome, limit)
     return len(times)
@@ -317,12 +318,12 @@ def _notices_column(items: list[NoticeRow]) -> str:
     """Summarise a case's notices, e.g. "notice, chaser → upstream" or "notice ✗550"."""
     text, current = "", 0
     for round_, kind, party, status, code in items:
-        label = "→ upstream" if party == "upstream" else kind
-        if status == "failed":
+        label = "→ upstream" if party == Party.UPSTREAM else kind
+        if status == NoticeStatus.FAILED:
             label += f" ✗{code or ''}"
-        elif status != "sent":
+        elif status != NoticeStatus.SENT:
             label += "…"  # owed, or being sent
-        separator = " " if party == "upstream" else ", "
+        separator = " " if party == Party.UPSTREAM else ", "
         if round_ != current:  # the content hopped: a new round of notices to its new host
             label, separator, current = f"hop → {label}", ", ", round_
         text = label if not text else text + separator + label

@@ -9,6 +9,7 @@ from typing import Any
 from workflows.config.settings import Settings
 from workflows.core.figures import iso
 from workflows.errors import InputError
+from workflows.kinds import Role
 from workflows.store import accounts
 from workflows.store.db import opened_store, transaction
 
@@ -27,7 +28,7 @@ def add_parsers(commands: Any) -> None:
     actions = user.add_subparsers(dest="user_command", required=True, parser_class=type(user))
     add = actions.add_parser("add", help="add a user; prints an API token on the last line")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("analyst", "supervisor"))
+    add.add_argument("--role", required=True, choices=tuple(role.value for role in Role))
     add.add_argument(
         "--password-file",
         metavar="PATH",

@@ -36,6 +36,7 @@ from workflows.config.settings import Settings, load_settings
 from workflows.engine.broker import stop_orphaned
 from workflows.engine.runtime import check_start
 from workflows.errors import ConfigError, InputError
+from workflows.kinds import Role
 from workflows.sim import demo_world
 from workflows.store.accounts import create_user
 from workflows.store.db import database_url, make_engine, migrate, opened_store, transaction
@@ -185,7 +186,7 @@ def first_supervisor(settings: Settings) -> tuple[str, str] | None:
         if session.scalar(select(func.count()).select_from(User)):
             return None
         password = secrets.token_urlsafe(15)  # 20 characters, about 120 bits
-        create_user(session, FIRST_USER, "supervisor", password)
+        create_user(session, FIRST_USER, Role.SUPERVISOR, password)
         return FIRST_USER, password
 
 

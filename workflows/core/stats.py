@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.core.figures import iso
-from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
+from workflows.kinds import FIRST_NOTICE_KINDS, OPEN_STATES, CaseState, NoticeStatus
 
 WINDOWS = (("24h", 86400.0), ("72h", 3 * 86400.0), ("7d", 7 * 86400.0))
-FIRST_KINDS = frozenset({"notice", "referral"})  # a notice of any other kind chases
 LEAGUE_SIZE = 10
 
 
@@ -292,7 +291,7 @@ def notice_counts(notices: Iterable[NoticeRow]) -> dict[str, int]:
     for notice in notices:
         if notice.status == NoticeStatus.SENT:
             counts["sent"] += 1
-            counts["re_notices"] += notice.kind not in FIRST_KINDS
+            counts["re_notices"] += notice.kind not in FIRST_NOTICE_KINDS
         elif notice.status == NoticeStatus.FAILED:
             counts["bounces"] += 1
         elif notice.status == NoticeStatus.UNCERTAIN:

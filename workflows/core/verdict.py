@@ -13,19 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-OUTCOMES = frozenset({"present", "gone", "unreachable", "blocked"})
+from workflows.kinds import CheckOutcome
+
+OUTCOMES = frozenset(CheckOutcome)
 
 
-def classify(result_outcome: str, sha256: str | None, first_sha256: str | None) -> str:
+def classify(result_outcome: str, sha256: str | None, first_sha256: str | None) -> CheckOutcome:
     """Return the verdict of one check, given its fetch outcome and the case's first hash."""
     if result_outcome not in OUTCOMES:
         raise ValueError(f"unknown fetch outcome {result_outcome!r}")
-    if result_outcome != "present":
-        return result_outcome
+    if result_outcome != CheckOutcome.PRESENT:
+        return CheckOutcome(result_outcome)
     if first_sha256 is not None and sha256 is not None and sha256 != first_sha256:
         # Hosts often replace removed content with a placeholder page served with 200.
-        return "gone"
-    return "present"
+        return CheckOutcome.GONE
+    return CheckOutcome.PRESENT
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ def next_removal_state(
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown check outcome {outcome!r}")
-    if outcome == "present":
+    if outcome == CheckOutcome.PRESENT:
         return RemovalState(0, False, None)
-    if outcome == "gone":
+    if outcome == CheckOutcome.GONE:
         too_soon = (
             gone_streak > 0 and last_gone_at is not None and now - last_gone_at < confirm.spacing
         )

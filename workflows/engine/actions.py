@@ -19,23 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
-from workflows.errors import InputError
-from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState
-from workflows.store.accounts import Conflict, NotFound
+from workflows.errors import BadValue, Conflict, NotFound
+from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState, EventKind
 from workflows.store.cases import SYSTEM, record, release, url_key
 from workflows.store.models import Case, NoticeItem, User
 
 MAX_HOLD = dt.timedelta(days=365)
 MAX_TEXT = 10_000  # a note or a reason
 ATTEMPTS = 5  # compare-and-set retries before telling the user to try again
-
-
-class BadValue(InputError):
-    """A value the action cannot take (e.g. a hold ending in the past): HTTP 422, field named."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 Decide = Callable[[Case], dict[str, Any]]
@@ -82,7 +73,7 @@ def close(
         }
 
     case, before = _apply(session, case_id, decide)
-    record(session, case.id, "closed", now, user.name, reason=reason, was=before["state"])
+    record(session, case.id, EventKind.CLOSED, now, user.name, reason=reason, was=before["state"])
     return case
 
 
@@ -123,7 +114,7 @@ def reopen(
             case, before = _apply(session, case_id, decide)
     except IntegrityError:
         raise Conflict(f"another case was opened for the URL of case {case_id}") from None
-    record(session, case.id, "reopened", now, user.name, reason=reason, was=before["state"])
+    record(session, case.id, EventKind.REOPENED, now, user.name, reason=reason, was=before["state"])
     return case
 
 
@@ -135,7 +126,7 @@ def add_note(session: Session, case_id: int, user: User, text: str, *, now: dt.d
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
-    record(session, case.id, "note", now, user.name, text=text)
+    record(session, case.id, EventKind.NOTE, now, user.name, text=text)
     return case
 
 
@@ -157,7 +148,13 @@ def force_recheck(
     check_text("reason", reason)
     case, before = _apply(session, case_id, decide)
     record(
-        session, case.id, "recheck_requested", now, user.name, reason=reason, was=before["state"]
+        session,
+        case.id,
+        EventKind.RECHECK_REQUESTED,
+        now,
+        user.name,
+        reason=reason,
+        was=before["state"],
     )
     return case
 
@@ -199,7 +196,7 @@ def hold(
     record(
         session,
         case.id,
-        "held" if before["state"] != CaseState.HELD else "hold_changed",
+        EventKind.HELD if before["state"] != CaseState.HELD else EventKind.HOLD_CHANGED,
         now,
         user.name,
         until=iso(until),
@@ -231,7 +228,7 @@ def _withdraw_unsent(session: Session, case: Case) -> None:
 
 def release_hold(session: Session, case_id: int, user: User, *, now: dt.datetime) -> Case:
     """End a hold now: the case goes back to its workflow."""
-    return _release(session, case_id, user.name, "hold_released", now)
+    return _release(session, case_id, user.name, EventKind.HOLD_RELEASED, now)
 
 
 def release_due_holds(session: Session, now: dt.datetime) -> int:
@@ -242,14 +239,14 @@ def release_due_holds(session: Session, now: dt.datetime) -> int:
     released = 0
     for case_id in due:
         try:
-            _release(session, case_id, SYSTEM, "hold_ended", now)
+            _release(session, case_id, SYSTEM, EventKind.HOLD_ENDED, now)
         except Conflict:
             continue  # released or closed by someone meanwhile
         released += 1
     return released
 
 
-def _release(session: Session, case_id: int, actor: str, kind: str, now: dt.datetime) -> Case:
+def _release(session: Session, case_id: int, actor: str, kind: EventKind, now: dt.datetime) -> Case:
     def decide(case: Case) -> dict[str, Any]:
         if case.state != CaseState.HELD:
             raise Conflict(f"case {case.id} is {case.state}, not held")

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from workflows.engine.actions import BadValue, check_text
+from workflows.engine.actions import check_text
 from workflows.engine.sending import settle
-from workflows.kinds import NoticeStatus
-from workflows.store.accounts import Conflict, NotFound
+from workflows.errors import BadValue, Conflict, NotFound
+from workflows.kinds import EventKind, NoticeStatus
 from workflows.store.cases import record
 from workflows.store.models import Notice, NoticeItem, User
 
@@ -76,7 +76,7 @@ def resolve(
         record(
             session,
             case_id,
-            "notice_resend",
+            EventKind.NOTICE_RESEND,
             now,
             user.name,
             notice=notice.id,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from workflows.core.policy import trace_retry_delay
 from workflows.core.urls import normalize_url
 from workflows.engine.runtime import Runtime
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, EventKind
 from workflows.store.cases import record, release
 from workflows.store.db import transaction
 from workflows.store.models import Case
@@ -85,7 +85,7 @@ def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
     record(
         session,
         case.id,
-        "routed",
+        EventKind.ROUTED,
         now,
         route=result.route,
         country=result.country,
@@ -116,7 +116,7 @@ def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> N
         record(
             session,
             case.id,
-            "trace_failed",
+            EventKind.TRACE_FAILED,
             now,
             reason=result.reason,
             transient=transient,

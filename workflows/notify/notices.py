@@ -28,10 +28,11 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from workflows.core.emails import is_plain_address
 from workflows.errors import ConfigError
-from workflows.trace.rdap import is_plain_address
+from workflows.kinds import NoticeKind
 
-KINDS = ("notice", "chaser", "referral", "escalation")
+KINDS = tuple(kind.value for kind in NoticeKind)
 FALLBACK_LANGUAGE = "en"
 
 # Where the notice goes decides its language. Multilingual countries get the language of
@@ -70,7 +71,7 @@ class NoticeItem:
 class NoticeRequest:
     """Everything one notice to one set of recipients needs."""
 
-    kind: str  # one of KINDS
+    kind: str  # a NoticeKind
     recipients: tuple[str, ...]
     language: str  # "en" | "de" | "fr"; see language_for_country()
     items: tuple[NoticeItem, ...]
@@ -179,7 +180,7 @@ def notice_context(request: NoticeRequest) -> dict[str, Any]:
     items = request.items
     notified = [i.first_notified_at for i in items if i.first_notified_at is not None]
     return {
-        "kind": request.kind,
+        "kind": NoticeKind(request.kind),
         "language": request.language,
         "items": items,
         "count": len(items),

@@ -37,16 +37,16 @@ from types import TracebackType
 import dns.resolver
 import httpx
 
+from workflows.errors import DNSFailure, EgressBlocked
+from workflows.kinds import CheckOutcome
 from workflows.recheck.egress import (
     Deadline,
-    EgressBlocked,
     GuardedBackend,
     GuardedTransport,
     IPNetwork,
     permitted_addresses,
     proxy_origin,
 )
-from workflows.trace.dns import DNSFailure
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; takedown-recheck/0.1)"
@@ -60,7 +60,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 class FetchResult:
     """What one re-check saw; status, sha256 and address describe `final_url`."""
 
-    outcome: str  # present | gone | unreachable | blocked
+    outcome: CheckOutcome
     final_url: str
     status: int | None = None
     sha256: str | None = None  # hex; only for present
@@ -93,7 +93,7 @@ class _Hop:
 
     def result(
         self,
-        outcome: str,
+        outcome: CheckOutcome,
         reason: str,
         *,
         status: int | None = None,
@@ -217,9 +217,9 @@ class Fetcher:
             hop.url = outcome
             hop.redirects.append(outcome)
             if outcome in seen:
-                return hop.result("unreachable", f"redirect loop back to {outcome}")
+                return hop.result(CheckOutcome.UNREACHABLE, f"redirect loop back to {outcome}")
             if len(hop.redirects) > MAX_REDIRECTS:
-                return hop.result("unreachable", f"more than {MAX_REDIRECTS} redirects")
+                return hop.result(CheckOutcome.UNREACHABLE, f"more than {MAX_REDIRECTS} redirects")
             seen.add(outcome)
 
     def _guarded_hop(self, hop: _Hop) -> FetchResult | str:
@@ -228,27 +228,29 @@ class Fetcher:
         try:
             url = httpx.URL(hop.url)
             if url.scheme not in DEFAULT_PORTS:
-                return hop.result("unreachable", f"not an http(s) URL: {url.scheme or '-'}")
+                return hop.result(
+                    CheckOutcome.UNREACHABLE, f"not an http(s) URL: {url.scheme or '-'}"
+                )
             if self.proxy is not None:
                 # The proxy resolves the name itself: check it here, before asking it.
                 permitted_addresses(self.resolver, url.raw_host.decode("ascii"), self.allow)
             return self._request(hop, url)
         except DNSFailure as error:
-            outcome = "gone" if error.permanent else "unreachable"
+            outcome = CheckOutcome.GONE if error.permanent else CheckOutcome.UNREACHABLE
             return hop.result(outcome, f"dns: {error.message}", permanent_dns=error.permanent)
         except EgressBlocked as error:
-            return hop.result("blocked", error.message)
+            return hop.result(CheckOutcome.BLOCKED, error.message)
         except httpx.InvalidURL as error:
-            return hop.result("unreachable", f"invalid URL: {error}")
+            return hop.result(CheckOutcome.UNREACHABLE, f"invalid URL: {error}")
         except httpx.TransportError as error:
             hop.address = hop.lane.backend.last_address
-            return hop.result("unreachable", self._describe(error, hop.deadline))
+            return hop.result(CheckOutcome.UNREACHABLE, self._describe(error, hop.deadline))
 
     def _request(self, hop: _Hop, url: httpx.URL) -> FetchResult | str:
         """Send one GET; classify its status, hashing the body of a 2xx."""
         left = hop.deadline - self._clock()
         if left <= 0:
-            return hop.result("unreachable", f"deadline exceeded ({self.deadline:g}s)")
+            return hop.result(CheckOutcome.UNREACHABLE, f"deadline exceeded ({self.deadline:g}s)")
         client = hop.lane.client
         client.cookies.clear()  # no cookies kept, not even from an earlier hop
         timeout = httpx.Timeout(left, connect=min(self.connect_timeout, left))
@@ -261,7 +263,7 @@ class Fetcher:
                 return str(url.join(location))
             if 200 <= status < 300:
                 return self._hash_body(hop, response)
-            outcome = "gone" if status in GONE else "unreachable"
+            outcome = CheckOutcome.GONE if status in GONE else CheckOutcome.UNREACHABLE
             return hop.result(outcome, f"HTTP {status}", status=status)
         finally:
             response.close()
@@ -278,16 +280,23 @@ class Fetcher:
                     reason = f"HTTP {status}, body truncated at {size} bytes"
                     sha256 = digest.hexdigest()
                     return hop.result(
-                        "present", reason, status=status, sha256=sha256, size=size, truncated=True
+                        CheckOutcome.PRESENT,
+                        reason,
+                        status=status,
+                        sha256=sha256,
+                        size=size,
+                        truncated=True,
                     )
                 if self._clock() >= hop.deadline:
                     raise httpx.ReadTimeout("deadline exceeded")
         except httpx.TransportError as error:
             # A partial hash would read as changed content (gone): report none.
             reason = f"{self._describe(error, hop.deadline)} after {size} body bytes"
-            return hop.result("unreachable", reason, status=status, size=size)
+            return hop.result(CheckOutcome.UNREACHABLE, reason, status=status, size=size)
         sha256 = digest.hexdigest()
-        return hop.result("present", f"HTTP {status}", status=status, sha256=sha256, size=size)
+        return hop.result(
+            CheckOutcome.PRESENT, f"HTTP {status}", status=status, sha256=sha256, size=size
+        )
 
     def _describe(self, error: httpx.TransportError, deadline: float) -> str:
         """Say why a transport error happened: TLS, the deadline, a timeout or the network."""

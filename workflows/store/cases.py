@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows.core.urls import NormalizedURL
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, EventKind
 from workflows.store.models import Case, Event
 
 SYSTEM = "takedown"
@@ -31,7 +31,7 @@ def url_key(url: str) -> str:
 def record(
     session: Session,
     case_id: int,
-    kind: str,
+    kind: EventKind,
     at: dt.datetime,
     actor: str = SYSTEM,
     **detail: Any,
@@ -88,7 +88,7 @@ def report(
             record(
                 session,
                 inserted[0],
-                "reported",
+                EventKind.REPORTED,
                 now,
                 actor,
                 url=url.url,
@@ -99,7 +99,9 @@ def report(
             results.append(Reported(inserted[0], url.url, CaseState.NEW, False))
             continue
         case = session.scalars(select(Case).where(Case.open_key == url_key(url.url))).one()
-        record(session, case.id, "joined", now, actor, reference=reference, category=category)
+        record(
+            session, case.id, EventKind.JOINED, now, actor, reference=reference, category=category
+        )
         results.append(Reported(case.id, case.url, case.state, True))
     return results
 

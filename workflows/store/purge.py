@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.core.durations import format_duration
 from workflows.core.figures import iso
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.kinds import CaseState, EventKind, NoticeStatus
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import (
     transaction,
@@ -140,7 +140,12 @@ def purge_batch(
     _erase_notices(session, purged)
     for case_id in purged:
         record(
-            session, case_id, "purged", now, SYSTEM, older_than=format_duration(report.older_than)
+            session,
+            case_id,
+            EventKind.PURGED,
+            now,
+            SYSTEM,
+            older_than=format_duration(report.older_than),
         )
     return purged
 

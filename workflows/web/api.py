@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from workflows.core.intake import check_field, normalize_lines
 from workflows.engine import actions
-from workflows.store.accounts import NotFound
+from workflows.errors import BadValue, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
 from workflows.store.queries import case_detail, case_objects
@@ -206,7 +206,7 @@ def recheck_case(
 def hold_case(case_id: CaseId, body: HoldIn, user: Supervisor, session: DB, now: Now) -> Any:
     """Pause the workflow (e.g. while police ask for time); the sweep resumes it at the end."""
     if (body.until is None) == (body.days is None):
-        raise actions.BadValue("until", "give either until (a time) or days, not both")
+        raise BadValue("until", "give either until (a time) or days, not both")
     until = body.until or now + dt.timedelta(days=body.days or 0)
     case = actions.hold(session, case_id, user, until, now=now, reason=body.reason)
     return _done(session, case)

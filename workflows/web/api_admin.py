@@ -11,8 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso, parse_since
-from workflows.engine.actions import BadValue
-from workflows.errors import InputError
+from workflows.errors import BadValue, InputError, NotFound
 from workflows.kinds import Role
 from workflows.store import accounts
 from workflows.store.models import Token, User
@@ -83,7 +82,7 @@ def _owner(session: Session, user: User, name: str, doing: str) -> User:
         raise HTTPException(403, f"only a supervisor may {doing} someone else")
     owner = accounts.find_user(session, name)
     if owner is None:
-        raise accounts.NotFound(f"no user {name!r}")
+        raise NotFound(f"no user {name!r}")
     return owner
 
 
@@ -119,7 +118,7 @@ def revoke_token(token_id: TokenId, user: CurrentUser, session: DB) -> Any:
     """Revoke the token (supervisors any, others their own); return what it was."""
     found = accounts.find_token(session, token_id)
     if found is None:
-        raise accounts.NotFound(f"no API token {token_id}")
+        raise NotFound(f"no API token {token_id}")
     token, owner = found
     if user.role != Role.SUPERVISOR and owner.id != user.id:
         raise HTTPException(403, "only a supervisor may revoke someone else's token")

@@ -17,8 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflows import __version__
 from workflows.config.settings import Settings
-from workflows.errors import InputError
-from workflows.store.accounts import Conflict, NotFound
+from workflows.errors import Conflict, InputError, NotFound
 from workflows.store.db import engine_for, migrate, session_factory, utcnow
 from workflows.web import api
 from workflows.web.auth import SESSION_COOKIE

@@ -118,6 +118,6 @@ def require_role(role: str) -> Callable[[User], User]:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
-Supervisor = Annotated[User, Depends(require_role("supervisor"))]
+Supervisor = Annotated[User, Depends(require_role(Role.SUPERVISOR))]
 DB = Annotated[Session, Depends(db)]
 Now = Annotated[dt.datetime, Depends(clock)]

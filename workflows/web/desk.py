@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from workflows.core.figures import span
 from workflows.engine import actions, notice_actions
+from workflows.errors import BadValue, NotFound
 from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
-from workflows.store.accounts import NotFound
 from workflows.store.models import Case, Notice, User
 from workflows.store.queries import case_detail as case_view
 from workflows.store.queries import case_objects
@@ -279,7 +279,7 @@ def _days(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise actions.BadValue("days", f"{text[:20]!r} is not a number of days") from None
+        raise BadValue("days", f"{text[:20]!r} is not a number of days") from None
     if not 0 < value <= 365:
-        raise actions.BadValue("days", "between 0 and 365")
+        raise BadValue("days", "between 0 and 365")
     return value

@@ -17,9 +17,8 @@ from sqlalchemy import select
 from workflows.core.figures import parse_since
 from workflows.core.intake import check_field, normalize_lines
 from workflows.engine import actions, notice_actions
-from workflows.errors import FieldError, InputError
+from workflows.errors import Conflict, FieldError, InputError, NotFound
 from workflows.kinds import Role
-from workflows.store.accounts import Conflict, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case, NoticeItem
 from workflows.store.queries import compute_stats

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from workflows.core.figures import share, span
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.web.timeline import when
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,6 +35,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(statename=lambda s: str(s).replace("_", " "), span=span, share=share)
     env.filters["when"] = when
+    # The closed sets by name, so a page compares with CaseState.HELD, not a bare "held".
+    env.globals.update(CaseState=CaseState, NoticeStatus=NoticeStatus)
     return env
 
 

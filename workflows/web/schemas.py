@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from workflows.core.intake import FIELD_LIMITS
 from workflows.engine.actions import MAX_TEXT
+from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, NoticeStatus, Role
 
 Time = Annotated[str | None, Field(description="ISO 8601 UTC, e.g. 2026-11-25T09:30:00Z")]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
@@ -33,9 +34,9 @@ class NoticeOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     id: int
-    kind: str = Field(description="notice, chaser, escalation, referral")
+    kind: NoticeKind
     to: list[str]
-    status: str = Field(description="pending, sending, sent, failed, uncertain")
+    status: NoticeStatus
     sent_at: Time
     message_id: str
     subject: str
@@ -48,7 +49,7 @@ class CaseOut(BaseModel):
     id: int
     url: str = Field(description="the normalised URL (text: never render it as a link)")
     host: str
-    state: str = Field(description="new, waiting, needs_analyst, active, held, removed, closed")
+    state: CaseState
     route: str | None = Field(description="the workflow: host_notice, hotline_referral, …")
     country: str | None
     network: str | None
@@ -62,7 +63,7 @@ class CaseOut(BaseModel):
     removed_at: Time = Field(description="null until removal is confirmed")
     closed_at: Time
     due_at: Time = Field(description="when the engine acts next; for a held case, the hold's end")
-    held_from: str | None = Field(None, description="a held case's state when the hold ends")
+    held_from: CaseState | None = Field(None, description="a held case's state when the hold ends")
     last_error: str | None
     notices: list[NoticeOut]
 
@@ -78,7 +79,7 @@ class EventOut(BaseModel):
 
     at: Time
     actor: str = Field(description="the user's name, or 'takedown' for the engine")
-    kind: str
+    kind: EventKind
     detail: dict[str, Any] | None
 
 
@@ -86,7 +87,7 @@ class CheckOut(BaseModel):
     """One re-check of the URL (the body was hashed, never stored)."""
 
     at: Time
-    outcome: str = Field(description="present, gone, unreachable")
+    outcome: CheckOutcome
     http_status: int | None
     sha256: str | None
     address: str | None
@@ -140,7 +141,7 @@ class UserIn(Strict):
     """A new user; without a password it signs in with API tokens only."""
 
     name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
-    role: Literal["analyst", "supervisor"]
+    role: Role
     password: str | None = Field(None, min_length=12, max_length=1024)
 
 
@@ -148,7 +149,7 @@ class UserOut(BaseModel):
     """A user as supervisors see them (never a hash or a token)."""
 
     name: str
-    role: str
+    role: Role
     created_at: Time
     can_sign_in: bool = Field(description="has a password for the web desk")
 
@@ -170,7 +171,7 @@ class Me(BaseModel):
     """The signed-in user."""
 
     name: str
-    role: str
+    role: Role
     csrf_token: str | None = Field(description="for cookie sessions: send as X-CSRF-Token")
 
 

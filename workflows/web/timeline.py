@@ -5,34 +5,47 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from workflows.kinds import EventKind, NoticeKind
 from workflows.store.cases import SYSTEM
 
-# What each event kind reads as; the detail's fields fill in the rest (see describe()).
-TITLES = {
-    "reported": "Reported",
-    "joined": "Reported again: joined this open case",
-    "routed": "Routed",
-    "trace_failed": "Trace failed",
-    "needs_analyst": "Needs an analyst",
-    "step_due": "Step due",
-    "step_cancelled": "Step cancelled",
-    "notice_sent": "Notice sent",
-    "notice_failed": "Notice refused",
-    "notice_uncertain": "Notice uncertain",
-    "notice_resend": "Notice to be sent again",
-    "checked": "Checked",
-    "removed": "Removed",
-    "hopped": "Content moved",
-    "escalated_after_refusal": "Escalated after a refusal",
-    "closed": "Closed",
-    "reopened": "Reopened",
-    "note": "Note",
-    "recheck_requested": "Re-check requested",
-    "held": "Held",
-    "hold_changed": "Hold changed",
-    "hold_released": "Hold released",
-    "hold_ended": "Hold ended",
+# What each event kind reads as, one entry per EventKind (tests/test_kinds.py checks it);
+# the detail's fields fill in the rest (see describe()).
+TITLES: dict[str, str] = {
+    EventKind.REPORTED: "Reported",
+    EventKind.JOINED: "Reported again: joined this open case",
+    EventKind.ROUTED: "Routed",
+    EventKind.TRACE_FAILED: "Trace failed",
+    EventKind.NEEDS_ANALYST: "Needs an analyst",
+    EventKind.STEP_DUE: "Step due",
+    EventKind.STEP_DELAYED: "Step delayed",
+    EventKind.STEP_SKIPPED: "Step skipped",
+    EventKind.STEP_CANCELLED: "Step cancelled",
+    EventKind.NOTICE_SENT: "Notice sent",
+    EventKind.NOTICE_DEFERRED: "Notice deferred",
+    EventKind.NOTICE_FAILED: "Notice refused",
+    EventKind.NOTICE_UNCERTAIN: "Notice uncertain",
+    EventKind.NOTICE_RESEND: "Notice to be sent again",
+    EventKind.ESCALATED_AFTER_REFUSAL: "Escalated after a refusal",
+    EventKind.CHECKED: "Checked",
+    EventKind.HOPPED: "Content moved",
+    EventKind.REMOVED: "Removed",
+    EventKind.CLOSED: "Closed",
+    EventKind.REOPENED: "Reopened",
+    EventKind.NOTE: "Note",
+    EventKind.RECHECK_REQUESTED: "Re-check requested",
+    EventKind.HELD: "Held",
+    EventKind.HOLD_CHANGED: "Hold changed",
+    EventKind.HOLD_RELEASED: "Hold released",
+    EventKind.HOLD_ENDED: "Hold ended",
+    EventKind.PURGED: "Purged",
 }
+
+_NOTICE_EVENTS = (
+    EventKind.NOTICE_SENT,
+    EventKind.NOTICE_FAILED,
+    EventKind.NOTICE_UNCERTAIN,
+    EventKind.NOTICE_RESEND,
+)
 
 
 def when(iso: str | None) -> str:
@@ -49,9 +62,9 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         title, text = describe(event["kind"], event["detail"] or {})
         previous = entries[-1] if entries else None
         if (
-            event["kind"] == "checked"
+            event["kind"] == EventKind.CHECKED
             and previous is not None
-            and previous["kind"] == "checked"
+            and previous["kind"] == EventKind.CHECKED
             and previous["base"] == text
         ):
             previous["times"] += 1
@@ -64,7 +77,7 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "when": when(event["at"]),
                 "kind": event["kind"],
                 "actor": event["actor"],
-                "human": event["actor"] != SYSTEM and event["kind"] != "reported",
+                "human": event["actor"] != SYSTEM and event["kind"] != EventKind.REPORTED,
                 "title": title,
                 "text": text,
                 "base": text,
@@ -80,40 +93,41 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
     """Return (title, text) for one event."""
     title = TITLES.get(kind, kind.replace("_", " ").capitalize())
-    if kind == "reported":
+    if kind == EventKind.REPORTED:
         return title, _join(
             f"ref {d['reference']}" if d.get("reference") else "", d.get("category") or ""
         )
-    if kind == "routed":
+    if kind == EventKind.ROUTED:
         via = f" via {d['cdn']}" if d.get("cdn") else ""
         to = ", ".join(d.get("abuse") or [])
         return (
             f"Routed {d.get('route')}",
             f"{d.get('country') or '?'} · {d.get('network') or '?'}{via} → {to}",
         )
-    if kind in ("notice_sent", "notice_failed", "notice_uncertain", "notice_resend"):
+    if kind in _NOTICE_EVENTS:
         text = f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}"
-        if kind == "notice_failed" and d.get("reply"):
+        if kind == EventKind.NOTICE_FAILED and d.get("reply"):
             text += f": {d['reply']}"
         if d.get("outcome"):  # a supervisor's decision about an uncertain notice
             text += ", as decided by a supervisor"
-        return title.replace("Notice", str(d.get("kind_of") or "notice").capitalize()), text
-    if kind == "checked":
+        kind_of = str(d.get("kind_of") or NoticeKind.NOTICE)
+        return title.replace("Notice", kind_of.capitalize()), text
+    if kind == EventKind.CHECKED:
         status = f"HTTP {d['status']}" if d.get("status") else ""
         reason = d.get("reason") if d.get("reason") != status else ""
         return title, _join(str(d.get("outcome")), status, reason or "")
-    if kind in ("step_due", "step_cancelled"):
-        return f"{str(d.get('send')).capitalize()} due" if kind == "step_due" else title, (
+    if kind in (EventKind.STEP_DUE, EventKind.STEP_CANCELLED):
+        return f"{str(d.get('send')).capitalize()} due" if kind == EventKind.STEP_DUE else title, (
             f"to the {d.get('to')}" + (f" ({d['recipients']})" if d.get("recipients") else "")
         )
-    if kind in ("trace_failed", "needs_analyst"):
+    if kind in (EventKind.TRACE_FAILED, EventKind.NEEDS_ANALYST):
         retry = " (retrying)" if d.get("transient") else ""
         return title, f"{d.get('reason') or ''}{retry}"
-    if kind == "hopped":
+    if kind == EventKind.HOPPED:
         return title, f"to {d.get('to')} in {d.get('country')}: re-routed {d.get('route')}"
-    if kind == "escalated_after_refusal":
+    if kind == EventKind.ESCALATED_AFTER_REFUSAL:
         return title, f"the {d.get('send')} to the {d.get('to')} is brought forward"
-    if kind in ("held", "hold_changed"):
+    if kind in (EventKind.HELD, EventKind.HOLD_CHANGED):
         return title, f"until {when(d.get('until'))} UTC"
     return title, ""
 
