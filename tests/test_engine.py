@@ -319,6 +319,22 @@ def test_an_escalation_waits_out_a_failing_upstream_lookup_instead_of_skipping(
     assert not [e for e in stack.events(case_id) if e.kind == "step_skipped"]
 
 
+def test_a_notice_sent_late_puts_its_chaser_a_whole_gap_after_its_sending(
+    stack: Stack, rt: Runtime
+) -> None:
+    case_id = reported_and_routed(stack, rt)
+    gap = rt.policy.workflows["host_notice"][1].after - rt.policy.workflows["host_notice"][0].after
+    rt.clock.advance(6)  # type: ignore[attr-defined]  # the relay was down for a while
+    assert send_notice(rt, claimed_notice(rt)) == NoticeStatus.SENT
+    late = 6 + rt.policy.notice_window
+    rt.clock.advance(gap - late)  # type: ignore[attr-defined]  # a chaser's time from routing
+    act_cases(rt, [case_id])
+    assert sorted(i.step for i in _items(stack, case_id)) == [0]
+    rt.clock.advance(late)  # type: ignore[attr-defined]  # a whole gap after the notice went
+    act_cases(rt, [case_id])
+    assert sorted(i.step for i in _items(stack, case_id)) == [0, 1]
+
+
 def _items(stack: Stack, case_id: int) -> list[NoticeItem]:
     with stack.session() as session:
         return list(session.scalars(select(NoticeItem).where(NoticeItem.case_id == case_id)))

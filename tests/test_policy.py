@@ -21,11 +21,10 @@ from workflows.core.policy import (
     SENDS,
     Policy,
     Step,
-    next_step,
-    step_due_at,
     trace_retry_delay,
 )
 from workflows.core.routing import Route
+from workflows.core.steps import next_step, step_due_at
 from workflows.errors import ConfigError
 
 HOST = 'steps = [{ after = "0s", send = "notice" }, { after = "24h", send = "chaser" }]'

@@ -2,7 +2,7 @@
 
 `workflows.config.policy` reads and validates the operator's file into these types; the
 helpers here are pure: they take the policy, data and times (epoch seconds) and return
-decisions.
+decisions (which steps are due: `workflows.core.steps`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from workflows.core.routing import Route
+from workflows.kinds import NoticeKind, Party
 
-SENDS = ("notice", "chaser", "referral", "escalation")
-RECIPIENTS = ("host", "hotline", "upstream")
+SENDS = tuple(kind.value for kind in NoticeKind)
+RECIPIENTS = tuple(party.value for party in Party)
 ROUTES = tuple(route.value for route in Route)
 
 
@@ -23,8 +24,8 @@ class Step:
 
     index: int  # position in the workflow from 0, i.e. the steps done before this one
     after: float  # seconds from the case's routing
-    send: str  # one of SENDS
-    to: str  # one of RECIPIENTS
+    send: str  # a NoticeKind
+    to: str  # a Party
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,6 @@ class Policy:
     trace_retry_max: float
     max_notice_urls: int
     workflows: Mapping[str, tuple[Step, ...]]  # by route name, every Route present
-
-
-def next_step(policy: Policy, route: str, steps_done: int) -> Step | None:
-    """Return the route's step after `steps_done` steps; None when the workflow is done."""
-    if steps_done < 0:
-        raise ValueError(f"steps_done must not be negative, not {steps_done}")
-    steps = policy.workflows[route]
-    return steps[steps_done] if steps_done < len(steps) else None
-
-
-def step_due_at(step: Step, routed_at: float) -> float:
-    """Return when a step falls due: `after` counts from the case's routing."""
-    return routed_at + step.after
 
 
 def trace_retry_delay(policy: Policy, attempt: int, rand: Callable[[], float]) -> float:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.engine.runtime import Runtime
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, EventKind, NoticeStatus
 from workflows.notify.notices import NoticeItem as MailItem
 from workflows.notify.notices import (
     NoticeRequest,
@@ -31,7 +31,6 @@ from workflows.store.cases import record
 from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
 
-FIRST_KINDS = ("notice", "referral")
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +65,7 @@ def batch_notices(rt: Runtime) -> list[int]:
                 record(
                     session,
                     item.case_id,
-                    "step_cancelled",
+                    EventKind.STEP_CANCELLED,
                     now,
                     step=item.step,
                     send=item.kind,
@@ -117,26 +116,16 @@ def _new_notice(
     session.add(notice)
     session.flush()
     notice.message_id = make_message_id(notice.id, _domain(rt), token)
-    thread = _thread_of(session, items) if kind not in FIRST_KINDS else []
-    request = NoticeRequest(
-        kind=kind,
-        recipients=tuple(recipients.split(",")),
-        language=language_for_country(items[0].country),
-        items=tuple(mail_item(cases[i.case_id]) for i in items),
-        sender=rt.settings.sender or "takedown@localhost",
-        sender_name=rt.settings.sender_name,
-        notice_ref=f"N-{notice.id:06d}",
-        message_id=notice.message_id,
-        in_reply_to=thread[0] if thread else None,
-        references=tuple(thread),
-        sent_at=now,
-        network=cases[items[0].case_id].network,
-        country=items[0].country,
+    thread = _thread_of(session, items) if kind not in FIRST_NOTICE_KINDS else []
+    notice.language = language_for_country(items[0].country)
+    notice.in_reply_to, notice.references = thread[0] if thread else None, " ".join(thread) or None
+    listed = [cases[i.case_id] for i in items]
+    request = notice_request(
+        rt, notice, listed, network=listed[0].network, country=items[0].country
     )
     rendered = render_notice(request, rt.templates)
-    notice.language, notice.subject = request.language, rendered.subject
+    notice.subject = rendered.subject
     notice.body_text, notice.body_html = rendered.text, rendered.html
-    notice.in_reply_to, notice.references = request.in_reply_to, " ".join(thread) or None
     notice.xarf = {
         "reports": [
             xarf_report(
@@ -152,6 +141,32 @@ def _new_notice(
     for item in items:
         item.notice_id = notice.id
     return notice.id
+
+
+def notice_request(
+    rt: Runtime,
+    notice: Notice,
+    cases: Sequence[Case],
+    *,
+    network: str | None = None,
+    country: str | None = None,
+) -> NoticeRequest:
+    """Return what NOTICE's mail needs, from the notice row and the CASES it lists, in order."""
+    return NoticeRequest(
+        kind=notice.kind,
+        recipients=tuple(notice.recipients.split(",")),
+        language=notice.language,
+        items=tuple(mail_item(case) for case in cases),
+        sender=rt.settings.sender or "takedown@localhost",
+        sender_name=rt.settings.sender_name,
+        notice_ref=f"N-{notice.id:06d}",
+        message_id=notice.message_id,
+        in_reply_to=notice.in_reply_to,
+        references=tuple((notice.references or "").split()),
+        sent_at=notice.created_at,  # the Date header: when the notice was built and stored
+        network=network,
+        country=country,
+    )
 
 
 def mail_item(case: Case) -> MailItem:
@@ -180,7 +195,7 @@ def _thread_of(session: Session, items: Sequence[NoticeItem]) -> list[str]:
             .where(
                 NoticeItem.case_id == item.case_id,
                 NoticeItem.round == item.round,
-                NoticeItem.kind.in_(FIRST_KINDS),
+                NoticeItem.kind.in_(FIRST_NOTICE_KINDS),
             )
             .order_by(Notice.id)
             .limit(1)

@@ -21,13 +21,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from workflows.core.policy import next_step, trace_retry_delay
-from workflows.engine.outbox import mail_item
+from workflows.core.policy import trace_retry_delay
+from workflows.core.steps import next_step, past_party
+from workflows.engine.outbox import notice_request
 from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.kinds import CaseState, EventKind, NoticeStatus
 from workflows.notify.mailer import Delivery, send_message
-from workflows.notify.notices import NoticeRequest, RenderedNotice, build_message
+from workflows.notify.notices import RenderedNotice, build_message
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
@@ -135,19 +136,7 @@ def message_of(session: Session, notice: Notice, rt: Runtime) -> EmailMessage:
     """Rebuild the e-mail from the stored rendering (what is sent is what was stored)."""
     case_ids = _case_ids(session, notice.id)
     cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(case_ids)))}
-    request = NoticeRequest(
-        kind=notice.kind,
-        recipients=tuple(notice.recipients.split(",")),
-        language=notice.language,
-        items=tuple(mail_item(cases[i]) for i in case_ids),
-        sender=rt.settings.sender or "takedown@localhost",
-        sender_name=rt.settings.sender_name,
-        notice_ref=f"N-{notice.id:06d}",
-        message_id=notice.message_id,
-        in_reply_to=notice.in_reply_to,
-        references=tuple((notice.references or "").split()),
-        sent_at=notice.created_at,
-    )
+    request = notice_request(rt, notice, [cases[i] for i in case_ids])
     rendered = RenderedNotice(notice.subject, notice.body_text, notice.body_html)
     return build_message(request, rendered, (notice.xarf or {}).get("reports") or [])
 
@@ -188,7 +177,7 @@ def _defer(
         record(
             session,
             case_id,
-            "notice_deferred",
+            EventKind.NOTICE_DEFERRED,
             now,
             notice=notice.id,
             kind_of=notice.kind,
@@ -216,8 +205,11 @@ def settle(
         notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
     if status == NoticeStatus.SENT:
         notice.sent_at = now
-    kinds = {"sent": "notice_sent", "failed": "notice_failed"}
-    kind = kinds.get(str(status), "notice_uncertain")
+    kinds: dict[str, EventKind] = {
+        NoticeStatus.SENT: EventKind.NOTICE_SENT,
+        NoticeStatus.FAILED: EventKind.NOTICE_FAILED,
+    }
+    kind = kinds.get(str(status), EventKind.NOTICE_UNCERTAIN)
     refused = dict(delivery.refused) if delivery and delivery.refused else None
     for case_id in _case_ids(session, notice.id):
         record(
@@ -271,9 +263,8 @@ def _move_on(
     case = session.get(Case, case_id)
     if case is None or case.state != CaseState.ACTIVE or case.round != refused.round:
         return  # closed, or the content hopped: the refusal concerns a host it has left
-    done = case.steps_done
-    while (step := next_step(rt.policy, case.route or "", done)) is not None and step.to == party:
-        done += 1  # more mail to the desk that refused it would only be refused again
+    done = past_party(rt.policy.workflows[case.route or ""], case.steps_done, party)
+    step = next_step(rt.policy, case.route or "", done)
     values: dict[str, Any]
     if step is None and _moved_past(session, refused):
         # A refusal arriving late (after retries): the workflow already went on to another
@@ -288,7 +279,7 @@ def _move_on(
         record(
             session,
             case_id,
-            "escalated_after_refusal",
+            EventKind.ESCALATED_AFTER_REFUSAL,
             now,
             step=step.index,
             send=step.send,
@@ -302,7 +293,7 @@ def _move_on(
             "due_at": now + dt.timedelta(seconds=rt.policy.retrace_every),
             "steps_done": done,
         }
-        record(session, case_id, "needs_analyst", now, reason=f"notice refused: {reply}")
+        record(session, case_id, EventKind.NEEDS_ANALYST, now, reason=f"notice refused: {reply}")
     session.execute(
         update(Case).where(Case.id == case_id).values(version=Case.version + 1, **values)
     )

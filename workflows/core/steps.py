@@ -1,0 +1,76 @@
+"""The chaser decision: which workflow steps are due now, and when the next one falls due.
+
+DESIGN, Chase: `after` counts from the case's routing, and a step never falls due sooner
+after the previous step's notice was actually sent than the gap between the two steps,
+so an outage that delays a notice does not bring its chaser forward. A notice not sent
+(yet) holds nothing back: a step falls due on time while its predecessor still waits in
+the outbox, and a refused or skipped step leaves the next one to its routing time.
+
+Pure: times are epoch seconds. The engine reads the case and when its notices went out,
+and applies the decision (the re-trace before a chaser, the recipients, the writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from workflows.core.policy import Policy, Step
+
+
+@dataclass(frozen=True)
+class StepsDue:
+    """The steps due now, in order, and when the first step after them falls due."""
+
+    due: tuple[Step, ...]
+    next_at: float | None  # None: the workflow ends with the due steps
+
+
+def next_step(policy: Policy, route: str, steps_done: int) -> Step | None:
+    """Return the route's step after `steps_done` steps; None when the workflow is done."""
+    if steps_done < 0:
+        raise ValueError(f"steps_done must not be negative, not {steps_done}")
+    steps = policy.workflows[route]
+    return steps[steps_done] if steps_done < len(steps) else None
+
+
+def step_due_at(step: Step, routed_at: float, previous: tuple[Step, float] | None = None) -> float:
+    """Return when a step falls due, given the previous step and when its notice was sent."""
+    due = routed_at + step.after
+    if previous is None:
+        return due
+    before, sent_at = previous
+    return max(due, sent_at + (step.after - before.after))
+
+
+def due_steps(
+    steps: Sequence[Step],
+    done: int,
+    routed_at: float,
+    sent: Mapping[int, float],
+    now: float,
+) -> StepsDue:
+    """Return the steps due at NOW after DONE steps, and when the next one falls due.
+
+    SENT maps a step's index to when its notice was actually sent, in the case's current
+    routing; steps without a sent notice are not in it.
+    """
+    if done < 0:
+        raise ValueError(f"steps_done must not be negative, not {done}")
+    due: list[Step] = []
+    for position in range(done, len(steps)):
+        sent_at = sent.get(position - 1) if position else None
+        previous = None if sent_at is None else (steps[position - 1], sent_at)
+        at = step_due_at(steps[position], routed_at, previous)
+        if at > now:
+            return StepsDue(tuple(due), at)
+        due.append(steps[position])
+    return StepsDue(tuple(due), None)
+
+
+def past_party(steps: Sequence[Step], done: int, party: str) -> int:
+    """Return the steps done once the ones owed to PARTY, which refused, are passed over."""
+    # More mail to the desk that refused a notice would only be refused again.
+    while done < len(steps) and steps[done].to == party:
+        done += 1
+    return done
