@@ -127,6 +127,24 @@ def _start_relays() -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
     return started
 
 
+# Under pytest-xdist (`--dist loadgroup`): the fault scenarios run one after another on one
+# worker, since each already loads the machine with a worker pool, 200 URLs and its own
+# clock-driven waits, and two side by side on two cores only slow both; every other test
+# file is a group of its own, so its module fixtures are set up once.
+SERIAL_GROUPS = {"faults": "tests/faults/"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its xdist group: the fault scenarios together, else its file."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        group = next((g for g, prefix in SERIAL_GROUPS.items() if where.startswith(prefix)), where)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 _skipped: list[str] = []
 FAULT_FIGURES: list[str] = []  # one line per fault scenario, printed at the end of the run
 
