@@ -4,52 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from workflows.config.settings import Settings
 from workflows.core.figures import iso
 from workflows.errors import InputError
-from workflows.kinds import Role
 from workflows.store import accounts
 from workflows.store.db import opened_store, transaction
-
-DEFAULT_PORT = 8000
-MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
-
-
-def add_parsers(commands: Any) -> None:
-    """Add the serve and user commands to the CLI's subparsers."""
-    serve = commands.add_parser("serve", help="run the web desk and HTTP API (no worker)")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="default 8000")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    user = commands.add_parser("user", help="manage the desk's users")
-    actions = user.add_subparsers(dest="user_command", required=True, parser_class=type(user))
-    add = actions.add_parser("add", help="add a user; prints an API token on the last line")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=tuple(role.value for role in Role))
-    add.add_argument(
-        "--password-file",
-        metavar="PATH",
-        help="first line: the web sign-in password (none: API tokens only)",
-    )
-    tokens = actions.add_parser("tokens", help="list a user's API tokens (never their secrets)")
-    tokens.add_argument("name")
-    revoke = actions.add_parser("revoke", help="revoke an API token: refused from now on")
-    revoke.add_argument("token_id", type=_token_id, metavar="TOKEN_ID", help="as listed")
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
-
-
-def _token_id(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a token id (a number, as listed)")
-    return int(text)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

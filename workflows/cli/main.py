@@ -1,24 +1,24 @@
-"""The `takedown` command line.
+"""The `takedown` command line: the parser, and each command run from its own module.
 
-Exit codes: 0 done; 1 the work could not be completed (e.g. a URL with no route);
-2 bad input or configuration (one line on stderr, nothing changed).
+Only what a command needs is imported when it runs, so `takedown --version` or a bad
+flag answers at once. Exit codes: 0 done; 1 the work could not be completed (e.g. a URL
+with no route); 2 bad input or configuration (one line on stderr, nothing changed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
-
-from sqlalchemy.exc import OperationalError
+from typing import Any, NoReturn
 
 from workflows import __version__
 from workflows.config.settings import load_settings
-from workflows.core.urls import normalize_url
 from workflows.errors import InputError
-from workflows.trace.tracer import NetworkTrace, Trace, Tracer
+from workflows.kinds import Role
+
+DEFAULT_PORT = 8000
+MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", metavar="PERIOD", help="e.g. 365d (TAKEDOWN_RETENTION)")
     purge.add_argument("--dry-run", action="store_true", help="count them, change nothing")
     purge.add_argument("--json", action="store_true", help="print what was purged as JSON")
-    from workflows.cli import desk as desk_commands  # serve, user add
-
-    desk_commands.add_parsers(commands)
+    _add_desk_parsers(commands)
     return parser
 
 
@@ -91,11 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "trace":
+            from workflows.cli.trace import trace_command  # no store, no web, no Celery
+
             return trace_command(args.url, as_json=args.json)
-        return _case_commands(args)
+        return _store_commands(args)
     except InputError as error:
         print(f"takedown: {error.message}", file=sys.stderr)
         return 2
+
+
+def _store_commands(args: argparse.Namespace) -> int:
+    """Run a command that uses the case store; an unreachable database exits 1."""
+    from sqlalchemy.exc import OperationalError  # loaded only by the commands that need it
+
+    try:
+        return _case_commands(args)
     except OperationalError as error:  # the database is down or unreachable: not bad input
         reason = str(error.orig or error).strip().splitlines()[0]
         print(f"takedown: cannot use the database: {reason}", file=sys.stderr)
@@ -151,65 +159,39 @@ def _case_commands(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def trace_command(raw_url: str, *, as_json: bool) -> int:
-    """Trace RAW_URL and print it; exit 1 when no route applies."""
-    url = normalize_url(raw_url)
-    settings = load_settings()
-    tracer = Tracer.from_settings(settings)
-    try:
-        trace = tracer.trace(url)
-    finally:
-        tracer.close()
-    if as_json:
-        print(json.dumps(trace.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(format_trace(trace))
-    return 0 if trace.route else 1
-
-
-def format_trace(trace: Trace) -> str:
-    """Return a readable summary of TRACE."""
-    lines = [f"URL       {trace.url}"]
-    host = (
-        trace.host if trace.display_host == trace.host else (f"{trace.host} ({trace.display_host})")
+def _add_desk_parsers(commands: Any) -> None:
+    """Add the serve and user commands to the subparsers."""
+    serve = commands.add_parser("serve", help="run the web desk and HTTP API (no worker)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="default 8000")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    lines.append(f"Host      {host}")
-    if trace.cnames:
-        lines.append(f"CNAMEs    {' → '.join([trace.host, *trace.cnames])}")
-    for network in trace.networks:
-        lines.append(f"Address   {network.ip}")
-        lines += ["          " + part for part in _network_lines(network)]
-    lines.append(f"Country   {trace.country or '-'}")
-    if trace.cdn:
-        lines.append(f"CDN       {trace.cdn} (its abuse desk forwards to the origin host)")
-    if trace.abuse:
-        label = "fallback contacts, no abuse role" if trace.abuse_fallback else ""
-        lines.append(f"Abuse     {', '.join(trace.abuse)}" + (f"  ({label})" if label else ""))
-    if trace.hotline:
-        lines.append(f"Hotline   {trace.hotline['name']} <{trace.hotline['email']}>")
-    lines.append(f"Route     {trace.route or 'none'}")
-    if trace.reason:
-        lines.append(f"Reason    {trace.reason}")
-    lines += [f"Note      {note}" for note in trace.notes]
-    return "\n".join(lines)
+    user = commands.add_parser("user", help="manage the desk's users")
+    actions = user.add_subparsers(dest="user_command", required=True, parser_class=type(user))
+    add = actions.add_parser("add", help="add a user; prints an API token on the last line")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=tuple(role.value for role in Role))
+    add.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="first line: the web sign-in password (none: API tokens only)",
+    )
+    tokens = actions.add_parser("tokens", help="list a user's API tokens (never their secrets)")
+    tokens.add_argument("name")
+    revoke = actions.add_parser("revoke", help="revoke an API token: refused from now on")
+    revoke.add_argument("token_id", type=_token_id, metavar="TOKEN_ID", help="as listed")
 
 
-def _network_lines(n: NetworkTrace) -> list[str]:
-    if n.special_use:
-        return [f"special-use address ({n.special_use}): not looked up, never fetched"]
-    lines = []
-    if n.asn is not None:
-        lines.append(f"AS{n.asn} {n.as_name or ''}".rstrip())
-    if n.cidr:
-        cached = " (cached)" if n.cached else ""
-        lines.append(f"{n.cidr} {n.name or ''} {n.country or ''}".rstrip() + cached)
-    if n.abuse:
-        lines.append("abuse: " + ", ".join(n.abuse) + (" (fallback)" if n.abuse_fallback else ""))
-    if n.cdn:
-        lines.append(f"CDN: {n.cdn['name']}")
-    if n.error:
-        lines.append(f"lookup failed: {n.error['message']}")
-    return lines
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _token_id(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a token id (a number, as listed)")
+    return int(text)
 
 
 if __name__ == "__main__":
