@@ -59,6 +59,8 @@ class Stack:
             "TAKEDOWN_HOTLINES": str(DATA / "test-hotlines.toml"),
             "TAKEDOWN_DNS_TIMEOUT": "1s",
             "TAKEDOWN_COUNTRY": "GB",
+            # A killed sweeper's lock passes on in seconds, not the production 30 s.
+            "TAKEDOWN_SWEEP_LEASE": "5s",
         }
         self._serve_sites(isolated, addresses)
         if backend == "services":

@@ -52,6 +52,7 @@ class Settings:
     fetch_max_bytes: int = 16 * 1024 * 1024  # body bytes hashed; a longer body is cut there
     concurrency: int = 2
     claim_lease: float = 150.0  # seconds a sweep's claim lasts before the work is handed out again
+    sweep_lease: float = 30.0  # seconds a dead sweeper's lock holds the sweep from the others
     retention: float | None = None  # seconds after closing that a case is purged; None: never
 
     def __repr__(self) -> str:
@@ -106,6 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_max_bytes=_positive_int(get("FETCH_MAX_BYTES") or "16777216", "FETCH_MAX_BYTES"),
         concurrency=_positive_int(get("CONCURRENCY") or "2", "CONCURRENCY"),
         claim_lease=seconds("CLAIM_LEASE", "150s"),
+        sweep_lease=seconds("SWEEP_LEASE", "30s"),
         retention=_retention(get("RETENTION")),
     )
 

@@ -121,9 +121,9 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
             watchdog.start()
         if sweep_enabled:
             # The lease outlives a stalled process for a while; a dead holder's passes on
-            # within it. It is renewed by a heartbeat, not by the sweeps, so a long sweep
-            # cannot let a second scheduler in.
-            ttl = max(30.0, 3 * rt.policy.sweep_every)
+            # within it (TAKEDOWN_SWEEP_LEASE, at least three sweeps). It is renewed by a
+            # heartbeat, not by the sweeps, so a long sweep cannot let a second scheduler in.
+            ttl = max(settings.sweep_lease, 3 * rt.policy.sweep_every)
             assert broker.client is not None
             scheduler = Scheduler(rt, SweepLock(broker.client, ttl))
             scheduler.start()
