@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ import dns.reversename
 import httpx
 import pytest
 
-from workflows.sim import Network, SimInternet, World, sample_world
+from workflows.sim import Desk, DeskRunner, Network, SimInternet, World, picture, sample_world
+from workflows.sim.content import soft_404
+from workflows.sim.smtp import SMTPServer
 from workflows.sim.world import prefix_handle
 
 REPO = Path(__file__).resolve().parent.parent
@@ -390,6 +394,125 @@ def test_main_serves_until_interrupted() -> None:
         assert proc.wait(timeout=5) == 0
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# -- abuse desks that put content back ------------------------------------------------------
+
+DESK = "abuse@examplehost.example"
+PICTURE = "http://uploads.examplehost-uk.test/img/9.jpg"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        """Return the current time."""
+        return self.now
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    """Run an SMTP server on 127.0.0.1."""
+    with SMTPServer() as server:
+        yield server
+
+
+def send_notice(smtp: SMTPServer, url: str, msgid: str) -> None:
+    """Deliver a plain-text notice naming url to the desk through a real SMTP conversation."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "notices@hotline.test", DESK, "Notice"
+    message["Message-ID"] = msgid
+    message.set_content(f"Please remove {url}\n")
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.send_message(message)
+
+
+def state(world: World, url: str) -> tuple[str, int]:
+    """Return the state and variant of the site at url."""
+    site = world.content(url)
+    assert site is not None
+    return site.state, site.variant
+
+
+def test_reupload_desk_removes_then_puts_the_picture_back_re_encoded(smtp: SMTPServer) -> None:
+    world = World()
+    world.put_content(PICTURE, kind="picture", seed=3)
+    clock = FakeClock()
+    desk = Desk(DESK, "reupload", world, delay=1, reupload_after=10)
+    runner = DeskRunner(world, smtp, [desk], clock=clock)
+    send_notice(smtp, PICTURE, "<n1@hotline.test>")
+    runner.poll()
+    clock.now = 1.0
+    runner.poll()
+    assert state(world, PICTURE) == ("404", 0)
+    clock.now = 10.5
+    runner.poll()
+    assert state(world, PICTURE) == ("404", 0)  # ten seconds after the removal, not the notice
+    clock.now = 11.0
+    runner.poll()
+    assert state(world, PICTURE) == ("present", 1)
+    assert world.content(PICTURE).body() == picture(3, 1) != picture(3)  # type: ignore[union-attr]
+    assert [entry[2:] for entry in runner.entries()] == [
+        ("received", PICTURE),
+        ("removed", PICTURE),
+        ("reuploaded", PICTURE),
+    ]
+    assert [entry[0] for entry in runner.entries()] == [0.0, 1.0, 11.0]
+    # The next notice has it removed again, and this time it stays down.
+    send_notice(smtp, PICTURE, "<n2@hotline.test>")
+    runner.poll()
+    clock.now = 12.0
+    runner.poll()
+    clock.now = 1e6
+    runner.poll()
+    assert state(world, PICTURE) == ("404", 1)
+    assert len(runner.entries("removed")) == 2 and len(runner.entries("reuploaded")) == 1
+
+
+def test_reupload_desk_with_a_soft_404_and_the_default_wait(smtp: SMTPServer) -> None:
+    world = World()
+    world.put_content(PICTURE, kind="picture", seed=3)
+    clock = FakeClock()
+    runner = DeskRunner(
+        world, smtp, [Desk(DESK, "reupload", world, removal="soft404")], clock=clock
+    )
+    send_notice(smtp, PICTURE, "<n1@hotline.test>")
+    runner.poll()
+    site = world.content(PICTURE)
+    assert site is not None and site.state == "soft404"
+    assert site.body() == soft_404("uploads.examplehost-uk.test")
+    assert world.content_type(PICTURE) == "text/html; charset=utf-8"
+    clock.now = 1.9
+    runner.poll()
+    assert state(world, PICTURE) == ("soft404", 0)
+    clock.now = 2.0  # reupload_after defaults to two seconds
+    runner.poll()
+    assert state(world, PICTURE) == ("present", 1)
+    assert world.content_type(PICTURE) == "image/jpeg"
+
+
+def test_prompt_desk_can_leave_a_soft_404(smtp: SMTPServer) -> None:
+    world = World()
+    world.put_content(PICTURE, kind="picture")
+    runner = DeskRunner(
+        world, smtp, [Desk(DESK, "prompt", world, removal="soft404")], clock=FakeClock()
+    )
+    send_notice(smtp, PICTURE, "<n1@hotline.test>")
+    runner.poll()
+    assert state(world, PICTURE) == ("soft404", 0)
+    assert runner.entries("reuploaded") == []
+
+
+def test_reupload_desk_declarations_are_validated() -> None:
+    world = World()
+    with pytest.raises(ValueError, match="nxdomain"):
+        Desk(DESK, "reupload", world, removal="nxdomain")
+    with pytest.raises(ValueError, match="reupload_after"):
+        Desk(DESK, "reupload", world, reupload_after=-1)
 
 
 # -- network namespace ------------------------------------------------------------------------

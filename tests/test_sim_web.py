@@ -1,8 +1,9 @@
-"""The simulated web: virtual hosts on 127.0.0.1 serving seeded random bytes, and the proxy."""
+"""The simulated web: virtual hosts on 127.0.0.1 serving seeded content, and the proxy."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import ssl
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
+from workflows.sim.content import page, picture, soft_404
 from workflows.sim.proxy import SimProxy
-from workflows.sim.web import PLAIN_ANSWER, Handshake, WebServer
+from workflows.sim.web import PLAIN_ANSWER, Handshake, WebServer, looks_like_robot
 from workflows.sim.world import World, site_key
 
 UK = "http://uploads.examplehost-uk.test/img/1.bin"
@@ -22,6 +25,13 @@ DE = "http://share.berghost-de.test/img/1.bin"
 SLOW = "http://uploads.examplehost-uk.test/slow"
 ENDLESS = "http://uploads.examplehost-uk.test/endless"
 SECURE = "https://secure.examplehost-uk.test/img/1.bin"
+PICTURE = "http://uploads.examplehost-uk.test/img/2.jpg"
+PAGE = "http://uploads.examplehost-uk.test/gallery/2.html"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+BROWSER = {"User-Agent": CHROME, "Accept-Language": "en-GB,en;q=0.9"}
 
 
 @pytest.fixture
@@ -50,11 +60,18 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def get(http: httpx.Client, web: WebServer, url: str, method: str = "GET") -> httpx.Response:
+def get(
+    http: httpx.Client,
+    web: WebServer,
+    url: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """Request url from web, naming its host in the Host header as a browser would."""
     parts = httpx.URL(url)
     target = parts.raw_path.decode()
-    return http.request(method, web.base_url + target, headers={"Host": parts.netloc.decode()})
+    sent = {"Host": parts.netloc.decode(), **(headers or {})}
+    return http.request(method, web.base_url + target, headers=sent)
 
 
 def sha256(body: bytes) -> str:
@@ -212,6 +229,190 @@ def test_content_declarations_are_validated(world: World) -> None:
     assert world.content("http://never.test/") is None
 
 
+# -- pictures, pages and impolite hosts ------------------------------------------------------
+
+
+def jpeg_size(body: bytes) -> tuple[int, int]:
+    """Decode a JPEG fully and return its size."""
+    image = Image.open(io.BytesIO(body))
+    assert image.format == "JPEG"
+    image.load()
+    return image.size
+
+
+def test_each_kind_is_served_with_its_content_type(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PICTURE, kind="picture", seed=5)
+    world.put_content(PAGE, kind="page", seed=5)
+    served = {url: get(http, web, url) for url in (UK, PICTURE, PAGE)}
+    assert {url: r.headers["Content-Type"] for url, r in served.items()} == {
+        UK: "application/octet-stream",
+        PICTURE: "image/jpeg",
+        PAGE: "text/html; charset=utf-8",
+    }
+    assert served[PICTURE].content == picture(5) == world.content(PICTURE).body()  # type: ignore[union-attr]
+    assert jpeg_size(served[PICTURE].content) == (480, 360)
+    assert served[PAGE].content == page(5)
+    assert served[PAGE].headers["Content-Length"] == str(len(page(5)))
+    assert world.content_type(PAGE) == "text/html; charset=utf-8"
+    assert world.content_type("http://never.test/") is None
+    with pytest.raises(ValueError, match="unknown content kind"):
+        world.put_content(PICTURE, kind="video")
+
+
+def test_an_error_status_of_a_picture_is_a_few_octets(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PICTURE, "410", kind="picture")
+    response = get(http, web, PICTURE)
+    assert response.status_code == 410
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert 0 < len(response.content) <= 16
+
+
+def test_changed_serves_another_of_the_same_kind(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PICTURE, kind="picture", seed=5)
+    world.put_content(PAGE, kind="page", seed=5)
+    world.set_content_state(PICTURE, "changed")
+    world.set_content_state(PAGE, "changed")
+    other_picture, other_page = get(http, web, PICTURE), get(http, web, PAGE)
+    assert other_picture.headers["Content-Type"] == "image/jpeg"
+    assert other_picture.content != picture(5)
+    assert jpeg_size(other_picture.content) == (480, 360)
+    assert other_page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert other_page.content != page(5) and other_page.content.startswith(b"<!DOCTYPE html>")
+    world.set_content_state(PICTURE, "changed")
+    assert get(http, web, PICTURE).content not in (picture(5), other_picture.content)
+
+
+def test_dynamic_page_bytes_differ_on_every_request(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PAGE, kind="page", seed=8, dynamic=True)
+    bodies = [get(http, web, PAGE).content for _ in range(4)]
+    assert bodies == [page(8, request, dynamic=True) for request in range(4)]
+    assert len(set(bodies)) == 4
+    assert bodies[0] == world.content(PAGE).body()  # type: ignore[union-attr]
+    title = page(8).partition(b"</title>")[0]
+    assert all(body.startswith(title) for body in bodies)
+    # A HEAD is a request too: the next GET is the sixth page served.
+    assert get(http, web, PAGE, method="HEAD").content == b""
+    assert get(http, web, PAGE).content == page(8, 5, dynamic=True)
+
+
+def test_soft_404_is_a_200_not_found_page_for_every_url_of_the_host(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PICTURE, kind="picture")
+    world.put_content(PAGE, kind="page")
+    world.set_content_state(PICTURE, "soft404")
+    world.set_content_state(PAGE, "soft404")
+    one, other = get(http, web, PICTURE), get(http, web, PAGE)
+    assert one.status_code == other.status_code == 200
+    assert one.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert one.content == soft_404("uploads.examplehost-uk.test")
+    assert other.content == one.content  # each URL's first request: the same page
+    assert b"Page not found" in one.content
+    assert get(http, web, PICTURE).content == soft_404("uploads.examplehost-uk.test", 1)
+
+
+def test_reupload_serves_the_same_picture_re_encoded(
+    world: World, web: WebServer, http: httpx.Client
+) -> None:
+    world.put_content(PICTURE, kind="picture", seed=9)
+    original = get(http, web, PICTURE).content
+    world.set_content_state(PICTURE, "404")
+    assert get(http, web, PICTURE).status_code == 404
+    world.reupload(PICTURE)
+    back = get(http, web, PICTURE)
+    assert back.status_code == 200
+    assert back.headers["Content-Type"] == "image/jpeg"
+    assert back.content == picture(9, 1) != original
+    width, height = jpeg_size(back.content)
+    assert 0.85 <= width / 480 <= 0.95 and 0.85 <= height / 360 <= 0.95
+    world.reupload(PICTURE)
+    assert get(http, web, PICTURE).content == picture(9, 2)
+    site = world.content(PICTURE)
+    assert site is not None and (site.state, site.variant) == ("present", 2)
+    world.reupload(UK)  # bytes come back as they were
+    assert get(http, web, UK).content == world.content(UK).body()  # type: ignore[union-attr]
+    with pytest.raises(KeyError):
+        world.reupload("http://never.test/")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"User-Agent": "python-httpx/0.28", "Accept-Language": "en"},
+        {"User-Agent": "Mozilla/5.0 (compatible; takedown-recheck/0.1)", "Accept-Language": "en"},
+        {"User-Agent": "curl/8.5.0", "Accept-Language": "en"},
+        {"User-Agent": CHROME},  # a browser's User-Agent but no Accept-Language
+        {"User-Agent": "", "Accept-Language": "en"},
+    ],
+)
+def test_cloak_hides_from_robots(
+    world: World, web: WebServer, http: httpx.Client, headers: dict[str, str]
+) -> None:
+    world.put_content(PICTURE, kind="picture", seed=4, cloak=True)
+    robot = get(http, web, PICTURE, headers=headers)
+    browser = get(http, web, PICTURE, headers=BROWSER)
+    assert robot.status_code == 404
+    assert robot.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"Not Found" in robot.content and robot.content != picture(4)
+    assert browser.status_code == 200
+    assert browser.content == picture(4)
+    assert world.fetches(PICTURE) == [(PICTURE, "127.0.0.1")] * 2  # both requests logged
+
+
+def test_cloak_hides_from_a_request_without_user_agent(world: World, web: WebServer) -> None:
+    world.put_content(PICTURE, kind="picture", cloak=True)
+    with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+        request = "GET /img/2.jpg HTTP/1.1\r\nHost: uploads.examplehost-uk.test\r\n"
+        sock.sendall(f"{request}Accept-Language: en\r\n\r\n".encode())
+        head, _ = read_head_and_body(sock, 0)
+    assert head.startswith(b"HTTP/1.0 404")
+
+
+def test_uncloaked_sites_serve_robots(world: World, web: WebServer, http: httpx.Client) -> None:
+    assert get(http, web, UK).status_code == 200  # httpx's own User-Agent, no Accept-Language
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "accept_language", "robot"),
+    [
+        (CHROME, "en-GB,en;q=0.9", False),
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "de", False),
+        (CHROME, None, True),
+        (None, "en", True),
+        ("", "en", True),
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "en", True),
+        ("Mozilla/5.0 (compatible; bingbot/2.0)", "en", True),
+        ("Mozilla/5.0 (compatible; Yahoo! Slurp)", "en", True),
+        ("Wget/1.21", "en", True),
+        ("python-requests/2.32", "en", True),
+        ("Go-http-client/1.1", "en", True),
+        ("Java/17.0.2", "en", True),
+        ("libwww-perl/6.72", "en", True),
+        ("Mozilla/5.0 HeadlessChrome/131.0.0.0", "en", True),
+        ("Mozilla/5.0 (compatible; Nuclei scanner)", "en", True),
+        ("Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.1)", "en", True),
+    ],
+)
+def test_looks_like_robot(user_agent: str | None, accept_language: str | None, robot: bool) -> None:
+    assert looks_like_robot(user_agent, accept_language) is robot
+
+
+def test_respond_keeps_its_old_signature(world: World, web: WebServer) -> None:
+    world.put_content(PICTURE, kind="picture", seed=4, cloak=True)
+    assert web.respond("uploads.examplehost-uk.test", "/img/1.bin", "127.0.0.1").status == 200
+    assert web.respond("uploads.examplehost-uk.test", "/img/2.jpg", "127.0.0.1").status == 404
+    reply = web.respond("uploads.examplehost-uk.test", "/img/2.jpg", "127.0.0.1", CHROME, "en")
+    assert (reply.status, reply.body, reply.content_type) == (200, picture(4), "image/jpeg")
+
+
 # -- TLS ------------------------------------------------------------------------------------
 
 
@@ -310,6 +511,19 @@ def test_proxy_serves_absolute_form_requests(world: World, proxy: SimProxy) -> N
     assert missing.status_code == 421
     assert proxy.requests == [("GET", UK), ("GET", "http://elsewhere.test/x")]
     assert [url for url, _ in world.fetches()] == [UK, "http://elsewhere.test/x"]
+
+
+def test_proxy_passes_the_browser_headers_on_so_a_cloaking_host_serves_it(
+    world: World, proxy: SimProxy
+) -> None:
+    url = "http://cloak.example.test/f/1"
+    world.put_content(url, cloak=True)
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=5) as http:
+        as_browser = http.get(url, headers=BROWSER)
+        as_robot = http.get(url)
+    assert as_browser.status_code == 200
+    assert as_browser.content == world.content(url).body()  # type: ignore[union-attr]
+    assert as_robot.status_code == 404
 
 
 def test_proxy_refuses_connect(proxy: SimProxy) -> None:

@@ -6,12 +6,13 @@ real internet.
 
 from __future__ import annotations
 
+from workflows.sim.content import page, picture, soft_404
 from workflows.sim.desks import Desk, DeskRunner, urls_in, wait_until
 from workflows.sim.dnsserver import DNSServer
 from workflows.sim.proxy import SimProxy
 from workflows.sim.rdapserver import RDAPServer
 from workflows.sim.smtp import Received, SMTPServer
-from workflows.sim.web import WebServer
+from workflows.sim.web import WebServer, looks_like_robot
 from workflows.sim.world import Network, Site, World, site_key
 
 __all__ = [
@@ -27,8 +28,12 @@ __all__ = [
     "Site",
     "WebServer",
     "World",
+    "looks_like_robot",
+    "page",
+    "picture",
     "sample_world",
     "site_key",
+    "soft_404",
     "urls_in",
     "wait_until",
 ]

@@ -6,9 +6,13 @@ watches an SMTPServer, hands each new message to the desks it was addressed to a
 their reactions when due by its clock. Behaviours:
 
 prompt        on the first notice for a URL, after `delay`, the URL serves `removal`:
-              404, 410 or 451, "changed" (other bytes: a placeholder page) or
-              "nxdomain" (the host name is deleted from DNS)
+              404, 410 or 451, "changed" (other content of the same kind: a
+              placeholder), "soft404" (status 200 with the host's "page not found"
+              page) or "nxdomain" (the host name is deleted from DNS)
 after_chaser  the same, but only for a chaser (a message with In-Reply-To)
+reupload      like prompt, and `reupload_after` seconds after the removal the same
+              content comes back re-encoded (World.reupload: a picture is scaled and
+              recompressed); the next notice for the URL removes it again, for good
 never         ignores everything
 bounce        its address refuses mail with 550 (set on the SMTPServer at start)
 hotline       a partner hotline: on a referral, after `delay`, the content is removed
@@ -33,8 +37,8 @@ from urllib.parse import urlsplit
 from workflows.sim.smtp import Received, SMTPServer
 from workflows.sim.world import Record, World, site_key
 
-BEHAVIOURS = frozenset({"prompt", "after_chaser", "never", "bounce", "hotline", "hop"})
-REMOVALS = frozenset({"404", "410", "451", "changed", "nxdomain"})
+BEHAVIOURS = frozenset({"prompt", "after_chaser", "never", "bounce", "hotline", "hop", "reupload"})
+REMOVALS = frozenset({"404", "410", "451", "changed", "soft404", "nxdomain"})
 URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 TRAILING_PUNCTUATION = ".,;:!?)]}>'\""
 LogEntry = tuple[float, str, str, str]
@@ -50,7 +54,9 @@ class Desk:
     delay: float = 0.0
     removal: str = "404"
     hop_to: list[str] = field(default_factory=list)
+    reupload_after: float = 2.0
     _handled: set[str] = field(default_factory=set, init=False, repr=False)
+    _reuploaded: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         """Validate the declaration so a typo fails at construction, not mid-demo."""
@@ -60,6 +66,10 @@ class Desk:
             raise ValueError(f"removal must be one of {sorted(REMOVALS)}, not {self.removal!r}")
         if self.behaviour == "hop" and not self.hop_to:
             raise ValueError("a hop desk needs hop_to addresses")
+        if self.behaviour == "reupload" and self.removal == "nxdomain":
+            raise ValueError("a reupload desk puts content back: its removal cannot be nxdomain")
+        if self.reupload_after < 0:
+            raise ValueError(f"negative reupload_after {self.reupload_after}")
         self.hop_records()  # a bad address fails here, not when the desk acts
         self.address = self.address.lower()
 
@@ -86,11 +96,25 @@ class Desk:
             return "hopped"
         if self.world.content(url) is None:
             return "unknown-url"  # nothing is served there: nothing to take down
+        if action == "reuploaded":
+            self.world.reupload(url)
+            self._reuploaded.add(url)
+            self._handled.discard(url)  # the next notice gets it removed again
+            return "reuploaded"
         if self.removal == "nxdomain":
             self.world.remove(urlsplit(url).hostname or "")
             return "removed"
         self.world.set_content_state(url, self.removal)
         return "removed"
+
+    def follow_up(self, outcome: str, url: str) -> tuple[float, str] | None:
+        """Return (after, action): what a reaction's outcome leads to later, if anything.
+
+        A reupload desk puts a URL back reupload_after seconds after its first removal.
+        """
+        if self.behaviour == "reupload" and outcome == "removed" and url not in self._reuploaded:
+            return self.reupload_after, "reuploaded"
+        return None
 
 
 def urls_in(message: EmailMessage) -> list[str]:
@@ -200,7 +224,13 @@ class DeskRunner:
             while self._due and self._due[0][0] <= self.clock():
                 _, _, index, action, url = heapq.heappop(self._due)
                 desk = self.desks[index]
-                self._record(desk.address, desk.act(action, url), url)
+                outcome = desk.act(action, url)
+                self._record(desk.address, outcome, url)
+                later = desk.follow_up(outcome, url)
+                if later is not None:  # due after the reaction, by the clock it ran at
+                    after, then = later
+                    entry = (self.clock() + after, next(self._order), index, then, url)
+                    heapq.heappush(self._due, entry)
 
     def _run(self) -> None:
         """Poll until stopped, waking at once when a message arrives."""

@@ -21,6 +21,8 @@ from workflows.sim.world import World
 
 UPSTREAM_TIMEOUT = 5.0
 CHUNK = 65536
+# Request headers passed on upstream: what a host looks at to tell a browser from a robot.
+FORWARDED = ("User-Agent", "Accept", "Accept-Language", "Accept-Encoding")
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded; Server and Date are ours.
 NOT_RELAYED = frozenset(
     {
@@ -110,7 +112,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         authority = parts.netloc.rpartition("@")[2]  # userinfo never goes on the wire
         try:
             try:
-                upstream.request(self.command, target, headers={"Host": authority})
+                # A real forward proxy passes the client's headers on: a cloaking host
+                # must see the browser the re-checker poses as, not the proxy.
+                headers = {"Host": authority}
+                for name in FORWARDED:
+                    if (value := self.headers.get(name)) is not None:
+                        headers[name] = value
+                upstream.request(self.command, target, headers=headers)
                 response = upstream.getresponse()
             except (OSError, http.client.HTTPException):
                 self._empty(502)

@@ -1,9 +1,14 @@
 """One HTTP server for every simulated site: virtual hosting by Host header over a World.
 
-Every answer is random bytes: a site's seeded bytes (`Site.body`) for its state, a few
+Every answer is generated: a site's seeded body (`Site.body`: random bytes, a picture of
+random shapes or a gallery page) for its state, with its Content-Type, and a few
 os.urandom bytes for a request no site answers. A request for a host no site lives on gets
 421 Misdirected Request (RFC 9110 §15.5.20); an unknown path on a known host gets 404.
 Run one WebServer per address the caller wants served; they all read the same World.
+
+Impolite hosts: a dynamic page changes its bytes on every request (the World numbers
+them); a "soft404" site answers 200 with a "page not found" page; a cloak site answers
+404 to anything that `looks_like_robot` and its content to a browser.
 
 Hostile and broken hosts: a "slow" site drips its bytes one at a time and an "endless"
 one streams them fast, both forever; a server given a TLS context speaks HTTPS for the
@@ -26,10 +31,11 @@ from socketserver import BaseServer
 from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
+from workflows.sim.content import PAGE_TYPE
 from workflows.sim.httpservice import HTTPService, LocalHTTPServer
-from workflows.sim.world import World, site_key
+from workflows.sim.world import BYTES_TYPE, World, site_key
 
-CONTENT_TYPE = "application/octet-stream"
+CONTENT_TYPE = BYTES_TYPE  # of error bodies and of "bytes" sites
 DRIP_INTERVAL = 0.2  # seconds between the bytes of a "slow" site
 ERROR_BODY_SIZE = 16
 STATUS_STATES = {"404": 404, "410": 410, "451": 451, "500": 500}
@@ -39,6 +45,17 @@ HANDSHAKE_TIMEOUT = 5.0
 TLS_HANDSHAKE_RECORD = 0x16  # RFC 8446 §5.1: the first byte a TLS client ever sends
 PLAIN_ANSWER = "answered in plain HTTP"
 PLAIN_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# What a cloak site tells a robot: the web server's stock 404 page, as if nothing were there.
+CLOAKED_404 = (
+    b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>\n"
+    b"<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n"
+    b"</body></html>\n"
+)
+# User-Agent fragments of crawlers, scripts and scanners, as cloakers list them.
+ROBOT_MARKS = (
+    "bot", "crawl", "spider", "slurp", "curl", "wget", "python", "httpx", "requests",
+    "go-http", "java/", "libwww", "scan", "takedown", "compatible;", "headless",
+)  # fmt: skip
 
 
 @dataclass
@@ -49,6 +66,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     stream: str | None = None  # "drip" or "endless": the body, over and over, never ending
+    content_type: str = CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,18 @@ class Handshake:
 def _error(status: int) -> Reply:
     """Return a status with a tiny random body."""
     return Reply(status, os.urandom(ERROR_BODY_SIZE))
+
+
+def looks_like_robot(user_agent: str | None, accept_language: str | None) -> bool:
+    """Tell whether a cloaking host takes a request for a robot's, as real cloakers do.
+
+    A robot sends no User-Agent, or one naming a crawler, script or scanner (or the
+    "compatible;" of bots posing as browsers), or no Accept-Language.
+    """
+    if not user_agent or not accept_language:
+        return True
+    agent = user_agent.lower()
+    return any(mark in agent for mark in ROBOT_MARKS)
 
 
 class WebServer(HTTPService):
@@ -128,8 +158,19 @@ class WebServer(HTTPService):
         self.note_handshake(client, "ok")
         return secured
 
-    def respond(self, host: str | None, target: str, client: str) -> Reply:
-        """Log one request for host and target from client and answer it from the world."""
+    def respond(
+        self,
+        host: str | None,
+        target: str,
+        client: str,
+        user_agent: str | None = None,
+        accept_language: str | None = None,
+    ) -> Reply:
+        """Log one request for host and target from client and answer it from the world.
+
+        user_agent and accept_language are the request's headers of those names (None when
+        absent): a cloak site answers 404 when they look like a robot's.
+        """
         if not host:
             return _error(400)  # HTTP/1.1 needs Host (RFC 9112 §3.2); vhosting needs it too
         try:
@@ -138,14 +179,18 @@ class WebServer(HTTPService):
         except ValueError:
             return _error(400)
         self.world.log_fetch(url, client)
-        site = self.world.content(url)
-        if site is None:
+        counted = self.world.count_request(url)
+        if counted is None:
             return _error(404 if self.world.serves_host(urlsplit(url).netloc) else 421)
+        site, request = counted
+        if site.cloak and looks_like_robot(user_agent, accept_language):
+            return Reply(404, CLOAKED_404, content_type=PAGE_TYPE)
         if site.redirect_to is not None:
             return Reply(302, headers={"Location": site.redirect_to})
+        body, content_type = site.body(request), site.content_type()
         if site.state in STATUS_STATES:
-            return Reply(STATUS_STATES[site.state], site.body())
-        return Reply(200, site.body(), stream=STREAMS.get(site.state))
+            return Reply(STATUS_STATES[site.state], body, content_type=content_type)
+        return Reply(200, body, stream=STREAMS.get(site.state), content_type=content_type)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -201,9 +246,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, with_body: bool) -> None:
         """Send the owner's reply, repeating its body forever when it streams."""
-        reply = self.owner.respond(self.headers.get("Host"), self.path, self.client_address[0])
+        reply = self.owner.respond(
+            self.headers.get("Host"),
+            self.path,
+            self.client_address[0],
+            user_agent=self.headers.get("User-Agent"),
+            accept_language=self.headers.get("Accept-Language"),
+        )
         self.send_response(reply.status)
-        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Type", reply.content_type)
         if reply.stream is None:  # a stream has no length: it ends only when the client leaves
             self.send_header("Content-Length", str(len(reply.body)))
         for name, value in reply.headers.items():

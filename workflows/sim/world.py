@@ -1,7 +1,8 @@
 """A declarative simulated internet: networks, DNS records, sites and faults for every server.
 
 Servers read the world on every request, so tests can change it while the servers run;
-every read and write goes through one lock. Sites serve seeded random bytes only.
+every read and write goes through one lock. A site serves seeded random bytes, a picture
+of random shapes or a generated page (`workflows.sim.content`): never real material.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
+
+from workflows.sim.content import PAGE_TYPE, PICTURE_TYPE, page, picture, soft_404
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Record = tuple[str, str]
@@ -31,8 +34,13 @@ CYMRU_DATE = "2014-03-28"
 CYMRU_V4 = ".origin.asn.cymru.com"
 CYMRU_V6 = ".origin6.asn.cymru.com"
 CYMRU_AS = ".asn.cymru.com"
-# slow: the body drips a byte at a time and never ends; endless: it streams fast, forever.
-CONTENT_STATES = frozenset({"present", "404", "410", "451", "changed", "500", "slow", "endless"})
+# slow: the body drips a byte at a time and never ends; endless: it streams fast, forever;
+# soft404: status 200 with the host's "page not found" page, as hosts do after a removal.
+CONTENT_STATES = frozenset(
+    {"present", "404", "410", "451", "changed", "500", "slow", "endless", "soft404"}
+)
+CONTENT_KINDS = frozenset({"bytes", "picture", "page"})
+BYTES_TYPE = "application/octet-stream"
 REDIRECT = "redirect:"
 DEFAULT_SIZE = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -119,15 +127,39 @@ def _check_state(state: str) -> str:
     raise ValueError(f"unknown content state {state!r}")
 
 
+def _check_kind(kind: str) -> str:
+    """Validate a site's kind of content, so a typo fails where it is written."""
+    if kind in CONTENT_KINDS:
+        return kind
+    raise ValueError(f"unknown content kind {kind!r}: one of {sorted(CONTENT_KINDS)}")
+
+
+def _derived_seed(*parts: object) -> int:
+    """Return a 64-bit seed derived from parts."""
+    key = "/".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
 @dataclass
 class Site:
-    """What one URL serves: a state and the seed of its random bytes."""
+    """What one URL serves: a state, a kind of content and the seed it is made from.
+
+    kind "bytes" serves `size` random bytes, "picture" a JPEG of random shapes, "page" an
+    HTML gallery page (`dynamic`: parts of it change on every request). A `cloak` site
+    hides from anything that looks like a robot (the web server decides what does).
+    `variant` counts re-uploads: a picture put back is re-encoded each time.
+    """
 
     url: str
     state: str = "present"
-    size: int = DEFAULT_SIZE
+    size: int = DEFAULT_SIZE  # bytes only: pictures and pages have their own size
     seed: int = 0
     changes: int = 0  # times set to "changed": each change serves bytes never served before
+    kind: str = "bytes"
+    dynamic: bool = False
+    cloak: bool = False
+    variant: int = 0
+    requests: int = 0  # requests answered so far; World.count_request keeps it
     ERROR_SIZE: ClassVar[int] = 16  # the body of an error status: a few bytes of its own
 
     @property
@@ -135,16 +167,42 @@ class Site:
         """Return the Location of a redirect state, else None."""
         return self.state.removeprefix(REDIRECT) if self.state.startswith(REDIRECT) else None
 
-    def body(self) -> bytes:
-        """Return the bytes served; slow and endless serve them over and over, forever.
+    @property
+    def host(self) -> str:
+        """Return the host name (or IP literal) the site lives on."""
+        return urlsplit(self.url).hostname or ""
 
-        The seed's own bytes; fresh ones after each change; for an error status a few
-        bytes of its own. All are seeded, so a test can look for every byte ever served.
+    def body(self, request: int = 0) -> bytes:
+        """Return the bytes served for the request numbered request (0 is the first).
+
+        The seed's own content; other content of the same kind after each change (bytes,
+        a picture or a page never served before); for an error status a few random bytes
+        of its own; for soft404 the host's "not found" page. Slow and endless serve the
+        body over and over, forever. Only dynamic pages and soft404 depend on request.
+        All are seeded, so a test can look for every byte ever served.
         """
         if self.state.isdigit():  # "404", "500"...: the states that are a status
             return random.Random(f"{self.seed}/{self.state}").randbytes(self.ERROR_SIZE)
-        key = f"{self.seed}/changed/{self.changes}" if self.state == "changed" else str(self.seed)
+        if self.state == "soft404":
+            return soft_404(self.host, request)
+        changed = self.state == "changed"
+        if self.kind == "picture":
+            if changed:
+                return picture(_derived_seed(self.seed, "changed", self.changes))
+            return picture(self.seed, self.variant)
+        if self.kind == "page":
+            seed = _derived_seed(self.seed, "changed", self.changes) if changed else self.seed
+            return page(seed, request, self.dynamic)
+        key = f"{self.seed}/changed/{self.changes}" if changed else str(self.seed)
         return random.Random(key).randbytes(self.size)
+
+    def content_type(self) -> str:
+        """Return the Content-Type of the body: an error status's random bytes are octets."""
+        if self.state == "soft404":
+            return PAGE_TYPE
+        if self.state.isdigit() or self.kind == "bytes":
+            return BYTES_TYPE
+        return PICTURE_TYPE if self.kind == "picture" else PAGE_TYPE
 
 
 def _check_records(records: list[Record]) -> list[Record]:
@@ -183,6 +241,7 @@ class World:
         self.sites = {site_key(k): v for k, v in self.sites.items()}
         for key, site in self.sites.items():
             site.url, site.state = key, _check_state(site.state)
+            _check_kind(site.kind)
 
     # -- mutators ---------------------------------------------------------------------------
 
@@ -247,27 +306,69 @@ class World:
             return network.rdap_fault
 
     def put_content(
-        self, url: str, state: str = "present", size: int = DEFAULT_SIZE, seed: int | None = None
+        self,
+        url: str,
+        state: str = "present",
+        size: int = DEFAULT_SIZE,
+        seed: int | None = None,
+        *,
+        kind: str = "bytes",
+        dynamic: bool = False,
+        cloak: bool = False,
     ) -> Site:
-        """Serve random bytes at a URL (replacing what it served); return a copy of the site."""
+        """Serve content at a URL (replacing what it served); return a copy of the site.
+
+        kind is "bytes" (size random bytes), "picture" or "page" (size is then unused);
+        dynamic pages change on every request; a cloak site hides from robots.
+        """
         key = site_key(url)
         if size < 0:
             raise ValueError(f"negative size {size}")
         if seed is None:  # derived from the URL, so every run serves the same bytes there
             seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-        site = Site(key, _check_state(state), size, seed)
+        kind = _check_kind(kind)
+        site = Site(key, _check_state(state), size, seed, kind=kind, dynamic=dynamic, cloak=cloak)
         with self._lock:
             self.sites[key] = site
             return dataclasses.replace(site)
 
     def set_content_state(self, url: str, state: str) -> None:
-        """Change what a known URL serves; KeyError for a URL never put."""
+        """Change what a known URL serves; KeyError for a URL never put.
+
+        "changed" serves other content of the same kind, new at every change.
+        """
         _check_state(state)
         with self._lock:
             site = self.sites[site_key(url)]
             site.state = state
             if state == "changed":
                 site.changes += 1
+
+    def reupload(self, url: str) -> None:
+        """Serve a known URL's original content again, re-encoded; KeyError for a URL never put.
+
+        The state becomes "present" and the variant goes up by one: a picture comes back
+        scaled and recompressed (other bytes, the same picture); bytes and pages come back
+        as they were.
+        """
+        with self._lock:
+            site = self.sites[site_key(url)]
+            site.state = "present"
+            site.variant += 1
+
+    def count_request(self, url: str) -> tuple[Site, int] | None:
+        """Count one request for a URL; return a copy of its site and the request's number.
+
+        Numbers start at 0 for each site put, so the first answer is `content(url).body()`.
+        None when no site is at the URL.
+        """
+        with self._lock:
+            site = self.sites.get(site_key(url))
+            if site is None:
+                return None
+            number = site.requests
+            site.requests += 1
+            return dataclasses.replace(site), number
 
     def log_fetch(self, url: str, client: str) -> None:
         """Record that a web server answered a request for url from client."""
@@ -281,6 +382,12 @@ class World:
         with self._lock:
             site = self.sites.get(site_key(url))
             return None if site is None else dataclasses.replace(site)
+
+    def content_type(self, url: str) -> str | None:
+        """Return the Content-Type the site at a URL serves now, or None when there is none."""
+        with self._lock:
+            site = self.sites.get(site_key(url))
+            return None if site is None else site.content_type()
 
     def serves_host(self, host: str) -> bool:
         """Tell whether any site lives on a host name (or IP literal), whatever the port."""
