@@ -19,7 +19,7 @@ from deskapp import Desk, running_desk
 from sqlalchemy import update
 
 from workflows.kinds import CaseState
-from workflows.store.models import Case
+from workflows.store.models import Case, Check
 from workflows.store.queries import compute_stats
 
 A = "http://files.example/a.jpg"
@@ -535,3 +535,75 @@ def _wait_until_listening(base: str, server: subprocess.Popen[str]) -> None:
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError("takedown serve did not start listening within 90 s")
+
+
+def changed_case(desk: Desk) -> int:
+    """Report A and store it as a worker leaves a case whose content changed twice."""
+    case_id = desk.report(A)[0]["id"]
+    now = desk.clock()
+    with desk.sessions() as session:
+        session.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(state=CaseState.NEEDS_ANALYST, changed_streak=2, due_at=now)
+        )
+        for n, sha in enumerate(("aa" * 32, "bb" * 32, "cc" * 32)):
+            session.add(
+                Check(
+                    case_id=case_id,
+                    at=now,
+                    outcome="present" if n == 0 else "changed",
+                    sha256=sha,
+                    rule="other bytes, and no fingerprint to compare" if n else None,
+                )
+            )
+        session.commit()
+    return case_id
+
+
+@pytest.mark.parametrize("removed", [True, False])
+def test_confirm_settles_a_case_whose_content_changed(desk: Desk, removed: bool) -> None:
+    case_id = changed_case(desk)
+    answer = desk.client.post(
+        f"/api/cases/{case_id}/confirm",
+        json={"removed": removed, "reason": "a placeholder page"},
+        headers=desk.analyst,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert desk.events(case_id)[-1] == ("confirmed", "al")
+    if removed:
+        assert (body["state"], body["removed_by"]) == ("removed", "analyst")
+        assert body["removed_at"] and body["watched_until"]
+    else:
+        assert (body["state"], body["removed_by"]) == ("active", None)
+        assert desk.case(case_id).evidence == {
+            "sha256": "cc" * 32, "kind": "other", "pdq": None, "tlsh": None, "text_sha256": None
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"removed": "yes"}, {"removed": True, "extra": 1}, {"removed": None}],
+    ids=["missing", "not-a-boolean", "unknown-field", "null"],
+)
+def test_confirm_refuses_a_bad_body_and_changes_nothing(desk: Desk, body: dict[str, Any]) -> None:
+    case_id = changed_case(desk)
+    before = desk.snapshot()
+    answer = desk.client.post(f"/api/cases/{case_id}/confirm", json=body, headers=desk.analyst)
+    assert answer.status_code == 422 and "error" in answer.json()
+    assert desk.snapshot() == before
+
+
+def test_confirm_is_refused_when_nothing_changed(desk: Desk) -> None:
+    case_id = desk.report(A)[0]["id"]
+    before = desk.snapshot()
+    answer = desk.client.post(
+        f"/api/cases/{case_id}/confirm", json={"removed": True}, headers=desk.analyst
+    )
+    assert answer.status_code == 409 and "no changed content" in answer.json()["error"]
+    assert desk.snapshot() == before
+    missing = desk.client.post(
+        "/api/cases/999/confirm", json={"removed": True}, headers=desk.analyst
+    )
+    assert missing.status_code == 404

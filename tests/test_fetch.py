@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import io
 import ipaddress
 import os
 import socket
@@ -29,8 +30,10 @@ from urllib.parse import urlsplit
 
 import dns.resolver
 import pytest
+from PIL import Image, ImageDraw
 
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher, FetchResult
+from workflows.recheck.fingerprint import Fingerprints
 from workflows.sim import SimInternet, World
 from workflows.trace.dns import make_resolver
 
@@ -316,8 +319,36 @@ def test_200_is_present_with_the_sha256_of_the_served_bytes(
         size=len(body),
         address="127.0.0.1",
         reason="HTTP 200",
+        fingerprints=Fingerprints(
+            "other", note="neither a picture nor a page: no perceptual fingerprint"
+        ),
     )
     assert connects == [("127.0.0.1", site.port)]
+
+
+def test_a_picture_and_a_page_get_their_fingerprints_while_streaming(
+    fetcher: Fetcher, site: Site
+) -> None:
+    picture = io.BytesIO()
+    canvas = Image.new("RGB", (320, 240), "white")
+    draw = ImageDraw.Draw(canvas)
+    for n in range(12):
+        draw.rectangle((n * 20, n * 10, n * 20 + 60, n * 10 + 40), fill=(n * 20, 90, 200 - n * 9))
+    canvas.save(picture, "JPEG", quality=90)
+    page = (
+        b"<html><head><title>Gallery</title></head><body>"
+        + b" ".join(f"<p>picture {n} of the gallery of somebody</p>".encode() for n in range(60))
+        + b"</body></html>"
+    )
+    site.routes["/p.jpg"] = respond(200, picture.getvalue(), (("Content-Type", "image/jpeg"),))
+    site.routes["/g"] = respond(200, page, (("Content-Type", "text/html; charset=utf-8"),))
+    seen_picture, seen_page = fetcher.fetch(url(site, "/p.jpg")), fetcher.fetch(url(site, "/g"))
+    assert seen_picture.content_type == "image/jpeg"
+    assert seen_picture.fingerprints is not None and seen_picture.fingerprints.kind == "picture"
+    assert seen_picture.fingerprints.pdq is not None and len(seen_picture.fingerprints.pdq) == 64
+    assert seen_page.fingerprints is not None and seen_page.fingerprints.kind == "page"
+    assert seen_page.fingerprints.tlsh and seen_page.fingerprints.text_sha256
+    assert seen_page.vantage == seen_picture.vantage == "direct"
 
 
 def test_result_and_its_repr_never_hold_the_body(fetcher: Fetcher, site: Site) -> None:
@@ -360,11 +391,11 @@ def test_request_is_a_plain_get_with_our_user_agent_and_no_cookies(
     site.routes["/page"] = respond(200, b"ok")
     assert fetcher.fetch(url(site, "/login")).outcome == "present"
     first, second = (headers for _, headers in site.requests)
-    assert (
-        first["user-agent"]
-        == DEFAULT_USER_AGENT
-        == "Mozilla/5.0 (compatible; takedown-recheck/0.1)"
-    )
+    # A current mainstream browser's headers: hosts cloak content from robots.
+    assert first["user-agent"] == DEFAULT_USER_AGENT
+    assert "Chrome/" in DEFAULT_USER_AGENT and "compatible;" not in DEFAULT_USER_AGENT
+    assert first["accept-language"] == "en-GB,en;q=0.9"
+    assert first["accept"].startswith("text/html,")
     assert first["accept-encoding"] == second["accept-encoding"] == "identity"
     assert "cookie" not in first and "cookie" not in second
 

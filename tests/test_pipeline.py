@@ -106,11 +106,16 @@ def run(
         again = stack.report(GROUPED[0])
         assert stack.cases() and all(c.state == CaseState.NEW for c in stack.cases())
         stack.start_worker()
-        removable = [*GROUPED, CHASED, GONE_410, REFERRED, HOPPER, CHANGED, DNS_GONE]
+        removable = [*GROUPED, CHASED, GONE_410, REFERRED, HOPPER, DNS_GONE]
         stack.wait_for(
             lambda: all(stack.case(u).state == CaseState.REMOVED for u in removable),
             timeout=60,
             what="every removable case to be confirmed removed",
+        )
+        stack.wait_for(
+            lambda: stack.case(CHANGED).state == CaseState.NEEDS_ANALYST,
+            timeout=30,
+            what="the case whose content changed to wait for an analyst",
         )
         stack.wait_for(
             lambda: bool(stack.smtp.messages_to("abuse@upstream.example")),
@@ -181,7 +186,6 @@ def test_content_that_hops_is_followed_to_the_new_host(run: dict[str, Any]) -> N
     [
         pytest.param(GROUPED[0], "gone", 404, None, id="404"),
         pytest.param(GONE_410, "gone", 410, None, id="410"),
-        pytest.param(CHANGED, "gone", 200, None, id="content-changed"),
         pytest.param(DNS_GONE, "gone", None, "NXDOMAIN", id="dns"),
     ],
 )
@@ -197,6 +201,24 @@ def test_removal_is_confirmed_by_consecutive_gone_checks(
     if reason:
         assert reason.lower() in (checks[-1].reason or "").lower()
     assert case.removed_at is not None and case.removed_at >= checks[-1].at
+    assert case.removed_by == ("nxdomain" if reason else "status")
+
+
+def test_content_changed_at_200_is_never_removal_but_waits_for_an_analyst(
+    run: dict[str, Any],
+) -> None:
+    stack: Stack = run["stack"]
+    case = stack.case(CHANGED)
+    checks = stack.checks(case.id)
+    assert checks[0].outcome == "present" and checks[0].sha256
+    changed = [c for c in checks if c.outcome == "changed"]
+    assert len(changed) >= 2 and all(c.http_status == 200 for c in changed)
+    assert "no fingerprint" in (changed[-1].rule or "")
+    assert "gone" not in [c.outcome for c in checks]
+    assert (case.state, case.removed_at) == (CaseState.NEEDS_ANALYST, None)
+    assert (case.last_error or "").startswith("content changed: confirm removal")
+    assert case.due_at is not None  # still re-checked while it waits
+    assert [e.kind for e in stack.events(case.id)].count("content_changed") == 1
 
 
 def test_nxdomain_at_report_time_waits_visibly_for_an_analyst(run: dict[str, Any]) -> None:

@@ -57,10 +57,11 @@ class NoticeKind(StrEnum):
     CHASER = "chaser"  # a reminder, threaded to the earlier message to the same recipient
     REFERRAL = "referral"  # the report handed to the partner hotline of the hosting country
     ESCALATION = "escalation"  # a notice to someone with power over the recipient
+    REAPPEARED = "reappeared"  # removed content came back: cites the earlier notice
 
 
 # The kinds that open a thread; a notice of any other kind chases an earlier one.
-FIRST_NOTICE_KINDS = (NoticeKind.NOTICE, NoticeKind.REFERRAL)
+FIRST_NOTICE_KINDS = (NoticeKind.NOTICE, NoticeKind.REFERRAL, NoticeKind.REAPPEARED)
 
 
 class Party(StrEnum):
@@ -74,8 +75,9 @@ class Party(StrEnum):
 class CheckOutcome(StrEnum):
     """What one re-check of a URL found (see workflows.core.verdict)."""
 
-    PRESENT = "present"  # the content is still served (with the hash first seen)
-    GONE = "gone"  # 404/410/451, the name no longer exists, or the content changed
+    PRESENT = "present"  # the same content is still served (bytes, picture or page)
+    GONE = "gone"  # an explicit signal: 404/410/451, the name no longer exists
+    CHANGED = "changed"  # 200 with other content: never counts toward removal
     UNREACHABLE = "unreachable"  # timeouts, 5xx, refused, TLS errors: not evidence either way
     BLOCKED = "blocked"  # the name resolves only to special-use addresses: an analyst looks
 
@@ -110,6 +112,12 @@ class EventKind(StrEnum):
     HOLD_RELEASED = "hold_released"
     HOLD_ENDED = "hold_ended"
     PURGED = "purged"  # what identified the closed case's URL was erased (retention)
+    CONTENT_CHANGED = "content_changed"  # changed checks in a row: an analyst must confirm
+    CONFIRMED = "confirmed"  # an analyst confirmed changed content removed, or present
+    RESUMED = "resumed"  # the changed content's original was served again: chasing resumes
+    CHASER_HELD = "chaser_held"  # the last check saw it gone: the chaser waits for proof
+    REAPPEARED = "reappeared"  # a watched, removed URL serves its content again
+    WATCH_ENDED = "watch_ended"  # a removed URL's watch ran its course
 
 
 class Role(StrEnum):

@@ -4,6 +4,7 @@ every reported URL has exactly one case
 every case is terminal, or open with a due time (visibly waiting)
 no (case, round, step) was delivered twice, counted at the SMTP server
 every removal was confirmed by consecutive gone checks
+no chaser or escalation was sent sooner after the step before it than the policy's gap
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from conftest import FAULT_FIGURES
 from faultstack import NEVER
 from sqlalchemy import select
-from stack import Stack
+from sqlalchemy.orm import Session
+from stack import DATA, Stack
 
+from workflows.config.policy import load_policy
 from workflows.kinds import OPEN_STATES, CaseState
 from workflows.store.models import Case, Check, Notice, NoticeItem
 
@@ -31,13 +34,14 @@ class Figures:
     duplicates: int  # (case, round, step) delivered more than once
     lost: int  # reported URLs with no case, or open cases with no due time
     drain_seconds: float
+    early: int = 0  # steps sent sooner after the step before them than the policy's gap
 
     def line(self) -> str:
         """Return the scenario's summary line."""
         return (
             f"{self.scenario}: {self.reported} URLs reported, {self.recovered} cases "
             f"recovered, {self.duplicates} duplicates delivered, {self.lost} cases lost, "
-            f"drained in {self.drain_seconds:.1f} s"
+            f"{self.early} steps early, drained in {self.drain_seconds:.1f} s"
         )
 
 
@@ -78,7 +82,30 @@ def check(
                 )
                 assert last == ["gone"] * confirm_checks, f"case {case.id} removed unconfirmed"
         settled = {c.id for c in cases if c.state not in OPEN_STATES or c.due_at is not None}
-    return Figures(scenario, len(urls), len(interrupted & settled), duplicates, lost, drain_seconds)
+        early = _early_steps(session, {c.id: c.route or "" for c in cases})
+    recovered = len(interrupted & settled)
+    return Figures(scenario, len(urls), recovered, duplicates, lost, drain_seconds, early)
+
+
+def _early_steps(session: Session, routes: dict[int, str]) -> int:
+    """Count steps sent sooner after the previous step's sending than the policy's gap."""
+    policy = load_policy(DATA / "test-policy.toml")
+    sent: dict[tuple[int, int], dict[int, float]] = {}
+    rows = session.execute(
+        select(NoticeItem.case_id, NoticeItem.round, NoticeItem.step, Notice.sent_at)
+        .join(Notice, NoticeItem.notice_id == Notice.id)
+        .where(Notice.sent_at.is_not(None))
+    )
+    for case_id, round_, step, sent_at in rows:
+        sent.setdefault((case_id, round_), {})[step] = sent_at.timestamp()
+    early = 0
+    for (case_id, _), steps in sent.items():
+        plan = policy.workflows.get(routes.get(case_id, ""), ())
+        for step, at in steps.items():
+            if 0 < step < len(plan) and step - 1 in steps:
+                gap = plan[step].after - plan[step - 1].after
+                early += at - steps[step - 1] < gap
+    return early
 
 
 def removable(urls: list[str]) -> list[str]:
@@ -92,7 +119,7 @@ def record_figures(
     """Check the invariants, add the scenario's line to the summary, demand 0 lost, 0 twice."""
     figures = check(stack, scenario, urls, interrupted, time.monotonic() - started, 2)
     FAULT_FIGURES.append(figures.line())
-    assert (figures.duplicates, figures.lost) == (0, 0)
+    assert (figures.duplicates, figures.lost, figures.early) == (0, 0, 0)
     return figures
 
 

@@ -129,7 +129,7 @@ def test_smtp_faults_defer_refuse_or_leave_uncertain_and_never_send_twice(stack:
     interrupted = {i for i, evs in events.items() if any(e.kind in hit for e in evs)}
     figures = check(stack, "SMTP 421/451/550, drops, stalls", urls, interrupted, drain, 2)
     FAULT_FIGURES.append(figures.line())
-    assert (figures.duplicates, figures.lost) == (0, 0)
+    assert (figures.duplicates, figures.lost, figures.early) == (0, 0, 0)
     assert figures.recovered == len(interrupted) > 0
     steps = delivered_steps(stack, notices, items)
     assert_faults_fired(stack, notices)

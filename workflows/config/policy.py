@@ -30,8 +30,15 @@ from workflows.core.policy import RECIPIENTS, ROUTES, SENDS, Policy, Step
 from workflows.errors import ConfigError
 from workflows.kinds import NoticeKind, Party
 
-_SCALARS = ("sweep_every", "recheck_every", "notice_window", "retrace_every", "max_notice_urls")
-KEYS = (*_SCALARS, "confirm_gone", "trace_retry", "workflow")
+_SCALARS = (
+    "sweep_every",
+    "recheck_every",
+    "notice_window",
+    "retrace_every",
+    "max_notice_urls",
+    "changed_checks",
+)
+KEYS = (*_SCALARS, "confirm_gone", "trace_retry", "watch_removed", "workflow")
 STEP_KEYS = ("after", "send", "to")
 # Ten years: a longer duration is surely a typo, and the cap keeps every due time finite.
 MAX_SECONDS = 3650 * 86400.0
@@ -84,6 +91,7 @@ def _policy(source: Source, data: dict[str, Any]) -> Policy:
     longest = _duration(retry, "max", "1h", positive=True)
     if longest < first:
         raise retry.error("max", "max must not be shorter than first")
+    watch = _table(top, "watch_removed", '{ every = "1d", for = "90d" }', ("every", "for"))
     return Policy(
         sweep_every=_duration(top, "sweep_every", "30s", positive=True),
         recheck_every=_duration(top, "recheck_every", "15m", positive=True),
@@ -95,6 +103,9 @@ def _policy(source: Source, data: dict[str, Any]) -> Policy:
         trace_retry_max=longest,
         max_notice_urls=_count(top, "max_notice_urls", 500),
         workflows=_workflows(top),
+        changed_checks=_count(top, "changed_checks", 2),
+        watch_every=_duration(watch, "every", "1d", positive=True),
+        watch_for=_duration(watch, "for", "90d"),
     )
 
 

@@ -46,7 +46,8 @@ class Settings:
     sender_name: str = "takedown"
     policy: Path | None = None  # None: the shipped policy
     templates: Path | None = None  # a folder overriding the shipped templates
-    fetch_proxy: str | None = None
+    fetch_proxies: tuple[str, ...] = ()  # vantages of re-checks; empty: direct
+    fetch_user_agent: str | None = None  # None: a current mainstream browser's
     fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
     fetch_deadline: float = 30.0  # seconds one re-check may take in all, redirects included
     fetch_max_bytes: int = 16 * 1024 * 1024  # body bytes hashed; a longer body is cut there
@@ -101,7 +102,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sender_name=get("SENDER_NAME") or "takedown",
         policy=_existing_file(get("POLICY"), "POLICY"),
         templates=_existing_dir(get("TEMPLATES"), "TEMPLATES"),
-        fetch_proxy=_proxy(get("FETCH_PROXY")),
+        fetch_proxies=_proxies(get("FETCH_PROXY")),
+        fetch_user_agent=_user_agent(get("FETCH_USER_AGENT")),
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
         fetch_deadline=seconds("FETCH_DEADLINE", "30s"),
         fetch_max_bytes=_positive_int(get("FETCH_MAX_BYTES") or "16777216", "FETCH_MAX_BYTES"),
@@ -260,13 +262,26 @@ def _retention(text: str | None) -> float | None:
     return None if text is None else parse_retention(text, PREFIX + "RETENTION")
 
 
-def _proxy(text: str | None) -> str | None:
-    if text is None:
-        return None
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{PREFIX}FETCH_PROXY: {redact_url(text)!r} is not an http(s) proxy URL")
-    return text
+def _proxies(text: str | None) -> tuple[str, ...]:
+    """Return the fetch proxies of a comma list: each a vantage re-checks rotate between."""
+    found: list[str] = []
+    for item in (part.strip() for part in (text or "").split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = redact_url(item)
+            raise ConfigError(f"{PREFIX}FETCH_PROXY: {shown!r} is not an http(s) proxy URL")
+        if item not in found:
+            found.append(item)
+    return tuple(found)
+
+
+def _user_agent(text: str | None) -> str | None:
+    """Return a User-Agent for re-checks: one printable line."""
+    if text is not None and not text.strip().isprintable():
+        raise ConfigError(f"{PREFIX}FETCH_USER_AGENT: must be one line of printable text")
+    return None if text is None else text.strip()
 
 
 def _cidrs(text: str) -> tuple[str, ...]:

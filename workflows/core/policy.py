@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from workflows.core.routing import Route
 from workflows.kinds import NoticeKind, Party
 
-SENDS = tuple(kind.value for kind in NoticeKind)
+# What a step may send; a `reappeared` notice is the engine's, when removed content comes back.
+SENDS = tuple(kind.value for kind in NoticeKind if kind != NoticeKind.REAPPEARED)
 RECIPIENTS = tuple(party.value for party in Party)
 ROUTES = tuple(route.value for route in Route)
 
@@ -42,6 +43,9 @@ class Policy:
     trace_retry_max: float
     max_notice_urls: int
     workflows: Mapping[str, tuple[Step, ...]]  # by route name, every Route present
+    changed_checks: int = 2  # consecutive changed checks before an analyst must confirm
+    watch_every: float = 86400.0  # how often a removed URL is checked again
+    watch_for: float = 90 * 86400.0  # for how long after its removal (0: not watched)
 
 
 def trace_retry_delay(policy: Policy, attempt: int, rand: Callable[[], float]) -> float:

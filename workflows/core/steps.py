@@ -2,9 +2,10 @@
 
 DESIGN, Chase: `after` counts from the case's routing, and a step never falls due sooner
 after the previous step's notice was actually sent than the gap between the two steps,
-so an outage that delays a notice does not bring its chaser forward. A notice not sent
-(yet) holds nothing back: a step falls due on time while its predecessor still waits in
-the outbox, and a refused or skipped step leaves the next one to its routing time.
+so an outage that delays a notice does not bring its chaser forward. While the previous
+step's notice is still on its way (owed, in the outbox, being sent: a killed worker, an
+SMTP outage) the next step waits for it, unless the policy puts no gap between them; a
+refused, uncertain or skipped step leaves the next one to its routing time.
 
 Pure: times are epoch seconds. The engine reads the case and when its notices went out,
 and applies the decision (the re-trace before a chaser, the recipients, the writes).
@@ -12,7 +13,7 @@ and applies the decision (the re-trace before a chaser, the recipients, the writ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from workflows.core.policy import Policy, Step
@@ -23,7 +24,8 @@ class StepsDue:
     """The steps due now, in order, and when the first step after them falls due."""
 
     due: tuple[Step, ...]
-    next_at: float | None  # None: the workflow ends with the due steps
+    next_at: float | None  # None: the workflow ends with the due steps, or waits (below)
+    waiting: bool = False  # the next step waits until the previous one's notice is sent
 
 
 def next_step(policy: Policy, route: str, steps_done: int) -> Step | None:
@@ -49,16 +51,25 @@ def due_steps(
     routed_at: float,
     sent: Mapping[int, float],
     now: float,
+    unsent: Collection[int] = (),
 ) -> StepsDue:
     """Return the steps due at NOW after DONE steps, and when the next one falls due.
 
     SENT maps a step's index to when its notice was actually sent, in the case's current
-    routing; steps without a sent notice are not in it.
+    routing; steps without a sent notice are not in it. UNSENT holds the steps owed whose
+    notice has not gone out yet (nor failed): the step after one of them waits.
     """
     if done < 0:
         raise ValueError(f"steps_done must not be negative, not {done}")
     due: list[Step] = []
     for position in range(done, len(steps)):
+        if position and steps[position].after > steps[position - 1].after:
+            # Owed in this same decision, or owed earlier and still on its way.
+            on_its_way = position - 1 >= done or position - 1 in unsent
+            if on_its_way and position - 1 not in sent:
+                # Not before its routing time in any case; after that, at the next look.
+                earliest = routed_at + steps[position].after
+                return StepsDue(tuple(due), earliest if earliest > now else None, waiting=True)
         sent_at = sent.get(position - 1) if position else None
         previous = None if sent_at is None else (steps[position - 1], sent_at)
         at = step_due_at(steps[position], routed_at, previous)

@@ -1,6 +1,10 @@
 """Acting stage: owe the due workflow steps of active cases and re-check their URLs.
 
-    act_cases     ACTIVE: owe the due workflow steps (re-tracing before chasers), re-check
+    act_cases     ACTIVE: re-check, then owe the due workflow steps (re-tracing before
+                  chasers; a chaser waits while the last check saw the content gone)
+                  NEEDS_ANALYST with changed content: re-check only (the same content
+                  again resumes the workflow, confirmed gone removes it)
+                  REMOVED and watched: re-check; the same bytes or picture reopens it
 
 It reads the cases it was given, does its I/O outside any transaction, and writes with
 compare-and-set: a stale or duplicate task changes nothing.
@@ -9,8 +13,9 @@ compare-and-set: a stale or duplicate task changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import wait
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -20,44 +25,94 @@ from sqlalchemy.orm import Session
 from workflows.core.policy import Step, trace_retry_delay
 from workflows.core.steps import StepsDue, due_steps
 from workflows.core.urls import normalize_url
-from workflows.core.verdict import Confirmation, classify, next_removal_state
+from workflows.core.verdict import (
+    Confirmation,
+    Evidence,
+    Verdict,
+    classify,
+    next_changed_streak,
+    next_removal_state,
+    reappeared,
+)
 from workflows.engine.runtime import Runtime
 from workflows.engine.tracing import load_cases, routing_of, seconds
 from workflows.errors import LookupFailed
-from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, Party
+from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, NoticeStatus, Party
 from workflows.recheck.fetch import FetchResult
-from workflows.store.cases import record, release
+from workflows.store.cases import record, release, url_key
 from workflows.store.db import transaction
 from workflows.store.models import Case, Check, Notice, NoticeItem
 
+ACTABLE = (CaseState.ACTIVE, CaseState.NEEDS_ANALYST, CaseState.REMOVED)
+CHASING = (NoticeKind.CHASER, NoticeKind.ESCALATION)
+
 
 def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
-    """Owe every due workflow step of each active case, then re-check it if due."""
-    cases = load_cases(rt, ids, (CaseState.ACTIVE,))
-    fetched = _fetch_due(rt, cases, rt.clock())
-    sent = _sent_times(rt, cases)
+    """Re-check each case if due, then owe its due workflow steps; watch removed ones."""
+    cases = [c for c in load_cases(rt, ids, ACTABLE) if _actable(c)]
+    now = rt.clock()
+    active = [c for c in cases if c.state == CaseState.ACTIVE]
+    sent = _sent_times(rt, active)
+    # Fair chasing: a URL is re-checked just before a chaser or escalation is built.
+    chasing = {
+        c.id
+        for c in active
+        if any(
+            step.send in CHASING
+            for step in _decide(
+                rt, c.route or "", c.steps_done, c.routed_at or now, sent[c.id], now
+            ).due
+        )
+    }
+    fetched = _fetch_due(rt, cases, now, chasing)
     for case in cases:
         now = rt.clock()
         values: dict[str, Any] = {}
         items: list[dict[str, Any]] = []
         events: list[tuple[EventKind, dict[str, Any]]] = []
-        _due_steps(rt, case, now, sent[case.id], values, items, events)
+        if case.state == CaseState.REMOVED:
+            check = _watch(rt, case, now, values, events, fetched.get(case.id))
+            _finish(rt, case, now, values, items, events, check)
+            continue
         check = _recheck(rt, case, now, values, events, fetched.get(case.id))
+        if case.state == CaseState.ACTIVE and values.get("state", case.state) == CaseState.ACTIVE:
+            held = values.get("gone_streak", case.gone_streak) > 0
+            _due_steps(rt, case, now, sent[case.id], values, items, events, held)
         _finish(rt, case, now, values, items, events, check)
 
 
-def _fetch_due(rt: Runtime, cases: Sequence[Case], now: dt.datetime) -> dict[int, FetchResult]:
+def _actable(case: Case) -> bool:
+    """Tell whether the act task handles CASE: a needs-analyst case only for changed content."""
+    if case.state == CaseState.NEEDS_ANALYST:
+        return case.changed_streak > 0
+    if case.state == CaseState.REMOVED:
+        return case.watch_until is not None
+    return True
+
+
+def _fetch_due(
+    rt: Runtime, cases: Sequence[Case], now: dt.datetime, chasing: set[int]
+) -> dict[int, FetchResult]:
     """Re-check the URLs due now, a few at once, within a time budget; return what finished.
 
     A task's cases are mostly one host's (the sweep batches by host), so the process's
     small fetch pool also bounds how hard one host is hit. A fetch that outlives the budget
     is dropped: its case keeps its past check time and the next sweep hands it out again,
-    instead of the whole batch overrunning its claim behind one slow host.
+    instead of the whole batch overrunning its claim behind one slow host. Checks rotate
+    among the vantages (fetch proxies), so consecutive checks come from different ones.
     """
-    due = {c.id: c.url for c in cases if c.check_due_at is not None and c.check_due_at <= now}
+    due = [
+        c
+        for c in cases
+        if c.id in chasing or (c.check_due_at is not None and c.check_due_at <= now)
+    ]
     if not due:
         return {}
-    futures = {rt.fetch_pool.submit(rt.fetcher.fetch, url): id_ for id_, url in due.items()}
+    fetchers = rt.fetchers
+    futures = {
+        rt.fetch_pool.submit(fetchers[(c.id + c.checks_made) % len(fetchers)].fetch, c.url): c.id
+        for c in due
+    }
     finished, _ = wait(futures, timeout=rt.fetch_budget)
     return {futures[f]: f.result() for f in finished}
 
@@ -66,23 +121,34 @@ def _due_steps(
     rt: Runtime,
     case: Case,
     now: dt.datetime,
-    sent: Mapping[int, float],
+    sent: StepTimes,
     values: dict[str, Any],
     items: list[dict[str, Any]],
     events: list[tuple[EventKind, dict[str, Any]]],
+    gone_seen: bool = False,
 ) -> None:
-    """Owe the steps core.steps finds due (re-tracing before a chaser); note the next one."""
+    """Owe the steps core.steps finds due (re-tracing before a chaser); note the next one.
+
+    GONE_SEEN: the last check saw the content gone; a chaser or escalation then waits for
+    the confirming check instead of going out for content that may already be down.
+    """
     route, routed_at = case.route or "", case.routed_at or now
     done, round_ = case.steps_done, case.round
     decision = _decide(rt, route, done, routed_at, sent, now)
     owed = list(decision.due)
     while owed:
         step = owed.pop(0)
-        chases = step.send in (NoticeKind.CHASER, NoticeKind.ESCALATION)
+        chases = step.send in CHASING
+        if chases and gone_seen:
+            check_at = values.get("check_due_at", case.check_due_at) or now
+            detail = {"step": step.index, "send": step.send, "until": check_at.isoformat()}
+            events.append((EventKind.CHASER_HELD, detail))
+            values["steps_done"], values["_next_step_at"] = done, check_at
+            return
         if chases and (moved := _moved(rt, case)) is not None:
             round_, route, done = _hop(moved, round_, now, values, events), moved["route"], 0
             # The new routing starts its workflow afresh: none of its notices went out yet.
-            decision = _decide(rt, route, 0, now, {}, now)
+            decision = _decide(rt, route, 0, now, StepTimes(), now)
             owed = list(decision.due)
             continue
         try:
@@ -103,12 +169,13 @@ def _decide(
     route: str,
     done: int,
     routed_at: dt.datetime,
-    sent: Mapping[int, float],
+    times: StepTimes,
     now: dt.datetime,
 ) -> StepsDue:
     """Ask core.steps which of the route's steps are due, in epoch seconds."""
     steps = rt.policy.workflows[route]
-    return due_steps(steps, done, routed_at.timestamp(), sent, now.timestamp())
+    stamp = routed_at.timestamp()
+    return due_steps(steps, done, stamp, times.sent, now.timestamp(), times.unsent)
 
 
 def _hop(
@@ -150,12 +217,14 @@ def _owe(
         detail = {"step": step.index, "send": step.send, "to": step.to, "reason": reason}
         events.append((EventKind.STEP_SKIPPED, detail))
         return
+    # The first step of the round a reappearance began tells the party it came back.
+    back = step.index == 0 and round_ == values.get("reappeared_round", case.reappeared_round)
     items.append(
         {
             "case_id": case.id,
             "round": round_,
             "step": step.index,
-            "kind": step.send,
+            "kind": NoticeKind.REAPPEARED if back else step.send,
             "party": step.to,
             "recipients": recipients,
             "country": country,
@@ -164,22 +233,42 @@ def _owe(
     )
 
 
-def _sent_times(rt: Runtime, cases: Sequence[Case]) -> dict[int, dict[int, float]]:
-    """Return when each case's notices of its current round were actually sent, by step."""
+@dataclass
+class StepTimes:
+    """A case's steps of its current round: when each was sent, and which are on their way."""
+
+    sent: dict[int, float] = field(default_factory=dict)  # step → epoch seconds sent
+    unsent: set[int] = field(default_factory=set)  # owed, not sent yet, not failed
+
+
+def _sent_times(rt: Runtime, cases: Sequence[Case]) -> dict[int, StepTimes]:
+    """Return when each case's notices of its current round were sent, and which are not yet."""
     rounds = {case.id: case.round for case in cases}
-    sent: dict[int, dict[int, float]] = {case_id: {} for case_id in rounds}
+    times = {case_id: StepTimes() for case_id in rounds}
     if not rounds:
-        return sent
+        return times
+    on_the_way = (NoticeStatus.PENDING, NoticeStatus.SENDING)
     with rt.sessions() as session:
         rows = session.execute(
-            select(NoticeItem.case_id, NoticeItem.round, NoticeItem.step, Notice.sent_at)
-            .join(Notice, NoticeItem.notice_id == Notice.id)
-            .where(NoticeItem.case_id.in_(rounds), Notice.sent_at.is_not(None))
+            select(
+                NoticeItem.case_id,
+                NoticeItem.round,
+                NoticeItem.step,
+                NoticeItem.notice_id,
+                Notice.sent_at,
+                Notice.status,
+            )
+            .outerjoin(Notice, NoticeItem.notice_id == Notice.id)
+            .where(NoticeItem.case_id.in_(rounds))
         )
-        for case_id, round_, step, sent_at in rows:
-            if sent_at is not None and round_ == rounds[case_id]:
-                sent[case_id][step] = sent_at.timestamp()
-    return sent
+        for case_id, round_, step, notice_id, sent_at, status in rows:
+            if round_ != rounds[case_id]:
+                continue
+            if sent_at is not None:
+                times[case_id].sent[step] = sent_at.timestamp()
+            elif notice_id is None or status in on_the_way:
+                times[case_id].unsent.add(step)
+    return times
 
 
 def _moved(rt: Runtime, case: Case) -> dict[str, Any] | None:
@@ -207,6 +296,46 @@ def _recipients(
     return values.get("recipients", case.recipients) or "", country
 
 
+def _evidence(result: FetchResult) -> Evidence | None:
+    """Return the evidence of a present fetch, None for any other outcome."""
+    if result.outcome != CheckOutcome.PRESENT:
+        return None
+    found = result.fingerprints
+    if found is None:
+        return Evidence(sha256=result.sha256)
+    return Evidence(
+        sha256=result.sha256,
+        kind=found.kind,
+        pdq=found.pdq,
+        tlsh=found.tlsh,
+        text_sha256=found.text_sha256,
+    )
+
+
+def _check_row(
+    case: Case, now: dt.datetime, result: FetchResult, verdict: Verdict
+) -> dict[str, Any]:
+    """Return the Check row of one fetch and its verdict: the evidence, never the body."""
+    found = result.fingerprints
+    return {
+        "case_id": case.id,
+        "at": now,
+        "outcome": verdict.outcome,
+        "http_status": result.status,
+        "sha256": result.sha256,
+        "address": result.address,
+        "reason": result.reason,
+        "content_type": result.content_type,
+        "size": result.size if result.outcome == CheckOutcome.PRESENT else None,
+        "pdq": found.pdq if found else None,
+        "pdq_quality": found.pdq_quality if found else None,
+        "tlsh": found.tlsh if found else None,
+        "text_sha256": found.text_sha256 if found else None,
+        "vantage": result.vantage,
+        "rule": verdict.rule,
+    }
+
+
 def _recheck(
     rt: Runtime,
     case: Case,
@@ -218,32 +347,136 @@ def _recheck(
     """Fold a finished re-check into VALUES; return the Check row, or None without one."""
     if result is None:
         return None
-    outcome = classify(result.outcome, result.sha256, case.content_hash)
-    if outcome == CheckOutcome.PRESENT and case.content_hash is None:
-        values["content_hash"] = result.sha256
-    confirm = Confirmation(rt.policy.confirm_checks, rt.policy.confirm_spacing)
+    reference = Evidence.from_dict(case.evidence)
+    evidence = _evidence(result)
+    verdict = classify(result.outcome, evidence, reference)
+    outcome = verdict.outcome
+    values["checks_made"] = case.checks_made + 1
+    if outcome == CheckOutcome.PRESENT and reference is None and evidence is not None:
+        values["evidence"], values["content_hash"] = evidence.as_dict(), result.sha256
+    vantages = min(2, len(rt.fetchers), rt.policy.confirm_checks)
+    confirm = Confirmation(rt.policy.confirm_checks, rt.policy.confirm_spacing, vantages)
     last_gone = case.last_gone_at.timestamp() if case.last_gone_at else None
-    state = next_removal_state(case.gone_streak, last_gone, outcome, now.timestamp(), confirm)
+    seen = frozenset(filter(None, (case.gone_vantages or "").split("\n")))
+    state = next_removal_state(
+        case.gone_streak, last_gone, outcome, now.timestamp(), confirm, seen, result.vantage
+    )
     values["gone_streak"] = state.gone_streak
+    values["gone_vantages"] = "\n".join(sorted(state.vantages)) or None
     if state.gone_streak > case.gone_streak:
         values["last_gone_at"] = now  # only a check that counted starts the next spacing
+    changed, needs_analyst = next_changed_streak(
+        case.changed_streak, outcome, rt.policy.changed_checks
+    )
+    if case.state == CaseState.NEEDS_ANALYST and outcome != CheckOutcome.PRESENT:
+        changed = max(changed, 1)  # it waits for an analyst (or proof) until it leaves
+    values["changed_streak"] = changed
+    after = state.next_check_at or now.timestamp() + rt.policy.recheck_every
+    values["check_due_at"] = dt.datetime.fromtimestamp(after, dt.UTC)
     if state.confirmed:
+        by = "nxdomain" if result.permanent_dns else "status"
         values.update(
-            state=CaseState.REMOVED, removed_at=now, open_key=None, check_due_at=None, due_at=None
+            state=CaseState.REMOVED,
+            removed_at=now,
+            removed_by=by,
+            open_key=None,
+            **_watch_from(rt, now),
         )
-        events.append((EventKind.REMOVED, {"checks": state.gone_streak}))
-    else:
-        after = state.next_check_at or now.timestamp() + rt.policy.recheck_every
-        values["check_due_at"] = dt.datetime.fromtimestamp(after, dt.UTC)
+        detail = {"checks": state.gone_streak, "by": by, "vantages": sorted(state.vantages)}
+        events.append((EventKind.REMOVED, detail))
+    elif case.state == CaseState.NEEDS_ANALYST and outcome == CheckOutcome.PRESENT:
+        # The content it was first reported with is served again: chasing goes on.
+        values.update(state=CaseState.ACTIVE, last_error=None)
+        events.append((EventKind.RESUMED, {"rule": verdict.rule}))
+    elif case.state == CaseState.ACTIVE and needs_analyst:
+        reason = f"content changed: confirm removal ({verdict.rule})"
+        values.update(state=CaseState.NEEDS_ANALYST, last_error=reason)
+        events.append((EventKind.CONTENT_CHANGED, {"checks": changed, "rule": verdict.rule}))
+    return _check_row(case, now, result, verdict)
+
+
+def _watch_from(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Return the columns that keep a just-removed URL watched (watch_removed)."""
+    if rt.policy.watch_for <= 0:
+        return {"check_due_at": None, "due_at": None, "watch_until": None}
+    first = now + seconds(min(rt.policy.watch_every, rt.policy.watch_for))
     return {
-        "case_id": case.id,
-        "at": now,
-        "outcome": outcome,
-        "http_status": result.status,
-        "sha256": result.sha256,
-        "address": result.address,
-        "reason": result.reason,
+        "check_due_at": first,
+        "due_at": first,
+        "watch_until": now + seconds(rt.policy.watch_for),
     }
+
+
+def _watch(
+    rt: Runtime,
+    case: Case,
+    now: dt.datetime,
+    values: dict[str, Any],
+    events: list[tuple[EventKind, dict[str, Any]]],
+    result: FetchResult | None,
+) -> dict[str, Any] | None:
+    """Check a removed, watched URL; reopen the case when its content came back."""
+    if result is None:
+        values["due_at"] = case.due_at  # not checked in time: the next sweep hands it out again
+        return None
+    reference = Evidence.from_dict(case.evidence)
+    evidence = _evidence(result)
+    verdict = classify(result.outcome, evidence, reference)
+    back = reappeared(evidence, reference) if verdict.outcome == CheckOutcome.PRESENT else None
+    if back is not None:
+        _reopen(rt, case, now, values, events, back)
+        return _check_row(case, now, result, verdict)
+    following = now + seconds(rt.policy.watch_every)
+    if case.watch_until is None or following > case.watch_until:
+        values.update(check_due_at=None, due_at=None, watch_until=None)
+        events.append((EventKind.WATCH_ENDED, {"since": iso_or_none(case.removed_at)}))
+    else:
+        values.update(check_due_at=following, due_at=following)
+    return _check_row(case, now, result, verdict)
+
+
+def _reopen(
+    rt: Runtime,
+    case: Case,
+    now: dt.datetime,
+    values: dict[str, Any],
+    events: list[tuple[EventKind, dict[str, Any]]],
+    rule: str,
+) -> None:
+    """Reopen a removed case whose content came back: a new round, its workflow afresh."""
+    detail: dict[str, Any] = {"rule": rule, "removed_at": iso_or_none(case.removed_at)}
+    with rt.sessions() as session:
+        other = session.scalar(select(Case.id).where(Case.open_key == url_key(case.url)))
+    if other is not None:
+        # The URL was reported again meanwhile: that open case carries on; this one stops.
+        values.update(check_due_at=None, due_at=None, watch_until=None)
+        events.append((EventKind.REAPPEARED, {**detail, "followed_by": other}))
+        return
+    round_ = case.round + 1
+    values.update(
+        state=CaseState.ACTIVE,
+        open_key=url_key(case.url),
+        round=round_,
+        steps_done=0,
+        routed_at=now,
+        removed_at=None,
+        removed_by=None,
+        watch_until=None,
+        gone_streak=0,
+        gone_vantages=None,
+        last_gone_at=None,
+        changed_streak=0,
+        reappeared=case.reappeared + 1,
+        reappeared_round=round_,
+        check_due_at=now + seconds(rt.policy.recheck_every),
+        due_at=now,
+    )
+    events.append((EventKind.REAPPEARED, {**detail, "round": round_}))
+
+
+def iso_or_none(at: dt.datetime | None) -> str | None:
+    """Return AT in ISO 8601, or None."""
+    return None if at is None else at.isoformat()
 
 
 def _finish(
@@ -257,7 +490,9 @@ def _finish(
 ) -> None:
     """Write the case, its owed items, its check and events in one compare-and-set."""
     next_step_at = values.pop("_next_step_at", None)
-    if values.get("state") != CaseState.REMOVED:
+    if values.get("state", case.state) not in (CaseState.REMOVED, CaseState.ACTIVE):
+        values.setdefault("due_at", values.get("check_due_at", case.check_due_at))
+    elif values.get("state", case.state) == CaseState.ACTIVE and "due_at" not in values:
         check_at = values.get("check_due_at", case.check_due_at)
         due = [t for t in (next_step_at, check_at) if t is not None]
         values["due_at"] = min(due) if due else now + seconds(rt.policy.recheck_every)

@@ -1,4 +1,4 @@
-"""What people do to cases: close, reopen, note, re-check now, hold and release.
+"""What people do to cases: close, reopen, note, re-check now, confirm, hold and release.
 
 Each action is a compare-and-set on the case's version (a worker's claim or another
 person's action in between makes it read the case again) and an event whose actor is the
@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
+from workflows.core.verdict import Evidence
 from workflows.errors import BadValue, Conflict, NotFound
-from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState, EventKind
+from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState, CheckOutcome, EventKind
 from workflows.store.cases import SYSTEM, record, release, url_key
-from workflows.store.models import Case, NoticeItem, User
+from workflows.store.models import Case, Check, NoticeItem, User
 
 MAX_HOLD = dt.timedelta(days=365)
 MAX_TEXT = 10_000  # a note or a reason
@@ -141,7 +142,7 @@ def force_recheck(
         if case.state not in OPEN_STATES:
             raise Conflict(f"case {case.id} is {case.state}, not open")
         values: dict[str, Any] = {"due_at": now}
-        if case.state == CaseState.ACTIVE:
+        if case.state == CaseState.ACTIVE or case.changed_streak > 0:
             values["check_due_at"] = now
         return values
 
@@ -153,6 +154,79 @@ def force_recheck(
         EventKind.RECHECK_REQUESTED,
         now,
         user.name,
+        reason=reason,
+        was=before["state"],
+    )
+    return case
+
+
+def confirm(
+    session: Session,
+    case_id: int,
+    user: User,
+    removed: bool,
+    *,
+    now: dt.datetime,
+    reason: str | None = None,
+    watch: tuple[float, float] = (86400.0, 90 * 86400.0),
+) -> Case:
+    """Settle a case whose content changed: REMOVED confirms removal, else still present.
+
+    Removed: the case is removed by the analyst's word and watched (WATCH: every, for, in
+    seconds) like any removal. Present: what the URL serves now becomes the content later
+    checks are compared with, and the workflow goes on where it stood.
+    """
+    check_text("reason", reason)
+    latest = session.scalars(
+        select(Check)
+        .where(Check.case_id == case_id, Check.outcome == CheckOutcome.CHANGED)
+        .order_by(Check.id.desc())
+        .limit(1)
+    ).first()
+
+    def decide(case: Case) -> dict[str, Any]:
+        if case.changed_streak == 0 or latest is None:
+            raise Conflict(f"case {case.id} has no changed content to confirm")
+        if case.state not in (CaseState.ACTIVE, CaseState.NEEDS_ANALYST):
+            raise Conflict(f"case {case.id} is {case.state}: nothing to confirm")
+        if removed:
+            every, period = watch
+            first = now + dt.timedelta(seconds=min(every, period))
+            return {
+                "state": CaseState.REMOVED,
+                "removed_at": now,
+                "removed_by": "analyst",
+                "open_key": None,
+                "changed_streak": 0,
+                "last_error": None,
+                "check_due_at": first if period > 0 else None,
+                "due_at": first if period > 0 else None,
+                "watch_until": now + dt.timedelta(seconds=period) if period > 0 else None,
+            }
+        evidence = Evidence(
+            sha256=latest.sha256,
+            kind="picture" if latest.pdq else "page" if latest.text_sha256 else "other",
+            pdq=latest.pdq,
+            tlsh=latest.tlsh,
+            text_sha256=latest.text_sha256,
+        )
+        return {
+            "state": CaseState.ACTIVE,
+            "evidence": evidence.as_dict(),
+            "content_hash": latest.sha256,
+            "changed_streak": 0,
+            "last_error": None,
+            "due_at": now,
+        }
+
+    case, before = _apply(session, case_id, decide)
+    record(
+        session,
+        case.id,
+        EventKind.CONFIRMED,
+        now,
+        user.name,
+        removed=removed,
         reason=reason,
         was=before["state"],
     )

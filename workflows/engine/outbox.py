@@ -13,12 +13,13 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.engine.runtime import Runtime
-from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, EventKind, NoticeStatus
+from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, EventKind, NoticeKind, NoticeStatus
 from workflows.notify.notices import NoticeItem as MailItem
 from workflows.notify.notices import (
     NoticeRequest,
@@ -116,7 +117,8 @@ def _new_notice(
     session.add(notice)
     session.flush()
     notice.message_id = make_message_id(notice.id, _domain(rt), token)
-    thread = _thread_of(session, items) if kind not in FIRST_NOTICE_KINDS else []
+    starts = kind in FIRST_NOTICE_KINDS and kind != NoticeKind.REAPPEARED  # its own thread
+    thread = [] if starts else _thread_of(session, items, kind)
     notice.language = language_for_country(items[0].country)
     notice.in_reply_to, notice.references = thread[0] if thread else None, " ".join(thread) or None
     listed = [cases[i.case_id] for i in items]
@@ -185,19 +187,31 @@ def mail_item(case: Case) -> MailItem:
     )
 
 
-def _thread_of(session: Session, items: Sequence[NoticeItem]) -> list[str]:
-    """Return the Message-IDs of the first notices these items' cases got (threading)."""
+def _thread_of(session: Session, items: Sequence[NoticeItem], kind: str) -> list[str]:
+    """Return the Message-IDs a notice of KIND for ITEMS threads to.
+
+    Chasers and escalations: the first notices of the items' cases in this round. A
+    reappeared notice: the first notices of each case's latest earlier round, which it
+    cites.
+    """
     ids = []
+    where: tuple[Any, ...]
+    order: tuple[Any, ...]
     for item in items:
+        if kind == NoticeKind.REAPPEARED:
+            where = (NoticeItem.round < item.round,)
+            order = (NoticeItem.round.desc(), Notice.id)
+        else:
+            where, order = (NoticeItem.round == item.round,), (Notice.id,)
         first = session.scalars(
             select(Notice.message_id)
             .join(NoticeItem, NoticeItem.notice_id == Notice.id)
             .where(
                 NoticeItem.case_id == item.case_id,
-                NoticeItem.round == item.round,
+                *where,
                 NoticeItem.kind.in_(FIRST_NOTICE_KINDS),
             )
-            .order_by(Notice.id)
+            .order_by(*order)
             .limit(1)
         ).first()
         if first and first not in ids:

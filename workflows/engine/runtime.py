@@ -22,7 +22,7 @@ from workflows.core.policy import Policy
 from workflows.errors import ConfigError
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
-from workflows.recheck.fetch import Fetcher
+from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
 from workflows.store.db import engine_for, session_factory, utcnow
 from workflows.trace.tracer import Tracer
 
@@ -64,14 +64,28 @@ class Runtime:
 
     @cached_property
     def fetcher(self) -> Fetcher:
-        """Return this process's re-check fetcher."""
+        """Return this process's re-check fetcher (through the first proxy, if any)."""
+        proxies = self.settings.fetch_proxies
+        return self._fetcher(proxies[0] if proxies else None)
+
+    @cached_property
+    def fetchers(self) -> tuple[Fetcher, ...]:
+        """Return one fetcher per vantage (TAKEDOWN_FETCH_PROXY); re-checks rotate among them."""
+        proxies = self.settings.fetch_proxies
+        if len(proxies) <= 1:
+            return (self.fetcher,)
+        return (self.fetcher, *(self._fetcher(proxy) for proxy in proxies[1:]))
+
+    def _fetcher(self, proxy: str | None) -> Fetcher:
+        """Build a fetcher through PROXY (None: direct), closed with the runtime."""
         allow = [ipaddress.ip_network(cidr) for cidr in self.settings.fetch_allow]
         fetcher = Fetcher(
             self.tracer.resolver,
             allow=allow,
-            proxy=self.settings.fetch_proxy,
+            proxy=proxy,
             deadline=self.settings.fetch_deadline,
             max_bytes=self.settings.fetch_max_bytes,
+            user_agent=self.settings.fetch_user_agent or DEFAULT_USER_AGENT,
         )
         self._closers.append(fetcher.close)
         return fetcher

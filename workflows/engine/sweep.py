@@ -57,8 +57,9 @@ def sweep(rt: Runtime, publish: Publish) -> SweepReport:
     with transaction(rt.sessions) as session:
         claimed = claim_due(session, now, rt.lease)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for case_id, state, host in claimed:
-        task = "takedown.act" if state == CaseState.ACTIVE else "takedown.trace"
+    for case_id, state, host, changed in claimed:
+        acted = state in (CaseState.ACTIVE, CaseState.REMOVED) or changed
+        task = "takedown.act" if acted else "takedown.trace"
         groups[(task, host)].append(case_id)
     for (task, _host), ids in sorted(groups.items()):
         for start in range(0, len(ids), BATCH):

@@ -41,6 +41,8 @@ def load_cases(rt: Runtime, ids: Sequence[int], states: Sequence[str]) -> list[C
 def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
     """Trace each case and route it, or give it a due time to try again."""
     for case in load_cases(rt, ids, TRACEABLE):
+        if case.state == CaseState.NEEDS_ANALYST and case.changed_streak > 0:
+            continue  # its content changed: it is re-checked (act), not traced, until settled
         result = rt.tracer.trace(normalize_url(case.url))
         with transaction(rt.sessions) as session:
             if result.route:

@@ -194,6 +194,8 @@ def notice_context(request: NoticeRequest) -> dict[str, Any]:
         # The earliest: for one URL that is the first item's, as the caller expects.
         "first_notified_at": min(notified) if notified else None,
         "sent_at": request.sent_at,
+        # A reappeared notice cites the notices it follows up (threaded to them).
+        "earlier_notices": request.references if request.kind == NoticeKind.REAPPEARED else (),
     }
 
 

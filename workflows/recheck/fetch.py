@@ -1,9 +1,15 @@
-"""Re-check a reported URL over HTTP(S): stream its body into SHA-256, never store it.
+"""Re-check a reported URL over HTTP(S): stream its body into its evidence, never store it.
 
 Each hop resolves its host with our resolver and connects only to an address the egress
 guard permits (`workflows.recheck.egress`); redirects are followed by hand, each hop guarded
-again. The body is hashed chunk by chunk and dropped: it is in memory one chunk at a
-time, never on disk, never in a log, never in the result.
+again. The body is hashed chunk by chunk into SHA-256 while its first bytes (at most
+`fingerprint.SAMPLE_LIMIT`) go into a bounded buffer, fingerprinted (PDQ of a picture, TLSH
+of a page's text) and dropped as soon as the body ends: it is never on disk, never in a
+log, never in the result.
+
+Requests look like a current mainstream browser's (User-Agent, Accept, Accept-Language):
+hosts hide content from anything that looks like a robot. Bodies are asked for unencoded
+(`Accept-Encoding: identity`), so the bytes hashed are the bytes served.
 
     outcome      when                                                     evidence of removal
     present      2xx (sha256 of the body, up to max_bytes)                no
@@ -47,9 +53,23 @@ from workflows.recheck.egress import (
     permitted_addresses,
     proxy_origin,
 )
+from workflows.recheck.fingerprint import SAMPLE_LIMIT, Fingerprints, Sample
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
-DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; takedown-recheck/0.1)"
+# A current mainstream browser (TAKEDOWN_FETCH_USER_AGENT overrides it): cloaking hosts
+# answer 404 to anything naming a robot, a script or "compatible;".
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+BROWSER_HEADERS = {
+    "Accept": (
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+        "image/apng,*/*;q=0.8"
+    ),
+    "Accept-Language": "en-GB,en;q=0.9",
+    "Accept-Encoding": "identity",
+}
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 GONE = frozenset({404, 410, 451})  # RFC 9110 §15.5.5, §15.5.11; RFC 7725 (legal reasons)
@@ -65,6 +85,9 @@ class FetchResult:
     status: int | None = None
     sha256: str | None = None  # hex; only for present
     size: int = 0  # body bytes read (hashed, for present)
+    content_type: str | None = None  # as served, for present
+    fingerprints: Fingerprints | None = None  # for present: PDQ or TLSH where they apply
+    vantage: str = "direct"  # the proxy the check went through, or direct
     truncated: bool = False  # the body was longer than max_bytes: the hash is of its start
     address: str | None = None  # the address connected to (the proxy's behind a proxy)
     redirects: tuple[str, ...] = ()  # each Location followed, absolute, in order
@@ -90,6 +113,7 @@ class _Hop:
     lane: _Lane
     redirects: list[str] = field(default_factory=list)
     address: str | None = None  # the address the current hop connected to
+    vantage: str = "direct"
 
     def result(
         self,
@@ -101,6 +125,8 @@ class _Hop:
         size: int = 0,
         truncated: bool = False,
         permanent_dns: bool = False,
+        content_type: str | None = None,
+        fingerprints: Fingerprints | None = None,
     ) -> FetchResult:
         """Return the fetch's result, seen at the current URL."""
         return FetchResult(
@@ -109,6 +135,9 @@ class _Hop:
             status=status,
             sha256=sha256,
             size=size,
+            content_type=content_type,
+            fingerprints=fingerprints,
+            vantage=self.vantage,
             truncated=truncated,
             address=self.address,
             redirects=tuple(self.redirects),
@@ -151,6 +180,11 @@ class Fetcher:
         self._clock = clock
         self._user_agent = user_agent
         self._origin = proxy_origin(proxy)
+        # What the case's checks record as where they came from: the proxy's host, not its
+        # URL (which may hold a password).
+        self.vantage = (
+            "direct" if self._origin is None else f"proxy {self._origin[0]}:{self._origin[1]}"
+        )
         self._context = (
             verify
             if isinstance(verify, ssl.SSLContext)
@@ -163,7 +197,7 @@ class Fetcher:
     def fetch(self, url: str) -> FetchResult:
         """Fetch URL, following up to five redirects; never raise for network problems."""
         lane = self._lane()
-        hop = _Hop(url, self._clock() + self.deadline, lane)
+        hop = _Hop(url, self._clock() + self.deadline, lane, vantage=self.vantage)
         lane.deadline.at = hop.deadline
         try:
             return self._follow(hop)
@@ -185,7 +219,7 @@ class Fetcher:
             backend = GuardedBackend(self.resolver, self.allow, deadline, self._origin)
             client = httpx.Client(
                 transport=GuardedTransport(backend, self._context, self.proxy),
-                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
+                headers={"User-Agent": self._user_agent, **BROWSER_HEADERS},
                 follow_redirects=False,
                 trust_env=False,  # no proxy, certificate or netrc settings from the environment
             )
@@ -269,33 +303,41 @@ class Fetcher:
             response.close()
 
     def _hash_body(self, hop: _Hop, response: httpx.Response) -> FetchResult:
-        """Stream the body into SHA-256 up to max_bytes and the deadline; keep only the hash."""
+        """Stream the body into SHA-256 and a bounded sample; keep only their fingerprints."""
         digest, size, status = hashlib.sha256(), 0, response.status_code
+        content_type = response.headers.get("content-type")
+        sample = Sample(min(self.max_bytes, SAMPLE_LIMIT))
+        truncated = False
         try:
             for chunk in response.iter_raw():  # raw: the bytes as served, never decoded
                 room = self.max_bytes - size
                 digest.update(chunk[:room])
+                sample.feed(chunk[:room])
                 size += min(len(chunk), room)
                 if len(chunk) > room:
-                    reason = f"HTTP {status}, body truncated at {size} bytes"
-                    sha256 = digest.hexdigest()
-                    return hop.result(
-                        CheckOutcome.PRESENT,
-                        reason,
-                        status=status,
-                        sha256=sha256,
-                        size=size,
-                        truncated=True,
-                    )
+                    truncated = True
+                    break
                 if self._clock() >= hop.deadline:
                     raise httpx.ReadTimeout("deadline exceeded")
         except httpx.TransportError as error:
-            # A partial hash would read as changed content (gone): report none.
+            # A partial hash would read as changed content: report none.
+            sample.clear()
             reason = f"{self._describe(error, hop.deadline)} after {size} body bytes"
             return hop.result(CheckOutcome.UNREACHABLE, reason, status=status, size=size)
-        sha256 = digest.hexdigest()
+        try:
+            found = sample.fingerprints(content_type, complete=not truncated)
+        finally:
+            sample.clear()  # the body's bytes go now, whatever happened
+        reason = f"HTTP {status}" + (f", body truncated at {size} bytes" if truncated else "")
         return hop.result(
-            CheckOutcome.PRESENT, f"HTTP {status}", status=status, sha256=sha256, size=size
+            CheckOutcome.PRESENT,
+            reason,
+            status=status,
+            sha256=digest.hexdigest(),
+            size=size,
+            truncated=truncated,
+            content_type=content_type[:200] if content_type else None,
+            fingerprints=found,
         )
 
     def _describe(self, error: httpx.TransportError, deadline: float) -> str:

@@ -11,18 +11,23 @@ import datetime as dt
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from workflows.kinds import WORKABLE_STATES, NoticeStatus
+from workflows.kinds import WORKABLE_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice
 
 
 def claim_due(
     session: Session, now: dt.datetime, lease: float, limit: int = 500
-) -> list[tuple[int, str, str]]:
-    """Claim due open cases for LEASE seconds; return (id, state, host) of each claimed."""
+) -> list[tuple[int, str, str, bool]]:
+    """Claim due cases for LEASE seconds; return (id, state, host, changed) of each claimed.
+
+    Due are open cases, and removed ones whose watch check is due (a removed case has a
+    due time only while it is watched). CHANGED: the case waits for an analyst because
+    its content changed, and is re-checked rather than traced meanwhile.
+    """
     free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
     candidates = (
         select(Case.id)
-        .where(Case.state.in_(WORKABLE_STATES), Case.due_at <= now, free)
+        .where(Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free)
         .order_by(Case.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
@@ -35,9 +40,9 @@ def claim_due(
         update(Case)
         .where(Case.id.in_(ids), free)
         .values(claimed_until=until, version=Case.version + 1)
-        .returning(Case.id, Case.state, Case.host)
+        .returning(Case.id, Case.state, Case.host, Case.changed_streak)
     ).all()
-    return [(row[0], row[1], row[2]) for row in claimed]
+    return [(row[0], row[1], row[2], row[3] > 0) for row in claimed]
 
 
 def claim_notices(session: Session, now: dt.datetime, lease: float, limit: int = 200) -> list[int]:

@@ -84,6 +84,16 @@ class Case(Base):
     held_from: Mapped[str | None] = mapped_column(String(20))  # the state a hold returns to
     held_at: Mapped[dt.datetime | None]  # when the hold began: the workflow clock pauses
     version: Mapped[int] = mapped_column(default=0)  # compare-and-set guard
+    # The evidence later checks are compared with (core.verdict.Evidence): the first
+    # present check's, or what an analyst confirmed as still present.
+    evidence: Mapped[dict[str, Any] | None]
+    changed_streak: Mapped[int] = mapped_column(default=0)
+    gone_vantages: Mapped[str | None] = mapped_column(Text)  # vantages of the gone streak
+    checks_made: Mapped[int] = mapped_column(default=0)  # rotates checks among vantages
+    removed_by: Mapped[str | None] = mapped_column(String(20))  # status | nxdomain | analyst
+    reappeared: Mapped[int] = mapped_column(default=0)  # times removed content came back
+    reappeared_round: Mapped[int | None]  # the round its latest reappearance began
+    watch_until: Mapped[dt.datetime | None]  # a removed URL is checked until then
 
 
 class Event(Base):
@@ -159,6 +169,15 @@ class Check(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
+    # The evidence: what was served, and its fingerprints (never the body itself).
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int | None]
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None]
+    tlsh: Mapped[str | None] = mapped_column(String(80))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    vantage: Mapped[str | None] = mapped_column(String(300))  # direct, or the proxy's host
+    rule: Mapped[str | None] = mapped_column(Text)  # why the outcome: core.verdict's rule
 
 
 Index("ix_notice_items_unbatched", NoticeItem.recipients, NoticeItem.kind, NoticeItem.notice_id)

@@ -50,6 +50,9 @@ def case_object(case: Case, notices: list[dict[str, Any]]) -> dict[str, Any]:
         "routed_at": iso(case.routed_at),
         "first_notice_at": iso(case.first_notice_at),
         "removed_at": iso(case.removed_at),
+        "removed_by": case.removed_by,
+        "reappeared": case.reappeared,
+        "watched_until": iso(case.watch_until),
         "closed_at": iso(case.closed_at),
         "due_at": iso(case.due_at),
         "last_error": case.last_error,
@@ -94,6 +97,13 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
             "sha256": c.sha256,
             "address": c.address,
             "reason": c.reason,
+            "content_type": c.content_type,
+            "size": c.size,
+            "pdq": c.pdq,
+            "pdq_quality": c.pdq_quality,
+            "tlsh": c.tlsh,
+            "vantage": c.vantage,
+            "rule": c.rule,
         }
         for c in session.scalars(select(Check).where(Check.case_id == case.id).order_by(Check.id))
     ]

@@ -17,11 +17,12 @@ from workflows.store.cases import report
 from workflows.store.models import Case
 from workflows.store.queries import case_detail, case_objects
 from workflows.web import api_admin, api_notices, csv_upload
-from workflows.web.auth import DB, CurrentUser, Now, Supervisor
+from workflows.web.auth import DB, CurrentUser, Now, Supervisor, Watch
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
     CaseDetail,
     CaseOut,
+    ConfirmIn,
     ErrorBody,
     HoldIn,
     NoteIn,
@@ -196,6 +197,21 @@ def recheck_case(
     """Make the case due now: an active case is re-checked, an untraced one traced."""
     reason = body.reason if body else None
     return _done(session, actions.force_recheck(session, case_id, user, now=now, reason=reason))
+
+
+@cases.post(
+    "/cases/{case_id}/confirm",
+    response_model=CaseOut,
+    summary="Settle a case whose content changed: removed, or still present",
+)
+def confirm_case(
+    case_id: CaseId, body: ConfirmIn, user: CurrentUser, session: DB, now: Now, watch: Watch
+) -> Any:
+    """Confirm changed content removed (watched from now on) or present (the new reference)."""
+    case = actions.confirm(
+        session, case_id, user, body.removed, now=now, reason=body.reason, watch=watch
+    )
+    return _done(session, case)
 
 
 @cases.post(

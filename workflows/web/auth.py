@@ -44,6 +44,12 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
+def watch_removed(request: Request) -> tuple[float, float]:
+    """Return the policy's watch of removed URLs: (every, for) in seconds."""
+    policy = request.app.state.policy
+    return (float(policy.watch_every), float(policy.watch_for))
+
+
 def clock(request: Request) -> dt.datetime:
     """Return the app's current time (injected in tests)."""
     now: dt.datetime = request.app.state.clock()
@@ -121,3 +127,4 @@ CurrentUser = Annotated[User, Depends(current_user)]
 Supervisor = Annotated[User, Depends(require_role(Role.SUPERVISOR))]
 DB = Annotated[Session, Depends(db)]
 Now = Annotated[dt.datetime, Depends(clock)]
+Watch = Annotated[tuple[float, float], Depends(watch_removed)]

@@ -241,6 +241,9 @@ def case_detail(session: Session, case: Case, now: dt.datetime) -> dict[str, Any
         "trace": case.trace,
         "age": shown_age,
         "is_open": case.state in OPEN_STATES,
+        # Changed content waits for an analyst's word: removed, or still present.
+        "confirmable": case.changed_streak > 0
+        and case.state in (CaseState.ACTIVE, CaseState.NEEDS_ANALYST),
     }
 
 
@@ -254,10 +257,14 @@ def act(
     text: str,
     reason: str,
     days: str,
+    watch: tuple[float, float] = (86400.0, 90 * 86400.0),
 ) -> None:
     """Do ACTION to the case as USER; InputError (404, 409, 422) when it cannot be done."""
     why = reason.strip() or None
-    if action == "notes":
+    if action in ("confirm-removed", "confirm-present"):
+        removed = action == "confirm-removed"
+        actions.confirm(session, case_id, user, removed, now=now, reason=why, watch=watch)
+    elif action == "notes":
         actions.add_note(session, case_id, user, text, now=now)
     elif action == "recheck":
         actions.force_recheck(session, case_id, user, now=now)

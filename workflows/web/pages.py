@@ -23,7 +23,7 @@ from workflows.store.cases import report
 from workflows.store.models import Case, NoticeItem
 from workflows.store.queries import compute_stats
 from workflows.web import charts, desk, signin
-from workflows.web.auth import DB, CurrentUser, Now
+from workflows.web.auth import DB, CurrentUser, Now, Watch
 from workflows.web.render import redirect, render
 from workflows.web.timeline import timeline, when
 
@@ -151,6 +151,7 @@ def case_action(
     user: CurrentUser,
     session: DB,
     now: Now,
+    watch: Watch,
     text: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
     reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
     days: Annotated[str, Form(max_length=20)] = "",
@@ -160,7 +161,9 @@ def case_action(
         error = f"Only a supervisor may {action} a case; {user.name} is an {user.role}."
         return _case(request, session, case_id, user.role, now, error=error, status=403)
     try:
-        desk.act(session, case_id, action, user, now, text=text, reason=reason, days=days)
+        desk.act(
+            session, case_id, action, user, now, text=text, reason=reason, days=days, watch=watch
+        )
     except InputError as refused:
         session.rollback()
         return _refused(request, session, case_id, user.role, now, refused)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from workflows.core.intake import FIELD_LIMITS
 from workflows.engine.actions import MAX_TEXT
@@ -61,6 +61,11 @@ class CaseOut(BaseModel):
     routed_at: Time
     first_notice_at: Time
     removed_at: Time = Field(description="null until removal is confirmed")
+    removed_by: str | None = Field(
+        None, description="what confirmed the removal: status, nxdomain or analyst"
+    )
+    reappeared: int = Field(0, description="how often removed content came back")
+    watched_until: Time = Field(None, description="a removed URL is checked until then")
     closed_at: Time
     due_at: Time = Field(description="when the engine acts next; for a held case, the hold's end")
     held_from: CaseState | None = Field(None, description="a held case's state when the hold ends")
@@ -92,6 +97,13 @@ class CheckOut(BaseModel):
     sha256: str | None
     address: str | None
     reason: str | None
+    content_type: str | None = None
+    size: int | None = None
+    pdq: str | None = Field(None, description="PDQ hash of a picture (64 hex), quality-gated")
+    pdq_quality: int | None = None
+    tlsh: str | None = Field(None, description="TLSH of a page's normalised text")
+    vantage: str | None = Field(None, description="direct, or the fetch proxy it went through")
+    rule: str | None = Field(None, description="why the outcome: the verdict's rule")
 
 
 class FullNoticeOut(NoticeOut):
@@ -120,6 +132,13 @@ class ReportIn(Strict):
 class ReasonIn(Strict):
     """Why (optional): kept on the event."""
 
+    reason: Text | None = None
+
+
+class ConfirmIn(Strict):
+    """An analyst's word on changed content: removed, or still present."""
+
+    removed: StrictBool  # true or false only: "yes" or 1 are refused, not guessed
     reason: Text | None = None
 
 

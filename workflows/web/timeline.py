@@ -38,6 +38,12 @@ TITLES: dict[str, str] = {
     EventKind.HOLD_RELEASED: "Hold released",
     EventKind.HOLD_ENDED: "Hold ended",
     EventKind.PURGED: "Purged",
+    EventKind.CONTENT_CHANGED: "Content changed: confirm removal",
+    EventKind.CONFIRMED: "Confirmed by an analyst",
+    EventKind.RESUMED: "The content is back: chasing resumes",
+    EventKind.CHASER_HELD: "Chaser held: the last check saw it gone",
+    EventKind.REAPPEARED: "Reappeared",
+    EventKind.WATCH_ENDED: "Watch ended",
 }
 
 _NOTICE_EVENTS = (
