@@ -308,7 +308,11 @@ def test_an_escalation_waits_out_a_failing_upstream_lookup_instead_of_skipping(
         engine_runtime(stack) as rt,
     ):
         case_id = reported_and_routed(stack, rt)
-        rt.clock.advance(10)  # type: ignore[attr-defined]  # the chaser and escalation are due
+        send_notice(rt, claimed_notice(rt))
+        rt.clock.advance(5)  # type: ignore[attr-defined]  # the chaser is due
+        act_cases(rt, [case_id])
+        send_notice(rt, claimed_notice(rt))
+        rt.clock.advance(5)  # type: ignore[attr-defined]  # and the escalation after it
         act_cases(rt, [case_id])
         delayed = [e for e in stack.events(case_id) if e.kind == "step_delayed"]
         assert [(e.detail or {}).get("step") for e in delayed] == [2]

@@ -132,6 +132,14 @@ def test_a_hold_pauses_the_workflow_clock_so_no_chaser_falls_due_during_it(
     assert items(rt, case_id) == [(0, 0, "notice")]  # owed again; the chaser not yet
     advance(rt, 3)
     act_cases(rt, [case_id])
+    assert items(rt, case_id) == [(0, 0, "notice")]  # and not before the notice went out
+    advance(rt, rt.policy.notice_window)
+    (notice_id,) = batch_notices(rt)
+    with transaction(rt.sessions) as session:
+        assert claim_notices(session, rt.clock(), rt.lease) == [notice_id]
+    send_notice(rt, notice_id)
+    advance(rt, 5)  # the policy's gap, counted from the notice's sending
+    act_cases(rt, [case_id])
     assert items(rt, case_id) == [(0, 0, "notice"), (0, 1, "chaser")]
 
 

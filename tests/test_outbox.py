@@ -120,19 +120,23 @@ def test_a_refusal_moves_the_case_on_to_the_next_party(stack: Stack, rt: Runtime
     assert "escalated_after_refusal" in event_kinds(stack)
 
 
-def test_a_refusal_after_the_workflow_moved_on_changes_only_the_record(
+def test_a_notice_on_its_way_holds_its_chaser_back_until_it_is_refused(
     stack: Stack, rt: Runtime
 ) -> None:
     stack.smtp.set_fault(DESK, "550")
     notice_id, case_id = the_notice(rt).id, stack.case(URL).id
     rt.clock.advance(rt.policy.workflows["host_notice"][-1].after)  # type: ignore[attr-defined]
-    act_cases(rt, [case_id])  # chaser and escalation owed while the notice was deferred
-    assert stack.case(URL).steps_done == 3
+    act_cases(rt, [case_id])  # the notice is still on its way: no chaser to a desk not told
+    assert stack.case(URL).steps_done == 1
     assert send_notice(rt, notice_id) == NoticeStatus.FAILED  # refused at last
     case = stack.case(URL)
-    assert (case.state, case.steps_done) == (CaseState.ACTIVE, 3)  # waiting for the upstream
+    assert (case.state, case.steps_done) == (CaseState.ACTIVE, 2)  # on to the upstream
     assert "notice_failed" in event_kinds(stack)
     assert "needs_analyst" not in event_kinds(stack)
+    act_cases(rt, [case_id])  # the escalation is owed at once; the chaser to DESK skipped
+    with rt.sessions() as session:
+        owed = session.execute(select(NoticeItem.step, NoticeItem.recipients)).all()
+    assert sorted(owed) == [(0, DESK), (2, UPSTREAM)]
 
 
 class HeldRelay:

@@ -29,6 +29,7 @@ from workflows.store.accounts import create_user
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import Case, NoticeItem
+from workflows.store.queries import compute_stats
 
 URL = "http://files.hosta.test/1"
 DAY = 86400.0
@@ -196,6 +197,14 @@ def test_a_removed_url_is_watched_and_reopens_when_the_same_bytes_come_back(
     case = case_of(rt, case_id)
     assert (case.state, case.round, case.reappeared) == (CaseState.ACTIVE, 1, 1)
     assert case.removed_at is None and case.open_key is not None
+    assert case.reopened_at == rt.clock() and case.first_notice_at is None  # a round of its own
+    assert case.past_rounds == [
+        {
+            "opened_at": removed.opened_at.isoformat(),
+            "first_notice_at": removed.first_notice_at.isoformat(),  # type: ignore[union-attr]
+            "removed_at": removed.removed_at.isoformat(),  # type: ignore[union-attr]
+        }
+    ]
     back = next(e for e in stack.events(case_id) if e.kind == "reappeared")
     assert back.detail["rule"] == "the same bytes (SHA-256)"
     act_cases(rt, [case_id])  # the new round's first step is owed: a reappeared notice
@@ -204,6 +213,10 @@ def test_a_removed_url_is_watched_and_reopens_when_the_same_bytes_come_back(
     again = stack.notices_of(case_id)[-1]
     assert (again.kind, again.in_reply_to) == ("reappeared", first_notice.message_id)
     assert first_notice.message_id in again.body_text
+    with rt.sessions() as session:
+        stats = compute_stats(session, since=None, now=rt.clock())
+    assert stats.reappeared == {"cases": 1, "times": 1}
+    assert stats.overall.from_report.removed == 1  # the first round's removal
 
 
 def test_the_watch_ends_after_its_period(stack: Stack, rt: Runtime) -> None:

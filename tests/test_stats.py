@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import parse_since, span, unit_for
-from workflows.core.stats import CaseRow, NoticeRow, league, percentile, summarize
+from workflows.core.stats import CaseRow, NoticeRow, Round, league, percentile, summarize
 from workflows.store.db import database_url, make_engine, migrate
 from workflows.store.models import Case, Notice
 from workflows.store.queries import compute_stats
@@ -111,6 +112,23 @@ def test_share_removed_within_counts_only_cases_whose_outcome_is_known(
     cases: list[CaseRow], expected: dict[str, float | None]
 ) -> None:
     assert summarize(cases, [], since=None, now=NOW).overall.from_report.within == expected
+
+
+def test_time_to_removal_is_per_round_when_removed_content_came_back() -> None:
+    # Reported 100 h ago, removed after 10 h; back 50 h ago, removed again after 4 h.
+    earlier = Round(
+        opened_at=NOW - dt.timedelta(hours=100),
+        first_notice_at=NOW - dt.timedelta(hours=99),
+        removed_at=NOW - dt.timedelta(hours=90),
+    )
+    current = dataclasses.replace(row("removed", 50, 1, 4), past=(earlier,))
+    once = row("removed", 30, 1, 2)
+    stats = summarize([current, once], [], since=None, now=NOW)
+    assert stats.overall.from_report.values == (2 * H, 4 * H, 10 * H)
+    assert stats.overall.from_notice.values == (1 * H, 3 * H, 9 * H)
+    assert (stats.overall.cases, stats.overall.removed) == (2, 2)
+    assert stats.reappeared == {"cases": 1, "times": 1}
+    assert stats.as_dict()["reappeared"] == {"cases": 1, "times": 1}
 
 
 def test_time_from_first_notice_counts_only_noticed_cases() -> None:

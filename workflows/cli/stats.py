@@ -63,6 +63,8 @@ def format_stats(stats: Stats) -> str:
         f"cases {stats.overall.cases}: {states}",
         f"notices sent {n['sent']}, bounces {n['bounces']}, re-notices {n['re_notices']} "
         f"(chasers, escalations), pending {n['pending']}, uncertain {n['uncertain']}",
+        f"reappeared after removal: {stats.reappeared['cases']} cases, "
+        f"{stats.reappeared['times']} times (each removal counts as a round of its own)",
         "",
     ]
     windows = [f"≤{w}" for w, _ in WINDOWS]

@@ -8,7 +8,9 @@ cases count like any other.
 
 Definitions (the same for the CLI, the API and the web page):
 - time to removal from report is `removed_at - opened_at`; from first notice it is
-  `removed_at - first_notice_at`, for cases that had a notice sent;
+  `removed_at - first_notice_at`, for cases that had a notice sent; per round: content
+  that came back after its removal starts a round of its own (from its reappearance, and
+  from the reappeared notice), and each round's removal counts once;
 - the median is the middle value (the mean of the two middle ones for an even count); p90
   is the nearest-rank 90th percentile (the smallest value at or above 90 % of the values),
   both exact over every removed case, never estimated from a histogram;
@@ -28,7 +30,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from workflows.core.figures import iso
 from workflows.kinds import FIRST_NOTICE_KINDS, OPEN_STATES, CaseState, NoticeStatus
@@ -37,9 +39,29 @@ WINDOWS = (("24h", 86400.0), ("72h", 3 * 86400.0), ("7d", 7 * 86400.0))
 LEAGUE_SIZE = 10
 
 
+class Timed(Protocol):
+    """One removal round's times: a case's current round, or one it finished before."""
+
+    @property
+    def opened_at(self) -> dt.datetime: ...
+    @property
+    def first_notice_at(self) -> dt.datetime | None: ...
+    @property
+    def removed_at(self) -> dt.datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Round:
+    """A removal round a case finished before its content came back."""
+
+    opened_at: dt.datetime  # reported, or reappeared
+    first_notice_at: dt.datetime | None
+    removed_at: dt.datetime | None
+
+
 @dataclass(frozen=True)
 class CaseRow:
-    """The purge-proof columns of one case."""
+    """The purge-proof columns of one case; the times are of its current round."""
 
     state: str
     route: str | None
@@ -47,9 +69,10 @@ class CaseRow:
     network: str | None
     asn: int | None
     provider: str | None
-    opened_at: dt.datetime
+    opened_at: dt.datetime  # reported, or (reappeared) when its content came back
     first_notice_at: dt.datetime | None
     removed_at: dt.datetime | None
+    past: tuple[Round, ...] = ()  # rounds removed before the content came back
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,8 @@ class Stats:
     by: dict[str, list[Group]]  # "country", "network", "provider", "route"
     slowest: list[LeagueRow]
     notices: dict[str, int]
+    # Removed content that came back: cases it happened to, and how often in all.
+    reappeared: dict[str, int] = field(default_factory=lambda: {"cases": 0, "times": 0})
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form (times in seconds, moments in ISO 8601 UTC)."""
@@ -152,6 +177,7 @@ class Stats:
             **{f"by_{name}": [g.as_dict() for g in groups] for name, groups in self.by.items()},
             "slowest_providers": [row.as_dict() for row in self.slowest],
             "notices": dict(self.notices),
+            "reappeared": dict(self.reappeared),
         }
 
 
@@ -179,6 +205,10 @@ def summarize(
         },
         slowest=league(cases, now),
         notices=notice_counts(notices),
+        reappeared={
+            "cases": sum(1 for c in cases if c.past),
+            "times": sum(len(c.past) for c in cases),
+        },
     )
 
 
@@ -218,19 +248,24 @@ def group_of(key: str, label: str, cases: Sequence[CaseRow], now: dt.datetime) -
 
 
 def durations(
-    cases: Iterable[CaseRow], now: dt.datetime, start: Callable[[CaseRow], dt.datetime | None]
+    cases: Iterable[CaseRow], now: dt.datetime, start: Callable[[Timed], dt.datetime | None]
 ) -> Durations:
-    """Return the times to removal counted from START, and the shares within each window."""
+    """Return the times to removal counted from START, and the shares within each window.
+
+    Per round: a case whose content came back counts each removal from its round's start.
+    """
     removed: list[float] = []
     waiting: list[float] = []  # how long the cases still open have been waiting so far
     for case in cases:
-        began = start(case)
-        if began is None:
-            continue
-        if case.removed_at is not None:
-            removed.append(max(0.0, (case.removed_at - began).total_seconds()))
-        elif case.state in OPEN_STATES:
-            waiting.append((now - began).total_seconds())
+        parts: tuple[Timed, ...] = (*case.past, case)
+        for part in parts:
+            began = start(part)
+            if began is None:
+                continue
+            if part.removed_at is not None:
+                removed.append(max(0.0, (part.removed_at - began).total_seconds()))
+            elif case.state in OPEN_STATES:
+                waiting.append((now - began).total_seconds())
     removed.sort()
     within = {}
     for name, seconds in WINDOWS:

@@ -453,7 +453,15 @@ def _reopen(
         events.append((EventKind.REAPPEARED, {**detail, "followed_by": other}))
         return
     round_ = case.round + 1
+    finished = {
+        "opened_at": iso_or_none(case.reopened_at or case.opened_at),
+        "first_notice_at": iso_or_none(case.first_notice_at),
+        "removed_at": iso_or_none(case.removed_at),
+    }
     values.update(
+        reopened_at=now,
+        past_rounds=[*(case.past_rounds or []), finished],
+        first_notice_at=None,  # the round's own first notice (the reappeared one) sets it
         state=CaseState.ACTIVE,
         open_key=url_key(case.url),
         round=round_,

@@ -182,9 +182,17 @@ def mail_item(case: Case) -> MailItem:
         addresses=tuple(trace.get("addresses") or ()),
         category=case.category,
         reported_at=case.opened_at,
-        first_notified_at=case.first_notice_at,
+        first_notified_at=case.first_notice_at or _first_ever_notice(case),
         content_sha256=case.content_hash,
     )
+
+
+def _first_ever_notice(case: Case) -> dt.datetime | None:
+    """Return when the case's very first notice went, from its past rounds (reappeared)."""
+    for finished in case.past_rounds or []:
+        if finished.get("first_notice_at"):
+            return dt.datetime.fromisoformat(finished["first_notice_at"])
+    return None
 
 
 def _thread_of(session: Session, items: Sequence[NoticeItem], kind: str) -> list[str]:

@@ -94,6 +94,10 @@ class Case(Base):
     reappeared: Mapped[int] = mapped_column(default=0)  # times removed content came back
     reappeared_round: Mapped[int | None]  # the round its latest reappearance began
     watch_until: Mapped[dt.datetime | None]  # a removed URL is checked until then
+    reopened_at: Mapped[dt.datetime | None]  # when its content last came back: the round's start
+    # The removal rounds before the current one, for time to removal per round (kept when
+    # the case is purged: times only): [{"opened_at", "first_notice_at", "removed_at"}].
+    past_rounds: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class Event(Base):

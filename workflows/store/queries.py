@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
-from workflows.core.stats import CaseRow, NoticeRow, Stats, summarize
+from workflows.core.stats import CaseRow, NoticeRow, Round, Stats, summarize
 from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 
 
@@ -110,6 +110,37 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
     return found
 
 
+def _case_row(*row: Any) -> CaseRow:
+    """Return a case's statistics row: its current round's times, and its earlier rounds."""
+    state, route, country, network, asn, provider = row[:6]
+    opened_at, first_notice_at, removed_at, reopened_at, past_rounds = row[6:]
+    past = tuple(
+        Round(
+            opened_at=_at(r.get("opened_at")) or opened_at,
+            first_notice_at=_at(r.get("first_notice_at")),
+            removed_at=_at(r.get("removed_at")),
+        )
+        for r in past_rounds or []
+    )
+    return CaseRow(
+        state,
+        route,
+        country,
+        network,
+        asn,
+        provider,
+        reopened_at or opened_at,
+        first_notice_at,
+        removed_at,
+        past,
+    )
+
+
+def _at(text: str | None) -> dt.datetime | None:
+    """Return an ISO 8601 time stored in JSON, or None."""
+    return dt.datetime.fromisoformat(text) if text else None
+
+
 def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.datetime) -> Stats:
     """Read the cases reported (and notices made) since SINCE and summarise them at NOW."""
     cases = select(
@@ -122,11 +153,13 @@ def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.dateti
         Case.opened_at,
         Case.first_notice_at,
         Case.removed_at,
+        Case.reopened_at,
+        Case.past_rounds,
     )
     notices = select(Notice.kind, Notice.status)
     if since is not None:
         cases = cases.where(Case.opened_at >= since)
         notices = notices.where(Notice.created_at >= since)
-    case_rows = [CaseRow(*row) for row in session.execute(cases)]
+    case_rows = [_case_row(*row) for row in session.execute(cases)]
     notice_rows = [NoticeRow(*row) for row in session.execute(notices)]
     return summarize(case_rows, notice_rows, since=since, now=now)

@@ -27,6 +27,8 @@ CASE_COLUMNS = (
     ("reappeared", sa.Integer(), False, "0"),
     ("reappeared_round", sa.Integer(), True, None),
     ("watch_until", workflows.store.models.UTCDateTime(), True, None),
+    ("reopened_at", workflows.store.models.UTCDateTime(), True, None),
+    ("past_rounds", sa.JSON(), True, None),
 )
 CHECK_COLUMNS = (
     ("content_type", sa.String(length=200)),
