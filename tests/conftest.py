@@ -159,6 +159,7 @@ FIRST = (
     "tests/test_pipeline.py",
     "tests/browser/test_up.py",
     "tests/test_removal.py",
+    "tests/test_vantages.py",
     "tests/test_uncertain_notices.py",
 )
 
