@@ -607,3 +607,26 @@ def test_confirm_is_refused_when_nothing_changed(desk: Desk) -> None:
         "/api/cases/999/confirm", json={"removed": True}, headers=desk.analyst
     )
     assert missing.status_code == 404
+
+
+def test_the_case_page_offers_the_confirmation_and_its_buttons_settle_the_case(
+    desk: Desk,
+) -> None:
+    case_id = changed_case(desk)
+    csrf = desk.sign_in("al")
+    page = desk.client.get(f"/cases/{case_id}")
+    assert page.status_code == 200
+    assert "The URL now serves other content." in page.text
+    assert f'action="/cases/{case_id}/confirm-removed"' in page.text
+    assert "other bytes, and no fingerprint to compare" in page.text  # each check's rule
+    answer = desk.client.post(
+        f"/cases/{case_id}/confirm-removed",
+        data={"csrf_token": csrf, "reason": "a placeholder page"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    case = desk.case(case_id)
+    assert (case.state, case.removed_by) == (CaseState.REMOVED, "analyst")
+    assert desk.events(case_id)[-1] == ("confirmed", "al")
+    again = desk.client.get(f"/cases/{case_id}")
+    assert "The URL now serves other content." not in again.text
