@@ -449,6 +449,19 @@ def test_an_upstream_lookup_never_answers_for_an_address_lookup(
     assert (again.networks[0].name, again.abuse) == ("GBHOST-NET", ["abuse@gb-host.example"])
 
 
+def test_a_network_without_an_upstream_is_not_asked_about_on_every_escalation(
+    tracer: Tracer, sim: SimInternet
+) -> None:
+    first = trace(tracer, "http://shop.gb-host.test/1")
+    before = tracer.rdap.queries
+    assert tracer.upstream_contacts(first.as_dict()) == []  # RDAP knows no parent: 404
+    asked = tracer.rdap.queries - before
+    assert asked >= 1
+    for _ in range(5):  # five escalations later: the miss is remembered
+        assert tracer.upstream_contacts(first.as_dict()) == []
+    assert tracer.rdap.queries - before == asked
+
+
 # -- faults at scale: what one failure must not cost the others -------------------------
 
 

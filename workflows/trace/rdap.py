@@ -40,6 +40,9 @@ from workflows.trace.contacts import extract_contacts
 from workflows.trace.ratelimit import RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PARENT_MISS_TTL = 3600.0  # a prefix with no upstream network in RDAP is asked again after
+FAILURE_TTL = 30.0  # a parent lookup that failed for now (429, 5xx) is retried after
 # JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper
 # values become null, so neither the decoder nor any later walk can exhaust the stack.
 MAX_JSON_DEPTH = 32
@@ -70,6 +73,7 @@ class NetworkCache:
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self._clock = clock
         self._ranges: list[tuple[int, int, int, float, NetworkRecord]] = []  # sorted
         self._lock = threading.Lock()
@@ -124,6 +128,11 @@ class RDAPClient:
         # Parents (upstreams) in a cache of their own: a parent's larger range must never
         # answer for an address whose own, smaller network is simply not cached yet.
         self.parents = NetworkCache(cache.ttl)
+        # Parent lookups that failed, by prefix, until when: a network with no upstream in
+        # RDAP (404) is asked again after PARENT_MISS_TTL, not on every escalation; a
+        # transient failure (429, 5xx) after FAILURE_TTL, so an outage is not hammered.
+        self._parent_misses: dict[str, tuple[float, LookupFailed]] = {}
+        self._clock = cache.clock
 
     def url_for(self, address: str, registry: str | None) -> str:
         """Return the RDAP URL for ADDRESS: our base, else the registry's own server."""
@@ -154,12 +163,30 @@ class RDAPClient:
             parent.version, int(parent.network_address), int(parent.broadcast_address)
         )
         if record is None:
-            # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding it.
-            url = f"{self.url_for(str(parent.network_address), registry)}/{parent.prefixlen}"
+            record = self._fetch_parent(parent, registry)
+        return None if record.handle == handle else record
+
+    def _fetch_parent(self, parent: IPNetwork, registry: str | None) -> NetworkRecord:
+        """Ask RDAP for the network holding PARENT; remember a failure for a while."""
+        key, now = str(parent), self._clock()
+        until, failure = self._parent_misses.get(key, (0.0, None))
+        if failure is not None and now < until:
+            left = until - now if not failure.permanent else None
+            raise LookupFailed(
+                failure.message, kind=failure.kind, permanent=failure.permanent, retry_after=left
+            )
+        # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding it.
+        url = f"{self.url_for(str(parent.network_address), registry)}/{parent.prefixlen}"
+        try:
             data = self._fetch(url, registry or "unknown")
             record = parse_network(data, url, str(parent.network_address))
-            self.parents.put(record)
-        return None if record.handle == handle else record
+        except LookupFailed as error:
+            ttl = PARENT_MISS_TTL if error.permanent else FAILURE_TTL
+            self._parent_misses = {k: v for k, v in self._parent_misses.items() if v[0] > now}
+            self._parent_misses[key] = (now + ttl, error)
+            raise
+        self.parents.put(record)
+        return record
 
     def _fetch(self, url: str, key: str) -> Any:
         """GET URL as JSON, waiting out a Retry-After of at most max_wait, once."""
