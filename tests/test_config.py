@@ -48,12 +48,31 @@ def test_dns_servers(text: str, servers: tuple[tuple[str, int], ...]) -> None:
         ("TAKEDOWN_HOTLINES", "/nonexistent/hotlines.toml", "no such file"),
         ("TAKEDOWN_SENDER", "reports", 'exactly one "@"'),
         ("TAKEDOWN_SENDER", "a,b@hotline.example", 'characters not allowed before the "@"'),
+        ("TAKEDOWN_FETCH_PROXY", "http://a.example:3128,socks5://b:1080", "not an http(s)"),
+        ("TAKEDOWN_FETCH_USER_AGENT", "Mozilla/5.0\r\nX-Evil: 1", "one line"),
+        ("TAKEDOWN_SWEEP_LEASE", "0s", "more than zero"),
     ],
 )
 def test_bad_variables_are_named(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({variable: value})
     assert variable in str(caught.value) and message in str(caught.value)
+
+
+def test_fetch_proxies_are_vantages_and_the_user_agent_can_be_set() -> None:
+    settings = load_settings(
+        {
+            "TAKEDOWN_FETCH_PROXY": " http://a.example:3128 , http://b.example:3128,",
+            "TAKEDOWN_FETCH_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+            "TAKEDOWN_SWEEP_LEASE": "10s",
+        }
+    )
+    assert settings.fetch_proxies == ("http://a.example:3128", "http://b.example:3128")
+    assert settings.fetch_user_agent == "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
+    assert settings.sweep_lease == 10
+    defaults = load_settings({})
+    assert (defaults.fetch_proxies, defaults.fetch_user_agent) == ((), None)
+    assert defaults.sweep_lease == 30
 
 
 def test_config_file_sets_variables_and_environment_wins(tmp_path: Path) -> None:
