@@ -160,6 +160,7 @@ FIRST = (
     "tests/browser/test_up.py",
     "tests/test_removal.py",
     "tests/test_vantages.py",
+    "tests/test_scale_guard.py",
     "tests/test_uncertain_notices.py",
 )
 

@@ -4,6 +4,11 @@ batch_notices  unbatched items for one recipient and kind whose oldest has waite
                `notice_window` → one Notice row (rendered, Message-ID fixed) per
                `max_notice_urls` URLs, stored before anything is sent; `workflows.engine.sending`
                sends each one at most once.
+
+A batch reported together gets one first notice per recipient: a first notice waits
+while URLs reported in the same report are still being traced or acted on (their
+recipients are not known or not owed yet), at most BATCH_WAIT notice windows, so 2,000
+URLs on one desk's network are one notice, not one per window their traces finished in.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from workflows.engine.runtime import Runtime
@@ -33,6 +38,8 @@ from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
+BATCH_WAIT = 5  # notice windows a first notice waits for the rest of its report's traces
+UNTRACED = (CaseState.NEW, CaseState.WAITING)
 
 
 def case_reference(case_id: int) -> str:
@@ -75,15 +82,45 @@ def batch_notices(rt: Runtime) -> list[int]:
                 session.delete(item)
                 continue
             groups[(item.recipients, item.kind)].append(item)
+        opened, tracing = _reports(session, {i.case_id for group in groups.values() for i in group})
+        longest = now - dt.timedelta(seconds=BATCH_WAIT * rt.policy.notice_window)
         for (recipients, kind), group in groups.items():
             if group[0].due_at > ready_before:
                 continue  # wait one window for more URLs owed to the same desk
+            reports = {opened[i.case_id] for i in group if i.case_id in opened}
+            if kind in FIRST_NOTICE_KINDS and reports & tracing and group[0].due_at > longest:
+                continue  # the same report's other URLs may be owed to this desk too
             size = rt.policy.max_notice_urls
             for start in range(0, len(group), size):
                 created.append(
                     _new_notice(session, rt, now, recipients, kind, group[start : start + size])
                 )
     return created
+
+
+def _reports(
+    session: Session, case_ids: set[int]
+) -> tuple[dict[int, dt.datetime], set[dt.datetime]]:
+    """Return each case's report (its opened_at: one report call stamps all its URLs
+    alike), and the reports some of whose URLs are still untraced, or routed with their
+    first step not owed yet."""
+    if not case_ids:
+        return {}, set()
+    opened = {
+        row[0]: row[1]
+        for row in session.execute(select(Case.id, Case.opened_at).where(Case.id.in_(case_ids)))
+    }
+    untraced = Case.state.in_(UNTRACED)
+    # Routed, but its first step not owed yet: its act task has not run.
+    unowed = and_(Case.state == CaseState.ACTIVE, Case.steps_done == 0)
+    tracing = set(
+        session.scalars(
+            select(Case.opened_at)
+            .where(Case.opened_at.in_(set(opened.values())), or_(untraced, unowed))
+            .distinct()
+        )
+    )
+    return opened, tracing
 
 
 def _new_notice(

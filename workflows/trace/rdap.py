@@ -41,8 +41,7 @@ from workflows.trace.ratelimit import RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-PARENT_MISS_TTL = 3600.0  # a prefix with no upstream network in RDAP is asked again after
-FAILURE_TTL = 30.0  # a parent lookup that failed for now (429, 5xx) is retried after
+PARENT_MISS_TTL = 3600.0  # seconds before a prefix with no upstream in RDAP is asked again
 # JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper
 # values become null, so neither the decoder nor any later walk can exhaust the stack.
 MAX_JSON_DEPTH = 32
@@ -128,10 +127,16 @@ class RDAPClient:
         # Parents (upstreams) in a cache of their own: a parent's larger range must never
         # answer for an address whose own, smaller network is simply not cached yet.
         self.parents = NetworkCache(cache.ttl)
-        # Parent lookups that failed, by prefix, until when: a network with no upstream in
-        # RDAP (404) is asked again after PARENT_MISS_TTL, not on every escalation; a
-        # transient failure (429, 5xx) after FAILURE_TTL, so an outage is not hammered.
+        # Parent lookups that found no network, by prefix, until when: a network with no
+        # upstream in RDAP (404) is asked again after PARENT_MISS_TTL, not on every
+        # escalation. A transient failure (429, 5xx) is not kept: the step that needed it
+        # is delayed with the policy's backoff (trace_retry) and the rate limit holds.
         self._parent_misses: dict[str, tuple[float, LookupFailed]] = {}
+        # One lookup at a time per registry: a thread that waited finds the network the
+        # one before it fetched in the cache, instead of asking the registry again (the
+        # rate limit allows one request at a time per registry anyway).
+        self._registry_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self._clock = cache.clock
 
     def url_for(self, address: str, registry: str | None) -> str:
@@ -147,11 +152,20 @@ class RDAPClient:
         cached = self.cache.get(address)
         if cached is not None:
             return cached
-        url = self.url_for(address, registry)
-        data = self._fetch(url, registry or "unknown")
-        record = parse_network(data, url, address)
-        self.cache.put(record)
-        return record
+        with self._registry_lock(registry or "unknown"):
+            cached = self.cache.get(address)  # fetched by the thread before us?
+            if cached is not None:
+                return cached
+            url = self.url_for(address, registry)
+            data = self._fetch(url, registry or "unknown")
+            record = parse_network(data, url, address)
+            self.cache.put(record)
+            return record
+
+    def _registry_lock(self, registry: str) -> threading.Lock:
+        """Return the lock that serialises this process's lookups at one registry."""
+        with self._locks_lock:
+            return self._registry_locks.setdefault(registry, threading.Lock())
 
     def lookup_parent(self, cidr: str, handle: str, registry: str | None) -> NetworkRecord | None:
         """Return the network that holds CIDR's network, e.g. the upstream's allocation."""
@@ -171,19 +185,16 @@ class RDAPClient:
         key, now = str(parent), self._clock()
         until, failure = self._parent_misses.get(key, (0.0, None))
         if failure is not None and now < until:
-            left = until - now if not failure.permanent else None
-            raise LookupFailed(
-                failure.message, kind=failure.kind, permanent=failure.permanent, retry_after=left
-            )
+            raise LookupFailed(failure.message, kind=failure.kind, permanent=True)
         # RFC 7482 §3.1.1: /ip/<prefix>/<len> answers the smallest network holding it.
         url = f"{self.url_for(str(parent.network_address), registry)}/{parent.prefixlen}"
         try:
             data = self._fetch(url, registry or "unknown")
             record = parse_network(data, url, str(parent.network_address))
         except LookupFailed as error:
-            ttl = PARENT_MISS_TTL if error.permanent else FAILURE_TTL
-            self._parent_misses = {k: v for k, v in self._parent_misses.items() if v[0] > now}
-            self._parent_misses[key] = (now + ttl, error)
+            if error.permanent:  # a transient failure is the workflow's to retry (backoff)
+                self._parent_misses = {k: v for k, v in self._parent_misses.items() if v[0] > now}
+                self._parent_misses[key] = (now + PARENT_MISS_TTL, error)
             raise
         self.parents.put(record)
         return record
