@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import jinja2
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,11 +22,13 @@ from workflows.config.hotlines import load_hotlines
 from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
 from workflows.core.policy import Policy
+from workflows.engine.broker import client_url
 from workflows.errors import ConfigError
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
 from workflows.store.db import engine_for, session_factory, utcnow
+from workflows.trace.shared import SharedNetworks
 from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
@@ -41,6 +46,9 @@ class Runtime:
     rand: Callable[[], float] = random.random
     lease: float = 150.0  # seconds a claim lasts: longer than any task may run
     purge_due_at: dt.datetime | None = None  # the sweep's next retention purge; None: now
+    # The broker's Redis, when the process has one (a worker): RDAP answers are shared
+    # there with every other worker, behind the process's own cache.
+    shared_redis_url: str | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
@@ -58,7 +66,19 @@ class Runtime:
     @cached_property
     def tracer(self) -> Tracer:
         """Return this process's tracer (its RDAP cache serves every task it runs)."""
-        tracer = Tracer.from_settings(self.settings)
+        shared = None
+        if self.shared_redis_url is not None:
+            # A cache: short timeouts and no retries, so Redis trouble costs a trace a
+            # second at most and the registry is asked instead.
+            client = redis.Redis.from_url(
+                client_url(self.shared_redis_url),
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._closers.append(client.close)
+            shared = SharedNetworks(client, self.settings.rdap_cache_ttl)
+        tracer = Tracer.from_settings(self.settings, shared)
         self._closers.append(tracer.close)
         return tracer
 

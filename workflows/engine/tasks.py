@@ -56,6 +56,8 @@ def runtime() -> Runtime:
     with _lock:
         if _runtime is None:
             _runtime = Runtime.from_settings(load_settings())
+            # Every worker shares its RDAP answers through the broker's Redis.
+            _runtime.shared_redis_url = app.conf.broker_url or None
         return _runtime
 
 

