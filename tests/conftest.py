@@ -161,7 +161,6 @@ FIRST = (
     "tests/test_removal.py",
     "tests/test_vantages.py",
     "tests/test_scale_guard.py",
-    "tests/test_shared_rdap.py",
     "tests/test_uncertain_notices.py",
 )
 

@@ -23,7 +23,8 @@ from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.engine.broker import client_url
 from workflows.sim import Network, SimInternet, World
-from workflows.trace.shared import SharedNetworks
+from workflows.trace.ratelimit import RateLimiter
+from workflows.trace.shared import SharedNetworks, SharedRateLimiter
 from workflows.trace.tracer import Tracer
 
 
@@ -107,3 +108,40 @@ def test_a_shared_cache_that_cannot_answer_is_a_miss_never_a_failure(sim: SimInt
     result = tracer.trace(normalize_url("http://a.gb.test/x"))
     assert (result.route, result.abuse) == ("host_notice", ["abuse@gb.example"])
     tracer.close()
+
+
+def paces(client: redis.Redis, waits: list[float]) -> list[SharedRateLimiter]:
+    """Return two shared limiters (two workers) at 5 requests a second; sleeps recorded."""
+    prefix = f"takedown:test:{uuid.uuid4().hex}:"
+    return [SharedRateLimiter(client, RateLimiter(5), prefix, sleep=waits.append) for _ in "ab"]
+
+
+def test_two_workers_share_one_registry_pace(client: redis.Redis) -> None:
+    waits: list[float] = []
+    first, second = paces(client, waits)
+    turns = [(first if n % 2 else second).acquire("ripencc") for n in range(10)]
+    # One bucket of 5 for both: the sixth request waits 0.2 s, the tenth about 1 s. Two
+    # limiters each in its own process would have let all ten through at once.
+    assert turns[:5] == [0.0] * 5
+    assert all(t is not None and t > 0 for t in turns[5:])
+    assert 0.8 <= max(waits) <= 1.0
+    local = [RateLimiter(5, sleep=lambda _: None) for _ in "ab"]
+    assert [local[n % 2].acquire("ripencc") for n in range(10)] == [0.0] * 10
+    other = paces(client, [])[0]
+    assert other.acquire("arin") == 0.0  # each registry has a pace of its own
+
+
+def test_a_retry_after_one_worker_was_told_holds_back_every_worker(client: redis.Redis) -> None:
+    first, second = paces(client, [])
+    first.block("apnic", 30)
+    assert 29 <= second.blocked_for("apnic") <= 30
+    assert second.acquire("apnic", max_wait=5) is None  # fails fast, no turn taken
+    assert second.blocked_for("ripencc") == 0
+
+
+def test_a_shared_pace_that_cannot_answer_paces_the_process_alone() -> None:
+    gone = redis.Redis(unix_socket_path="/nonexistent/redis.sock", retry=Retry(NoBackoff(), 0))
+    waits: list[float] = []
+    pace = SharedRateLimiter(gone, RateLimiter(5, sleep=waits.append), sleep=waits.append)
+    assert [pace.acquire("ripencc") for _ in range(6)][:5] == [0.0] * 5
+    assert waits and 0.15 <= waits[-1] <= 0.2  # the local bucket: the sixth waits 0.2 s

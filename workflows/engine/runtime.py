@@ -28,7 +28,7 @@ from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
 from workflows.store.db import engine_for, session_factory, utcnow
-from workflows.trace.shared import SharedNetworks
+from workflows.trace.shared import SharedNetworks, SharedRateLimiter
 from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
@@ -78,7 +78,11 @@ class Runtime:
             )
             self._closers.append(client.close)
             shared = SharedNetworks(client, self.settings.rdap_cache_ttl)
-        tracer = Tracer.from_settings(self.settings, shared)
+            tracer = Tracer.from_settings(
+                self.settings, shared, lambda local: SharedRateLimiter(client, local)
+            )
+        else:
+            tracer = Tracer.from_settings(self.settings)
         self._closers.append(tracer.close)
         return tracer
 

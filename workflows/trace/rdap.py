@@ -37,7 +37,6 @@ from ipwhois.rdap import RIR_RDAP, _RDAPNetwork
 
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import extract_contacts
-from workflows.trace.ratelimit import RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -106,6 +105,19 @@ class NetworkCache:
         return len(self._ranges)
 
 
+class Pace(Protocol):
+    """A per-registry rate limit: this process's (`RateLimiter`) or every worker's."""
+
+    def acquire(self, key: str, max_wait: float = math.inf) -> float | None:
+        """Wait for KEY's turn; None when it is held back longer than MAX_WAIT."""
+
+    def blocked_for(self, key: str) -> float:
+        """Return the seconds KEY stays held back."""
+
+    def block(self, key: str, seconds: float) -> None:
+        """Hold KEY back for SECONDS."""
+
+
 class SharedCache(Protocol):
     """A second-level cache every worker shares (`workflows.trace.shared.SharedNetworks`)."""
 
@@ -123,7 +135,7 @@ class RDAPClient:
     def __init__(
         self,
         http: httpx.Client,
-        limiter: RateLimiter,
+        limiter: Pace,
         cache: NetworkCache,
         *,
         base: str | None = None,

@@ -1,4 +1,4 @@
-"""RDAP network records shared by every worker on every machine, through Redis.
+"""RDAP answers and the registries' pace, shared by every worker on every machine (Redis).
 
 The second level behind each process's `NetworkCache`: a network one worker looked up is
 known to all, so N workers do not ask a registry N times for it. Records live under one
@@ -16,10 +16,14 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkRecord
 
 PREFIX = "takedown:rdap:"
@@ -102,3 +106,103 @@ def _record(raw: bytes | str) -> NetworkRecord:
     data["abuse"] = tuple(data.get("abuse") or ())
     data["cached"] = True
     return NetworkRecord(**data)
+
+
+# One registry's token bucket and Retry-After hold, in a Redis hash, on Redis's own clock
+# (so workers on machines whose clocks differ still share one pace). Returns
+# {1, wait} with the seconds until the caller's turn, or {-1, blocked} when the registry
+# is held back for longer than the caller will wait (no turn is taken then).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'blocked')
+local tokens = tonumber(b[1]) or burst
+local updated = tonumber(b[2]) or now
+local blocked = (tonumber(b[3]) or 0) - now
+if blocked > max_wait then return {-1, tostring(blocked)} end
+tokens = math.min(burst, tokens + (now - updated) * rate) - 1
+local wait = 0
+if tokens < 0 then wait = -tokens / rate end
+if blocked > wait then wait = blocked end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return {1, tostring(wait)}
+"""
+_BLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked')) or 0
+if until_ > blocked then redis.call('HSET', KEYS[1], 'blocked', tostring(until_)) end
+redis.call('EXPIRE', KEYS[1], 3600 + math.ceil(tonumber(ARGV[1])))
+return tostring(math.max(0, math.max(until_, blocked) - now))
+"""
+_BLOCKED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked')) or 0
+return tostring(math.max(0, blocked - now))
+"""
+
+
+class SharedRateLimiter:
+    """The per-registry pace and Retry-After holds, shared by every worker through Redis.
+
+    The same interface as `workflows.trace.ratelimit.RateLimiter`, which it falls back to
+    while Redis cannot answer: a registry then sees each process at the configured pace,
+    as before sharing.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        local: RateLimiter,
+        prefix: str = PREFIX,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Pace calls per key at LOCAL's rate across every process sharing CLIENT."""
+        self.client = client
+        self.local = local
+        self.rate = local.rate
+        self.burst = local.burst
+        self.prefix = prefix
+        self._sleep = sleep
+        self._reserve = client.register_script(_RESERVE)
+        self._block = client.register_script(_BLOCK)
+        self._blocked_for = client.register_script(_BLOCKED_FOR)
+
+    def acquire(self, key: str, max_wait: float = math.inf) -> float | None:
+        """Wait until KEY may make one call; None at once when it is held back longer."""
+        limit = "inf" if math.isinf(max_wait) else repr(max_wait)
+        try:
+            found, value = self._reserve(
+                keys=[self._key(key)], args=[repr(self.rate), repr(self.burst), limit]
+            )
+        except redis.RedisError as error:
+            log.warning("shared RDAP rate limit unavailable (%s): pacing this process", error)
+            return self.local.acquire(key, max_wait)
+        if int(found) < 0:
+            return None
+        wait = float(value)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def blocked_for(self, key: str) -> float:
+        """Return the seconds KEY stays held back by a Retry-After (0 when it is not)."""
+        try:
+            return float(self._blocked_for(keys=[self._key(key)]))
+        except redis.RedisError:
+            return self.local.blocked_for(key)
+
+    def block(self, key: str, seconds: float) -> None:
+        """Hold every process's calls for KEY back for SECONDS (the server said Retry-After)."""
+        self.local.block(key, seconds)
+        try:
+            self._block(keys=[self._key(key)], args=[repr(float(seconds))])
+        except redis.RedisError as error:
+            log.warning("shared RDAP rate limit unavailable (%s): holding this process", error)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}pace:{key}"

@@ -25,7 +25,7 @@ from workflows.errors import DNSFailure, LookupFailed
 from workflows.trace.asn import Origin, lookup_origin
 from workflows.trace.dns import Resolution, make_resolver, resolve_host
 from workflows.trace.ratelimit import RateLimiter
-from workflows.trace.rdap import NetworkCache, NetworkRecord, RDAPClient, SharedCache
+from workflows.trace.rdap import NetworkCache, NetworkRecord, Pace, RDAPClient, SharedCache
 
 # RFC 9520 §3.2: a resolution failure (SERVFAIL, timeout) is cached for at least 1 s and
 # at most 5 min. A few seconds lets one host's batch of URLs pay the timeout once, not
@@ -117,15 +117,22 @@ class Tracer:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedCache | None = None) -> Tracer:
+    def from_settings(
+        cls,
+        settings: Settings,
+        shared: SharedCache | None = None,
+        pace: Callable[[RateLimiter], Pace] | None = None,
+    ) -> Tracer:
         """Build a tracer that asks only the servers SETTINGS name; SHARED: the RDAP cache
-        every worker shares (Redis), behind this process's own."""
+        every worker shares (Redis), behind this process's own; PACE: wraps this process's
+        rate limiter into the one every worker shares."""
+        local = RateLimiter(settings.rdap_rate)
         http = httpx.Client(
             timeout=settings.rdap_timeout, follow_redirects=True, max_redirects=5, trust_env=False
         )
         rdap = RDAPClient(
             http,
-            RateLimiter(settings.rdap_rate),
+            local if pace is None else pace(local),
             NetworkCache(settings.rdap_cache_ttl),
             base=settings.rdap_base,
             max_wait=settings.rdap_max_wait,
