@@ -33,6 +33,7 @@ from workflows.store.queries import compute_stats
 
 URL = "http://files.hosta.test/1"
 DAY = 86400.0
+WATCH = (DAY, 90 * DAY)  # the shipped watch_removed: daily for 90 days
 
 
 @pytest.fixture
@@ -151,14 +152,16 @@ def test_an_analyst_settles_changed_content(stack: Stack, rt: Runtime, removed: 
     with transaction(rt.sessions) as session:
         analyst = create_user(session, "ana", "analyst")
         with pytest.raises(Conflict, match="no changed content"):
-            actions.confirm(session, case_id, analyst, removed, now=rt.clock())
+            actions.confirm(session, case_id, analyst, removed, now=rt.clock(), watch=WATCH)
     stack.world.set_content_state(URL, "changed")
     for _ in range(rt.policy.changed_checks):
         advance(rt, rt.policy.recheck_every)
         act_cases(rt, [case_id])
     with transaction(rt.sessions) as session:
         analyst = create_user(session, "bob", "analyst")
-        actions.confirm(session, case_id, analyst, removed, now=rt.clock(), reason="looked")
+        actions.confirm(
+            session, case_id, analyst, removed, now=rt.clock(), watch=WATCH, reason="looked"
+        )
     case = case_of(rt, case_id)
     confirmed = next(e for e in stack.events(case_id) if e.kind == "confirmed")
     assert (confirmed.actor, confirmed.detail["removed"]) == ("bob", removed)

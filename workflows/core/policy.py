@@ -7,6 +7,7 @@ decisions (which steps are due: `workflows.core.steps`).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,19 @@ class Policy:
     changed_checks: int = 2  # consecutive changed checks before an analyst must confirm
     watch_every: float = 86400.0  # how often a removed URL is checked again
     watch_for: float = 90 * 86400.0  # for how long after its removal (0: not watched)
+
+
+def removal_watch(now: dt.datetime, every: float, period: float) -> dict[str, dt.datetime | None]:
+    """Return the case columns that keep a URL removed at NOW watched (`watch_removed`):
+    its first check EVERY seconds on (never past the watch), and the watch's end."""
+    if period <= 0:
+        return {"check_due_at": None, "due_at": None, "watch_until": None}
+    first = now + dt.timedelta(seconds=min(every, period))
+    return {
+        "check_due_at": first,
+        "due_at": first,
+        "watch_until": now + dt.timedelta(seconds=period),
+    }
 
 
 def trace_retry_delay(policy: Policy, attempt: int, rand: Callable[[], float]) -> float:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from workflows.core.policy import Step, trace_retry_delay
+from workflows.core.policy import Step, removal_watch, trace_retry_delay
 from workflows.core.steps import StepsDue, due_steps
 from workflows.core.urls import normalize_url
 from workflows.core.verdict import (
@@ -35,7 +35,7 @@ from workflows.core.verdict import (
     reappeared,
 )
 from workflows.engine.runtime import Runtime
-from workflows.engine.tracing import load_cases, routing_of, seconds
+from workflows.engine.tracing import awaits_confirmation, load_cases, routing_of, seconds
 from workflows.errors import LookupFailed
 from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, NoticeStatus, Party
 from workflows.recheck.fetch import FetchResult
@@ -84,7 +84,7 @@ def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
 def _actable(case: Case) -> bool:
     """Tell whether the act task handles CASE: a needs-analyst case only for changed content."""
     if case.state == CaseState.NEEDS_ANALYST:
-        return case.changed_streak > 0
+        return awaits_confirmation(case)
     if case.state == CaseState.REMOVED:
         return case.watch_until is not None
     return True
@@ -380,7 +380,7 @@ def _recheck(
             removed_at=now,
             removed_by=by,
             open_key=None,
-            **_watch_from(rt, now),
+            **removal_watch(now, rt.policy.watch_every, rt.policy.watch_for),
         )
         detail = {"checks": state.gone_streak, "by": by, "vantages": sorted(state.vantages)}
         events.append((EventKind.REMOVED, detail))
@@ -393,18 +393,6 @@ def _recheck(
         values.update(state=CaseState.NEEDS_ANALYST, last_error=reason)
         events.append((EventKind.CONTENT_CHANGED, {"checks": changed, "rule": verdict.rule}))
     return _check_row(case, now, result, verdict)
-
-
-def _watch_from(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
-    """Return the columns that keep a just-removed URL watched (watch_removed)."""
-    if rt.policy.watch_for <= 0:
-        return {"check_due_at": None, "due_at": None, "watch_until": None}
-    first = now + seconds(min(rt.policy.watch_every, rt.policy.watch_for))
-    return {
-        "check_due_at": first,
-        "due_at": first,
-        "watch_until": now + seconds(rt.policy.watch_for),
-    }
 
 
 def _watch(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
+from workflows.core.policy import removal_watch
 from workflows.core.verdict import Evidence
 from workflows.errors import BadValue, Conflict, NotFound
 from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState, CheckOutcome, EventKind
@@ -167,8 +168,8 @@ def confirm(
     removed: bool,
     *,
     now: dt.datetime,
+    watch: tuple[float, float],
     reason: str | None = None,
-    watch: tuple[float, float] = (86400.0, 90 * 86400.0),
 ) -> Case:
     """Settle a case whose content changed: REMOVED confirms removal, else still present.
 
@@ -190,8 +191,6 @@ def confirm(
         if case.state not in (CaseState.ACTIVE, CaseState.NEEDS_ANALYST):
             raise Conflict(f"case {case.id} is {case.state}: nothing to confirm")
         if removed:
-            every, period = watch
-            first = now + dt.timedelta(seconds=min(every, period))
             return {
                 "state": CaseState.REMOVED,
                 "removed_at": now,
@@ -199,9 +198,7 @@ def confirm(
                 "open_key": None,
                 "changed_streak": 0,
                 "last_error": None,
-                "check_due_at": first if period > 0 else None,
-                "due_at": first if period > 0 else None,
-                "watch_until": now + dt.timedelta(seconds=period) if period > 0 else None,
+                **removal_watch(now, *watch),
             }
         evidence = Evidence(
             sha256=latest.sha256,

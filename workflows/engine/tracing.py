@@ -38,10 +38,16 @@ def load_cases(rt: Runtime, ids: Sequence[int], states: Sequence[str]) -> list[C
         return list(found)
 
 
+def awaits_confirmation(case: Case) -> bool:
+    """Tell whether CASE waits for an analyst because its content changed: such a case is
+    re-checked by the act task, never re-traced, until it is settled."""
+    return case.state == CaseState.NEEDS_ANALYST and case.changed_streak > 0
+
+
 def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
     """Trace each case and route it, or give it a due time to try again."""
     for case in load_cases(rt, ids, TRACEABLE):
-        if case.state == CaseState.NEEDS_ANALYST and case.changed_streak > 0:
+        if awaits_confirmation(case):
             continue  # its content changed: it is re-checked (act), not traced, until settled
         result = rt.tracer.trace(normalize_url(case.url))
         with transaction(rt.sessions) as session:

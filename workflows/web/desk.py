@@ -257,7 +257,7 @@ def act(
     text: str,
     reason: str,
     days: str,
-    watch: tuple[float, float] = (86400.0, 90 * 86400.0),
+    watch: tuple[float, float],
 ) -> None:
     """Do ACTION to the case as USER; InputError (404, 409, 422) when it cannot be done."""
     why = reason.strip() or None
