@@ -6,6 +6,7 @@ once) to show it is safe to repeat; the last tests start real worker subprocesse
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import threading
@@ -251,9 +252,12 @@ class HeldFetcher:
         self.slow_url = slow_url
         self.release = threading.Event()
 
-    def fetch(self, url: str) -> FetchResult:
+    async def afetch(self, url: str) -> FetchResult:
         if url == self.slow_url:
-            self.release.wait(30)
+            for _ in range(3000):  # 30 s at most; cancelled long before by the budget
+                if self.release.is_set():
+                    break
+                await asyncio.sleep(0.01)
         return FetchResult("present", url, status=200, sha256="ab" * 32, size=1)
 
 

@@ -99,7 +99,7 @@ def test_a_held_case_waits_for_its_hold_to_end_then_owes_its_notice_once(
         advance(rt, seconds)
         assert swept(rt) == []  # nothing to trace, act on or send while held
     advance(rt, 1)
-    assert swept(rt) == [("takedown.act", [case_id])]
+    assert swept(rt) == [("takedown.steps", [case_id])]
     assert [(e.kind, e.actor) for e in stack.events(case_id)][-2:] == [
         ("held", "sue"),
         ("hold_ended", "takedown"),
@@ -146,7 +146,7 @@ def test_a_hold_pauses_the_workflow_clock_so_no_chaser_falls_due_during_it(
 def test_a_task_claimed_before_the_hold_changes_nothing_after_it(stack: Stack, rt: Runtime) -> None:
     case_id = routed(stack, rt)
     advance(rt, rt.policy.recheck_every)
-    assert ("takedown.act", [case_id]) in swept(rt)  # a worker has the task in hand
+    assert ("takedown.check", [case_id]) in swept(rt)  # a worker has the task in hand
     checks, owed = len(stack.checks(case_id)), items(rt, case_id)
     held = hold(rt, case_id, 600)
     act_cases(rt, [case_id])  # the stale task runs: the case is no longer active

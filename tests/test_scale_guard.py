@@ -60,3 +60,23 @@ def test_a_batch_gets_one_first_notice_per_desk_and_one_rdap_query_per_network(
         f"abuse@desk{n}.example" for n in range(NETWORKS)
     )
     assert len(rdap) <= NETWORKS, rdap  # the registry is asked once per network
+
+
+def test_first_notices_go_out_with_no_worker_on_the_checks_queue(tmp_path: Path) -> None:
+    """Owing steps and sending notices never wait behind re-checks: with no worker taking
+    re-checks at all, every URL still gets its first notice."""
+    world, urls = guard_world()
+    urls = urls[::5]  # two URLs a host
+    with stack_of(world, [], tmp_path, "embedded", SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as stack:
+        stack.env["TAKEDOWN_POLICY"] = str(DATA / "guard-policy.toml")
+        stack.report(*urls)
+        stack.start_worker("--queues", "takedown,takedown.notices")
+        stack.wait_for(
+            lambda: all(c.first_notice_at is not None for c in stack.cases()),
+            60,
+            "every URL in a first notice",
+        )
+        checks = [c for case in stack.cases() for c in stack.checks(case.id)]
+        assert "queues takedown,takedown.notices" in stack.worker_log()
+    assert checks == []  # no re-check ran: the notices did not need one
+    assert len(stack.smtp.messages) == NETWORKS

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--no-sweep", action="store_true", help="never run the sweep scheduler in this process"
     )
+    worker.add_argument(
+        "--queues",
+        help="comma list of queues to take tasks from (default: all; see TAKEDOWN_QUEUES)",
+    )
     demo = commands.add_parser(
         "demo", help="the whole workflow against a simulated internet, with live progress"
     )
@@ -135,8 +139,15 @@ def _case_commands(args: argparse.Namespace) -> int:
         concurrency = args.concurrency or settings.concurrency
         if concurrency < 1:
             raise InputError("--concurrency: must be at least 1")
+        queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()]
+        if args.queues is not None and not queues:
+            raise InputError("--queues: name at least one queue")
         return run_worker(
-            settings, concurrency=concurrency, pool=args.pool, sweep_enabled=not args.no_sweep
+            settings,
+            concurrency=concurrency,
+            pool=args.pool,
+            sweep_enabled=not args.no_sweep,
+            queues=queues,
         )
     if args.command == "purge":
         from workflows.cli.purge import purge_command

@@ -51,7 +51,10 @@ class Settings:
     fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
     fetch_deadline: float = 30.0  # seconds one re-check may take in all, redirects included
     fetch_max_bytes: int = 16 * 1024 * 1024  # body bytes hashed; a longer body is cut there
+    fetch_per_host: int = 4  # re-checks at once to one host name, per worker process
+    fetch_parallel: int = 200  # re-checks at once per worker process
     concurrency: int = 2
+    queues: tuple[tuple[str, str], ...] = ()  # (task, queue) over the defaults
     claim_lease: float = 150.0  # seconds a sweep's claim lasts before the work is handed out again
     sweep_lease: float = 30.0  # seconds a dead sweeper's lock holds the sweep from the others
     retention: float | None = None  # seconds after closing that a case is purged; None: never
@@ -107,11 +110,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
         fetch_deadline=seconds("FETCH_DEADLINE", "30s"),
         fetch_max_bytes=_positive_int(get("FETCH_MAX_BYTES") or "16777216", "FETCH_MAX_BYTES"),
+        fetch_per_host=_positive_int(get("FETCH_PER_HOST") or "4", "FETCH_PER_HOST"),
+        fetch_parallel=_positive_int(get("FETCH_PARALLEL") or "200", "FETCH_PARALLEL"),
         concurrency=_positive_int(get("CONCURRENCY") or "2", "CONCURRENCY"),
+        queues=parse_queues(get("QUEUES") or ""),
         claim_lease=seconds("CLAIM_LEASE", "150s"),
         sweep_lease=seconds("SWEEP_LEASE", "30s"),
         retention=_retention(get("RETENTION")),
     )
+
+
+QUEUE_TASKS = ("trace", "steps", "send", "check")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def parse_queues(text: str) -> tuple[tuple[str, str], ...]:
+    """Parse TAKEDOWN_QUEUES: a comma list of task=queue (tasks: trace, steps, send, check)."""
+    routes: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        task, equals, queue = (s.strip() for s in part.partition("="))
+        if not equals or task not in QUEUE_TASKS:
+            raise ConfigError(
+                f"{PREFIX}QUEUES: {part!r}: expected task=queue, task one of "
+                + ", ".join(QUEUE_TASKS)
+            )
+        if not _QUEUE_NAME.match(queue):
+            raise ConfigError(f"{PREFIX}QUEUES: {queue!r}: not a queue name (letters, digits, ._-)")
+        if task in routes:
+            raise ConfigError(f"{PREFIX}QUEUES: {task} is routed twice")
+        routes[task] = queue
+    return tuple(routes.items())
 
 
 def redact_url(url: str) -> str:

@@ -47,14 +47,19 @@ ACTABLE = (CaseState.ACTIVE, CaseState.NEEDS_ANALYST, CaseState.REMOVED)
 CHASING = (NoticeKind.CHASER, NoticeKind.ESCALATION)
 
 
-def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
-    """Re-check each case if due, then owe its due workflow steps; watch removed ones."""
-    cases = [c for c in load_cases(rt, ids, ACTABLE) if _actable(c)]
+def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
+    """Re-check each case if due, then owe its due workflow steps; watch removed ones.
+
+    RECHECK false (the steps task): only owe steps, re-checking no URL but those about to
+    be chased; a re-check that is due as well is left to the checks queue.
+    """
+    states = ACTABLE if recheck else (CaseState.ACTIVE,)
+    cases = [c for c in load_cases(rt, ids, states) if _actable(c)]
     now = rt.clock()
     active = [c for c in cases if c.state == CaseState.ACTIVE]
     sent = _sent_times(rt, active)
     # Fair chasing: a URL is re-checked just before a chaser or escalation is built.
-    chasing = {
+    fetch = {
         c.id
         for c in active
         if any(
@@ -64,7 +69,9 @@ def act_cases(rt: Runtime, ids: Sequence[int]) -> None:
             ).due
         )
     }
-    fetched = _fetch_due(rt, cases, now, chasing)
+    if recheck:
+        fetch |= {c.id for c in cases if c.check_due_at is not None and c.check_due_at <= now}
+    fetched = _fetch_due(rt, cases, now, fetch)
     for case in cases:
         now = rt.clock()
         values: dict[str, Any] = {}
@@ -91,30 +98,28 @@ def _actable(case: Case) -> bool:
 
 
 def _fetch_due(
-    rt: Runtime, cases: Sequence[Case], now: dt.datetime, chasing: set[int]
+    rt: Runtime, cases: Sequence[Case], now: dt.datetime, fetch: set[int]
 ) -> dict[int, FetchResult]:
-    """Re-check the URLs due now, a few at once, within a time budget; return what finished.
+    """Re-check the cases in FETCH, all at once, within a time budget; return what finished.
 
-    A task's cases are mostly one host's (the sweep batches by host), so the process's
-    small fetch pool also bounds how hard one host is hit. A fetch that outlives the budget
-    is dropped: its case keeps its past check time and the next sweep hands it out again,
-    instead of the whole batch overrunning its claim behind one slow host. Checks rotate
-    among the vantages (fetch proxies), so consecutive checks come from different ones.
+    The process's fetch loop (`workflows.recheck.loop`) runs them, at most a few at once
+    per host and a few hundred in all. A fetch that outlives the budget is cancelled: its
+    case keeps its past check time and the next sweep hands it out again, instead of the
+    whole batch overrunning its claim behind one slow host. Checks rotate among the
+    vantages (fetch proxies), so consecutive checks come from different ones.
     """
-    due = [
-        c
-        for c in cases
-        if c.id in chasing or (c.check_due_at is not None and c.check_due_at <= now)
-    ]
+    due = [c for c in cases if c.id in fetch]
     if not due:
         return {}
     fetchers = rt.fetchers
     futures = {
-        rt.fetch_pool.submit(fetchers[(c.id + c.checks_made) % len(fetchers)].fetch, c.url): c.id
+        rt.fetch_loop.submit(fetchers[(c.id + c.checks_made) % len(fetchers)], c.url): c.id
         for c in due
     }
-    finished, _ = wait(futures, timeout=rt.fetch_budget)
-    return {futures[f]: f.result() for f in finished}
+    finished, late = wait(futures, timeout=rt.fetch_budget)
+    for future in late:
+        future.cancel()
+    return {futures[f]: f.result() for f in finished if not f.cancelled()}
 
 
 def _due_steps(
@@ -485,12 +490,19 @@ def _finish(
     check: dict[str, Any] | None,
 ) -> None:
     """Write the case, its owed items, its check and events in one compare-and-set."""
-    next_step_at = values.pop("_next_step_at", None)
-    if values.get("state", case.state) not in (CaseState.REMOVED, CaseState.ACTIVE):
+    state = values.get("state", case.state)
+    if "_next_step_at" in values:
+        values["step_due_at"] = values.pop("_next_step_at")
+    elif state == CaseState.ACTIVE and case.state != CaseState.ACTIVE:
+        values["step_due_at"] = now  # resumed or reopened: its steps are worked out next
+    elif state != CaseState.ACTIVE:
+        values["step_due_at"] = None
+    if state not in (CaseState.REMOVED, CaseState.ACTIVE):
         values.setdefault("due_at", values.get("check_due_at", case.check_due_at))
-    elif values.get("state", case.state) == CaseState.ACTIVE and "due_at" not in values:
+    elif state == CaseState.ACTIVE and "due_at" not in values:
         check_at = values.get("check_due_at", case.check_due_at)
-        due = [t for t in (next_step_at, check_at) if t is not None]
+        step_at = values.get("step_due_at", case.step_due_at)
+        due = [t for t in (step_at, check_at) if t is not None]
         values["due_at"] = min(due) if due else now + seconds(rt.policy.recheck_every)
     with transaction(rt.sessions) as session:
         if not release(session, case, **values):

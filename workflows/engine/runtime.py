@@ -6,7 +6,6 @@ import datetime as dt
 import ipaddress
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -27,12 +26,12 @@ from workflows.errors import ConfigError
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
+from workflows.recheck.loop import FetchLoop
 from workflows.store.db import engine_for, session_factory, utcnow
 from workflows.trace.shared import SharedNetworks, SharedRateLimiter
 from workflows.trace.tracer import Tracer
 
 MAX_FETCH_BUDGET = 80.0  # seconds; the tasks' soft time limit is 100 s
-FETCH_PARALLEL = 4  # re-checks at once per process: polite to one host, quick past a slow one
 
 
 @dataclass
@@ -115,11 +114,12 @@ class Runtime:
         return fetcher
 
     @cached_property
-    def fetch_pool(self) -> ThreadPoolExecutor:
-        """Return the threads that run this process's re-checks, FETCH_PARALLEL at once."""
-        pool = ThreadPoolExecutor(max_workers=FETCH_PARALLEL, thread_name_prefix="takedown-fetch")
-        self._closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
-        return pool
+    def fetch_loop(self) -> FetchLoop:
+        """Return the event loop that runs this process's re-checks, bounded per host and
+        overall (TAKEDOWN_FETCH_PER_HOST, TAKEDOWN_FETCH_PARALLEL)."""
+        loop = FetchLoop(self.settings.fetch_per_host, self.settings.fetch_parallel)
+        self._closers.append(loop.close)
+        return loop
 
     @cached_property
     def fetch_budget(self) -> float:

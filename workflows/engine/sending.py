@@ -29,7 +29,7 @@ from workflows.errors import ConfigError
 from workflows.kinds import CaseState, EventKind, NoticeStatus
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import RenderedNotice, build_message
-from workflows.store.cases import SYSTEM, record
+from workflows.store.cases import SYSTEM, record, rescheduled
 from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
 
@@ -295,5 +295,7 @@ def _move_on(
         }
         record(session, case_id, EventKind.NEEDS_ANALYST, now, reason=f"notice refused: {reply}")
     session.execute(
-        update(Case).where(Case.id == case_id).values(version=Case.version + 1, **values)
+        update(Case)
+        .where(Case.id == case_id)
+        .values(version=Case.version + 1, **rescheduled(values))
     )

@@ -22,12 +22,14 @@ from workflows.engine.outbox import batch_notices
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
 from workflows.kinds import CaseState, NoticeStatus
-from workflows.store.claims import claim_due, claim_notices
+from workflows.store.claims import Claimed, claim_due, claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import Notice
 from workflows.store.purge import purge_closed, reclaim
 
-BATCH = 25  # cases per task: one host's URLs travel together
+TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
+BATCH = 25  # cases per trace or steps task: one host's URLs travel together
+CHECK_BATCH = 200  # cases per check task: whole hosts, re-checked at once by the fetch loop
 PURGE_EVERY = 3600.0  # seconds between retention purges
 PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
 Publish = Callable[[str, Sequence[int]], None]
@@ -39,7 +41,8 @@ class SweepReport:
     """What one sweep handed out."""
 
     traced: int = 0
-    acted: int = 0
+    stepped: int = 0  # cases handed to the steps task (notices queue)
+    acted: int = 0  # cases handed to the check task (checks queue)
     notices_built: int = 0
     notices_sent: int = 0
     recovered: int = 0
@@ -56,25 +59,68 @@ def sweep(rt: Runtime, publish: Publish) -> SweepReport:
         release_due_holds(session, now)
     with transaction(rt.sessions) as session:
         claimed = claim_due(session, now, rt.lease)
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for case_id, state, host, changed in claimed:
-        acted = state in (CaseState.ACTIVE, CaseState.REMOVED) or changed
-        task = "takedown.act" if acted else "takedown.trace"
-        groups[(task, host)].append(case_id)
-    for (task, _host), ids in sorted(groups.items()):
-        for start in range(0, len(ids), BATCH):
-            report.tasks.append((task, ids[start : start + BATCH]))
-    report.traced = sum(len(ids) for task, ids in report.tasks if task == "takedown.trace")
-    report.acted = sum(len(ids) for task, ids in report.tasks if task == "takedown.act")
+    groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for case in claimed:
+        groups[task_for(case)][case.host].append(case.id)
+    for task, by_host in sorted(groups.items()):
+        report.tasks += batches(task, by_host)
+    report.traced = _count(report.tasks, TRACE)
+    report.stepped = _count(report.tasks, STEPS)
+    report.acted = _count(report.tasks, CHECK)
     report.notices_built = len(batch_notices(rt))
     with transaction(rt.sessions) as session:
         sending = claim_notices(session, now, rt.lease)
-    report.tasks += [("takedown.send", [notice_id]) for notice_id in sending]
+    report.tasks += [(SEND, [notice_id]) for notice_id in sending]
     report.notices_sent = len(sending)
     for task, ids in report.tasks:
         publish(task, ids)
     report.purged = purge_due(rt, now)  # last: a failed purge must not hold up the work
     return report
+
+
+def task_for(case: Claimed) -> str:
+    """Return the task a claimed case goes to.
+
+    trace   not routed yet (new, waiting, needs an analyst to trace it)
+    steps   active with a workflow step due: owe it now, on the notices queue
+    check   active with only a re-check due; removed and watched; changed content
+    """
+    if case.state == CaseState.ACTIVE and case.step_due:
+        return STEPS
+    if case.state in (CaseState.ACTIVE, CaseState.REMOVED) or case.changed:
+        return CHECK
+    return TRACE
+
+
+def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+    """Split one task's cases into batches: BATCH of one host each for trace and steps;
+    for checks, whole hosts packed together up to CHECK_BATCH (a bigger host alone in as
+    many as it needs), so one task re-checks many hosts at once."""
+    if task != CHECK:
+        return [
+            (task, ids[start : start + BATCH])
+            for _host, ids in sorted(by_host.items())
+            for start in range(0, len(ids), BATCH)
+        ]
+    found: list[tuple[str, list[int]]] = []
+    current: list[int] = []
+    for _host, ids in sorted(by_host.items()):
+        if current and len(current) + len(ids) > CHECK_BATCH:
+            found.append((task, current))
+            current = []
+        for start in range(0, len(ids), CHECK_BATCH):
+            piece = ids[start : start + CHECK_BATCH]
+            if len(piece) == CHECK_BATCH:
+                found.append((task, piece))
+            else:
+                current += piece
+    if current:
+        found.append((task, current))
+    return found
+
+
+def _count(tasks: list[tuple[str, list[int]]], name: str) -> int:
+    return sum(len(ids) for task, ids in tasks if task == name)
 
 
 def purge_due(rt: Runtime, now: dt.datetime) -> int:

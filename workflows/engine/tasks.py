@@ -1,4 +1,15 @@
-"""The Celery application and its thin tasks: each takes ids and calls the acting.
+"""The Celery application and its thin tasks: each takes ids and calls a stage.
+
+    task              queue (default)      does
+    takedown.trace    takedown             trace and route new cases
+    takedown.steps    takedown.notices     owe the workflow steps due (first notices, chasers)
+    takedown.send     takedown.notices     send one claimed notice
+    takedown.check    takedown.checks      re-check URLs, hundreds at once, then owe steps
+
+Steps and notices never wait behind re-checks: they have their own queue, which a worker
+reads beside the others (Celery's Redis transport takes from its queues in turn), and
+TAKEDOWN_QUEUES can move any task to a queue of its own so a deployment gives re-checks
+their own workers (`takedown worker --queues takedown.checks`).
 
 Tasks are acks_late with reject_on_worker_lost, so a killed worker's task runs again, and
 every task is safe to run twice (compare-and-set, unique outbox keys). Nothing waits in
@@ -20,6 +31,13 @@ from workflows.engine import acting, sending, tracing
 from workflows.engine.runtime import Runtime
 
 QUEUE = "takedown"
+# Task → queue; TAKEDOWN_QUEUES overrides (config.settings.parse_queues).
+DEFAULT_QUEUES = {
+    "trace": QUEUE,
+    "steps": "takedown.notices",
+    "send": "takedown.notices",
+    "check": "takedown.checks",
+}
 TIME_LIMIT = 120  # seconds; the claim lease (Runtime.lease) is longer, the broker's
 VISIBILITY = 900  # visibility timeout longer still (Celery redelivers past it)
 
@@ -67,9 +85,21 @@ def trace_task(ids: Sequence[int]) -> None:
     tracing.trace_cases(runtime(), list(ids))
 
 
+@app.task(name="takedown.steps", **RETRY)
+def steps_task(ids: Sequence[int]) -> None:
+    """Owe the due workflow steps of these active cases (re-checking only before a chaser)."""
+    acting.act_cases(runtime(), list(ids), recheck=False)
+
+
+@app.task(name="takedown.check", **RETRY)
+def check_task(ids: Sequence[int]) -> None:
+    """Re-check these cases' URLs, then owe any step due."""
+    acting.act_cases(runtime(), list(ids))
+
+
 @app.task(name="takedown.act", **RETRY)
 def act_task(ids: Sequence[int]) -> None:
-    """Owe due steps and re-check these active cases."""
+    """The check task's earlier name: tasks queued before an upgrade still run."""
     acting.act_cases(runtime(), list(ids))
 
 
@@ -80,6 +110,22 @@ def send_task(ids: Sequence[int]) -> None:
         sending.send_notice(runtime(), notice_id)
 
 
+_queues: dict[str, str] = dict(DEFAULT_QUEUES)
+
+
+def route_queues(routes: Sequence[tuple[str, str]]) -> list[str]:
+    """Use ROUTES (task short name, queue) over the defaults; return every queue in use."""
+    _queues.clear()
+    _queues.update(DEFAULT_QUEUES)
+    _queues.update(routes)
+    return sorted(set(_queues.values()))
+
+
+def queue_of(task: str) -> str:
+    """Return the queue TASK ("takedown.steps" or "steps") is published to."""
+    return _queues.get(task.removeprefix("takedown."), QUEUE)
+
+
 def publish(task: str, ids: Sequence[int]) -> None:
-    """Put one task on the queue."""
-    app.send_task(task, args=[list(ids)], queue=QUEUE)
+    """Put one task on its queue."""
+    app.send_task(task, args=[list(ids)], queue=queue_of(task))

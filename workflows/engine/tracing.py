@@ -86,6 +86,7 @@ def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
         trace_attempts=0,
         last_error=None,
         due_at=now,
+        step_due_at=now,  # the first notice is owed at once, on the notices queue
         check_due_at=now,
         **values,
     ):

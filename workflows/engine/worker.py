@@ -6,12 +6,14 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Sequence
 
 from workflows.config.settings import Settings, redact_url
 from workflows.engine.broker import Broker, SweepLock
 from workflows.engine.runtime import Runtime, check_start
 from workflows.engine.sweep import sweep
-from workflows.engine.tasks import app, publish
+from workflows.engine.tasks import app, publish, route_queues
+from workflows.errors import ConfigError
 from workflows.store.db import migrate
 
 log = logging.getLogger("takedown.worker")
@@ -42,8 +44,9 @@ class Scheduler(threading.Thread):
                     self.sweeps += 1
                     if report.tasks:
                         log.info(
-                            "sweep: %d traced, %d acted, %d notices built, %d sent",
+                            "sweep: %d traced, %d stepped, %d checked, %d notices built, %d sent",
                             report.traced,
+                            report.stepped,
                             report.acted,
                             report.notices_built,
                             report.notices_sent,
@@ -104,12 +107,27 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled: bool) -> int:
-    """Run the worker in the foreground until SIGTERM/SIGINT; return the exit code."""
+def run_worker(
+    settings: Settings,
+    *,
+    concurrency: int,
+    pool: str,
+    sweep_enabled: bool,
+    queues: Sequence[str] = (),
+) -> int:
+    """Run the worker in the foreground until SIGTERM/SIGINT; return the exit code.
+
+    QUEUES: the queues it takes tasks from; empty: every queue (TAKEDOWN_QUEUES)."""
     # Until Celery installs its own handler, SIGTERM must unwind (closing the embedded Redis)
     # rather than kill the process where it stands.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     policy = check_start(settings)
+    every_queue = route_queues(settings.queues)
+    unknown = sorted(set(queues) - set(every_queue))
+    if unknown:
+        raise ConfigError(
+            f"--queues: {', '.join(unknown)}: no task goes there (queues: {', '.join(every_queue)})"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with Broker(settings) as broker:
         rt = Runtime.from_settings(settings, policy)
@@ -128,10 +146,11 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
             scheduler = Scheduler(rt, SweepLock(broker.client, ttl))
             scheduler.start()
         log.info(
-            "takedown worker: broker %s%s, database %s",
+            "takedown worker: broker %s%s, database %s, queues %s",
             redact_url(broker.url),
             " (embedded)" if broker.embedded else "",
             rt.engine.url.render_as_string(),
+            ",".join(queues or every_queue),
         )
         try:
             app.worker_main(
@@ -142,7 +161,7 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, sweep_enabled
                     "--concurrency",
                     str(concurrency),
                     "--queues",
-                    "takedown",
+                    ",".join(queues or every_queue),
                     "--loglevel",
                     "INFO",
                     "--without-gossip",

@@ -15,9 +15,9 @@ counts against the deadline but can overrun it by at most that much.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -75,35 +75,36 @@ class Deadline:
         return left if timeout is None else min(timeout, left)
 
 
-class DeadlineStream(httpcore.NetworkStream):
+class DeadlineStream(httpcore.AsyncNetworkStream):
     """A network stream whose every operation ends by the fetch's deadline."""
 
-    def __init__(self, stream: httpcore.NetworkStream, deadline: Deadline) -> None:
+    def __init__(self, stream: httpcore.AsyncNetworkStream, deadline: Deadline) -> None:
         """Wrap STREAM."""
         self._stream = stream
         self._deadline = deadline
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Read at most MAX_BYTES, giving up at the deadline."""
-        return self._stream.read(max_bytes, self._deadline.cap(timeout, httpcore.ReadTimeout))
+        limit = self._deadline.cap(timeout, httpcore.ReadTimeout)
+        return await self._stream.read(max_bytes, limit)
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Write BUFFER, giving up at the deadline."""
-        self._stream.write(buffer, self._deadline.cap(timeout, httpcore.WriteTimeout))
+        await self._stream.write(buffer, self._deadline.cap(timeout, httpcore.WriteTimeout))
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the underlying stream."""
-        self._stream.close()
+        await self._stream.aclose()
 
-    def start_tls(
+    async def start_tls(
         self,
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
+    ) -> httpcore.AsyncNetworkStream:
         """Upgrade to TLS, checking the certificate against SERVER_HOSTNAME (the URL's host)."""
         limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)
-        tls = self._stream.start_tls(ssl_context, server_hostname, limit)
+        tls = await self._stream.start_tls(ssl_context, server_hostname, limit)
         return DeadlineStream(tls, self._deadline)
 
     def get_extra_info(self, info: str) -> Any:
@@ -111,13 +112,16 @@ class DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
-class GuardedBackend(httpcore.NetworkBackend):
+class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore backend that resolves and checks every host before connecting to it.
 
     `trusted` is the operator's proxy (host, port): connections to it are not guarded,
     and the fetcher checks each URL's host itself before asking the proxy. The address
-    of the latest connection is kept in `last_address`: one backend serves one fetch at a
-    time (each thread of a Fetcher has its own).
+    of the latest connection is kept in `last_address`: one backend serves one fetch (the
+    fetcher builds one per fetch). Sockets are asyncio's (through anyio), so one event
+    loop holds hundreds of re-checks at once; names are resolved by the same resolver and
+    code as everywhere else (`permitted_addresses`), on a thread, so the guard is the one
+    the tracer's resolution and the tests prove.
     """
 
     def __init__(
@@ -132,27 +136,29 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._allow = tuple(allow)
         self._deadline = deadline
         self._trusted = trusted
-        self._socket = httpcore.SyncBackend()
+        self._socket = httpcore.AnyIOBackend()
         self.last_address: str | None = None
 
-    def connect_tcp(
+    async def connect_tcp(
         self,
         host: str,
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.NetworkStream:
+    ) -> httpcore.AsyncNetworkStream:
         """Connect to the first permitted address of HOST that accepts, never to another."""
         if self._trusted == (host, port):
             candidates: tuple[str, ...] = (host,)
         else:
-            candidates = permitted_addresses(self._resolver, host, self._allow)
+            candidates = await asyncio.to_thread(
+                permitted_addresses, self._resolver, host, self._allow
+            )
         failure: Exception = httpcore.ConnectError(f"no address of {host} accepted")
         for address in candidates:
             limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)
             try:
-                stream = self._socket.connect_tcp(
+                stream = await self._socket.connect_tcp(
                     address, port, limit, local_address, socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
@@ -162,33 +168,34 @@ class GuardedBackend(httpcore.NetworkBackend):
             return DeadlineStream(stream, self._deadline)
         raise failure
 
-    def connect_unix_socket(
+    async def connect_unix_socket(
         self,
         path: str,
         timeout: float | None = None,
         socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.NetworkStream:
+    ) -> httpcore.AsyncNetworkStream:
         """Refuse: a re-check never talks to a local socket."""
         raise httpcore.ConnectError("unix sockets are not used by the re-checker")
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         """Sleep (httpcore uses it between connection retries)."""
-        time.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
-class GuardedTransport(httpx.HTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport over an httpcore pool that connects only through the guard."""
 
     def __init__(self, backend: GuardedBackend, context: ssl.SSLContext, proxy: str | None) -> None:
-        """Build the pool; HTTPTransport.__init__ is not called: it builds an unguarded one."""
+        """Build the pool; AsyncHTTPTransport.__init__ is not called: it builds an unguarded
+        one."""
         # No keep-alive: every hop and every fetch connects afresh, so each one resolves
         # and is checked again (a pooled connection would hide an NXDOMAIN or a move).
         if proxy is None:
-            self._pool = httpcore.ConnectionPool(
+            self._pool = httpcore.AsyncConnectionPool(
                 ssl_context=context, max_keepalive_connections=0, network_backend=backend
             )
         else:
-            self._pool = httpcore.HTTPProxy(
+            self._pool = httpcore.AsyncHTTPProxy(
                 proxy_url=proxy,
                 ssl_context=context,
                 max_keepalive_connections=0,

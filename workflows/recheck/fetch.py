@@ -31,10 +31,11 @@ trusted, and it resolves the name again itself.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
+import os
 import ssl
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -97,11 +98,11 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class _Lane:
-    """One thread's own client, so its deadline and last address are never another's."""
+    """One fetch's own client, so its deadline and last address are never another's."""
 
     deadline: Deadline
     backend: GuardedBackend
-    client: httpx.Client
+    client: httpx.AsyncClient
 
 
 @dataclass
@@ -147,10 +148,11 @@ class _Hop:
 
 
 class Fetcher:
-    """Fetch URLs for re-checks; threads may share one, each fetching on a client of its own.
+    """Fetch URLs for re-checks: `afetch` on an event loop, `fetch` from plain code.
 
-    A worker's threads share one Fetcher: one lock for them all would let a host that
-    drips its body hold every other re-check of the process up to the deadline.
+    Each fetch has a client, a deadline and a guarded backend of its own, so hundreds of
+    them share one event loop (`FetchLoop`) and a host that drips its body holds only its
+    own fetch up to the deadline. A Fetcher holds no connection between fetches.
     """
 
     def __init__(
@@ -178,7 +180,7 @@ class Fetcher:
         self.deadline = deadline
         self.connect_timeout = connect_timeout
         self._clock = clock
-        self._user_agent = user_agent
+        self._headers = {"User-Agent": user_agent, **BROWSER_HEADERS}
         self._origin = proxy_origin(proxy)
         # What the case's checks record as where they came from: the proxy's host, not its
         # URL (which may hold a password).
@@ -190,43 +192,28 @@ class Fetcher:
             if isinstance(verify, ssl.SSLContext)
             else httpx.create_ssl_context(verify, trust_env=False)
         )
-        self._local = threading.local()
-        self._lanes: list[_Lane] = []
-        self._lanes_lock = threading.Lock()
 
     def fetch(self, url: str) -> FetchResult:
+        """Fetch URL from code without an event loop (tests, the command line)."""
+        return asyncio.run(self.afetch(url))
+
+    async def afetch(self, url: str) -> FetchResult:
         """Fetch URL, following up to five redirects; never raise for network problems."""
-        lane = self._lane()
-        hop = _Hop(url, self._clock() + self.deadline, lane, vantage=self.vantage)
-        lane.deadline.at = hop.deadline
-        try:
-            return self._follow(hop)
-        finally:
-            lane.deadline.at = float("inf")
+        deadline = Deadline(self._clock)
+        deadline.at = self._clock() + self.deadline
+        backend = GuardedBackend(self.resolver, self.allow, deadline, self._origin)
+        client = httpx.AsyncClient(
+            transport=GuardedTransport(backend, self._context, self.proxy),
+            headers=self._headers,
+            follow_redirects=False,
+            trust_env=False,  # no proxy, certificate or netrc settings from the environment
+        )
+        async with client:
+            hop = _Hop(url, deadline.at, _Lane(deadline, backend, client), vantage=self.vantage)
+            return await self._follow(hop)
 
     def close(self) -> None:
-        """Close every thread's HTTP client."""
-        with self._lanes_lock:
-            lanes, self._lanes = self._lanes, []
-        for lane in lanes:
-            lane.client.close()
-
-    def _lane(self) -> _Lane:
-        """Return this thread's client, building it on the thread's first fetch."""
-        lane: _Lane | None = getattr(self._local, "lane", None)
-        if lane is None:
-            deadline = Deadline(self._clock)
-            backend = GuardedBackend(self.resolver, self.allow, deadline, self._origin)
-            client = httpx.Client(
-                transport=GuardedTransport(backend, self._context, self.proxy),
-                headers={"User-Agent": self._user_agent, **BROWSER_HEADERS},
-                follow_redirects=False,
-                trust_env=False,  # no proxy, certificate or netrc settings from the environment
-            )
-            lane = self._local.lane = _Lane(deadline, backend, client)
-            with self._lanes_lock:
-                self._lanes.append(lane)
-        return lane
+        """Nothing to release: every fetch closes its own client (kept for with-blocks)."""
 
     def __enter__(self) -> Fetcher:
         """Return self for a with-block."""
@@ -241,11 +228,11 @@ class Fetcher:
         """Close on leaving the with-block."""
         self.close()
 
-    def _follow(self, hop: _Hop) -> FetchResult:
+    async def _follow(self, hop: _Hop) -> FetchResult:
         """Fetch hop by hop until an outcome, a loop or too many redirects."""
         seen = {hop.url}
         while True:
-            outcome = self._guarded_hop(hop)
+            outcome = await self._guarded_hop(hop)
             if isinstance(outcome, FetchResult):
                 return outcome
             hop.url = outcome
@@ -256,7 +243,7 @@ class Fetcher:
                 return hop.result(CheckOutcome.UNREACHABLE, f"more than {MAX_REDIRECTS} redirects")
             seen.add(outcome)
 
-    def _guarded_hop(self, hop: _Hop) -> FetchResult | str:
+    async def _guarded_hop(self, hop: _Hop) -> FetchResult | str:
         """Fetch one hop; return its result, or the next URL when it redirects."""
         hop.lane.backend.last_address = hop.address = None
         try:
@@ -267,8 +254,9 @@ class Fetcher:
                 )
             if self.proxy is not None:
                 # The proxy resolves the name itself: check it here, before asking it.
-                permitted_addresses(self.resolver, url.raw_host.decode("ascii"), self.allow)
-            return self._request(hop, url)
+                host = url.raw_host.decode("ascii")
+                await asyncio.to_thread(permitted_addresses, self.resolver, host, self.allow)
+            return await self._request(hop, url)
         except DNSFailure as error:
             outcome = CheckOutcome.GONE if error.permanent else CheckOutcome.UNREACHABLE
             return hop.result(outcome, f"dns: {error.message}", permanent_dns=error.permanent)
@@ -280,7 +268,7 @@ class Fetcher:
             hop.address = hop.lane.backend.last_address
             return hop.result(CheckOutcome.UNREACHABLE, self._describe(error, hop.deadline))
 
-    def _request(self, hop: _Hop, url: httpx.URL) -> FetchResult | str:
+    async def _request(self, hop: _Hop, url: httpx.URL) -> FetchResult | str:
         """Send one GET; classify its status, hashing the body of a 2xx."""
         left = hop.deadline - self._clock()
         if left <= 0:
@@ -289,27 +277,27 @@ class Fetcher:
         client.cookies.clear()  # no cookies kept, not even from an earlier hop
         timeout = httpx.Timeout(left, connect=min(self.connect_timeout, left))
         request = client.build_request("GET", url, timeout=timeout)
-        response = client.send(request, stream=True)
+        response = await client.send(request, stream=True)
         try:
             hop.address = hop.lane.backend.last_address
             status, location = response.status_code, response.headers.get("location")
             if status in REDIRECTS and location:
                 return str(url.join(location))
             if 200 <= status < 300:
-                return self._hash_body(hop, response)
+                return await self._hash_body(hop, response)
             outcome = CheckOutcome.GONE if status in GONE else CheckOutcome.UNREACHABLE
             return hop.result(outcome, f"HTTP {status}", status=status)
         finally:
-            response.close()
+            await response.aclose()
 
-    def _hash_body(self, hop: _Hop, response: httpx.Response) -> FetchResult:
+    async def _hash_body(self, hop: _Hop, response: httpx.Response) -> FetchResult:
         """Stream the body into SHA-256 and a bounded sample; keep only their fingerprints."""
         digest, size, status = hashlib.sha256(), 0, response.status_code
         content_type = response.headers.get("content-type")
         sample = Sample(min(self.max_bytes, SAMPLE_LIMIT))
         truncated = False
         try:
-            for chunk in response.iter_raw():  # raw: the bytes as served, never decoded
+            async for chunk in response.aiter_raw():  # raw: the bytes as served, never decoded
                 room = self.max_bytes - size
                 digest.update(chunk[:room])
                 sample.feed(chunk[:room])
@@ -325,7 +313,10 @@ class Fetcher:
             reason = f"{self._describe(error, hop.deadline)} after {size} body bytes"
             return hop.result(CheckOutcome.UNREACHABLE, reason, status=status, size=size)
         try:
-            found = sample.fingerprints(content_type, complete=not truncated)
+            # Decoding a picture and hashing it is CPU work: off the loop, beside the sockets.
+            found = await asyncio.to_thread(
+                sample.fingerprints, content_type, complete=not truncated
+            )
         finally:
             sample.clear()  # the body's bytes go now, whatever happened
         reason = f"HTTP {status}" + (f", body truncated at {size} bytes" if truncated else "")
@@ -353,4 +344,10 @@ class Fetcher:
             return f"timeout: {type(error).__name__} {error}".rstrip()
         if isinstance(error, httpx.ProxyError):
             return f"proxy: {error}"
+        # asyncio's sockets say "All connection attempts failed": name the cause beneath.
+        cause = error
+        while cause is not None:
+            if isinstance(cause, OSError) and cause.errno:
+                return f"{type(error).__name__}: [Errno {cause.errno}] {os.strerror(cause.errno)}"
+            cause = cause.__cause__ or cause.__context__
         return f"{type(error).__name__}: {error}"

@@ -116,11 +116,19 @@ def _case_id() -> Any:
     return Case.__table__.c.id
 
 
+def rescheduled(values: dict[str, Any]) -> dict[str, Any]:
+    """Return VALUES with `step_due_at` set to `due_at` when they move the case's due time
+    without saying when its next step falls due: whoever acts then works its steps out."""
+    if "due_at" in values and "step_due_at" not in values:
+        return {**values, "step_due_at": values["due_at"]}
+    return values
+
+
 def release(session: Session, case: Case, **values: Any) -> bool:
     """Write VALUES to CASE if nobody changed it since it was read; drop its claim."""
     done = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.version == case.version)
-        .values(claimed_until=None, version=Case.version + 1, **values)
+        .values(claimed_until=None, version=Case.version + 1, **rescheduled(values))
     )
     return bool(getattr(done, "rowcount", 0) == 1)

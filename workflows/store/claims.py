@@ -7,6 +7,7 @@ work whose task is lost is handed out again when the lease runs out.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -15,14 +16,22 @@ from workflows.kinds import WORKABLE_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice
 
 
-def claim_due(
-    session: Session, now: dt.datetime, lease: float, limit: int = 500
-) -> list[tuple[int, str, str, bool]]:
-    """Claim due cases for LEASE seconds; return (id, state, host, changed) of each claimed.
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed case: what the sweep needs to hand it to the right task."""
+
+    id: int
+    state: str
+    host: str
+    changed: bool  # it waits for an analyst because its content changed: re-checked, not traced
+    step_due: bool  # a workflow step of it is due: the notices queue, not the checks queue
+
+
+def claim_due(session: Session, now: dt.datetime, lease: float, limit: int = 2000) -> list[Claimed]:
+    """Claim due cases for LEASE seconds; return each one claimed.
 
     Due are open cases, and removed ones whose watch check is due (a removed case has a
-    due time only while it is watched). CHANGED: the case waits for an analyst because
-    its content changed, and is re-checked rather than traced meanwhile.
+    due time only while it is watched).
     """
     free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
     candidates = (
@@ -40,9 +49,12 @@ def claim_due(
         update(Case)
         .where(Case.id.in_(ids), free)
         .values(claimed_until=until, version=Case.version + 1)
-        .returning(Case.id, Case.state, Case.host, Case.changed_streak)
+        .returning(Case.id, Case.state, Case.host, Case.changed_streak, Case.step_due_at)
     ).all()
-    return [(row[0], row[1], row[2], row[3] > 0) for row in claimed]
+    return [
+        Claimed(id_, state, host, changed > 0, step_at is not None and step_at <= now)
+        for id_, state, host, changed, step_at in claimed
+    ]
 
 
 def claim_notices(session: Session, now: dt.datetime, lease: float, limit: int = 200) -> list[int]:

@@ -66,7 +66,7 @@ class Case(Base):
     category: Mapped[str | None] = mapped_column(String(64))
     analyst: Mapped[str | None] = mapped_column(String(120))
     content_hash: Mapped[str | None] = mapped_column(String(64))  # first hash seen present
-    opened_at: Mapped[dt.datetime]
+    opened_at: Mapped[dt.datetime] = mapped_column(index=True)
     routed_at: Mapped[dt.datetime | None]
     first_notice_at: Mapped[dt.datetime | None]
     removed_at: Mapped[dt.datetime | None]
@@ -74,6 +74,9 @@ class Case(Base):
     due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     claimed_until: Mapped[dt.datetime | None]
     check_due_at: Mapped[dt.datetime | None]
+    # When the next workflow step falls due (None: none to come); the sweep sends a case
+    # whose step is due to the notices queue, one due only for a re-check to the checks queue.
+    step_due_at: Mapped[dt.datetime | None]
     round: Mapped[int] = mapped_column(default=0)  # +1 each time the content hops
     steps_done: Mapped[int] = mapped_column(default=0)
     trace_attempts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,168 @@
+"""Steps and notices apart from re-checks: the sweep's routing, the steps task, the queues,
+and the fetch loop's bounds per host and overall."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import wait
+from pathlib import Path
+
+import pytest
+from engine_harness import engine_runtime, hosta_stack, hosta_world
+from sqlalchemy import select
+from stack import Stack
+
+from workflows.config.settings import load_settings, parse_queues
+from workflows.engine.acting import act_cases
+from workflows.engine.runtime import Runtime
+from workflows.engine.sweep import CHECK, CHECK_BATCH, STEPS, TRACE, batches, sweep, task_for
+from workflows.engine.tasks import DEFAULT_QUEUES, queue_of, route_queues
+from workflows.engine.tracing import trace_cases
+from workflows.errors import ConfigError
+from workflows.kinds import CaseState
+from workflows.recheck.fetch import Fetcher, FetchResult
+from workflows.recheck.loop import FetchLoop, host_of
+from workflows.store.claims import Claimed
+from workflows.store.models import Case, Check, NoticeItem
+
+URL = "http://files.hosta.test/q"
+
+
+def claimed(state: str, *, step_due: bool = False, changed: bool = False) -> Claimed:
+    return Claimed(1, state, "h.test", changed, step_due)
+
+
+def test_a_case_with_a_step_due_goes_to_the_steps_task_whatever_else_is_due() -> None:
+    assert task_for(claimed(CaseState.ACTIVE, step_due=True)) == STEPS
+    assert task_for(claimed(CaseState.ACTIVE)) == CHECK  # only its re-check is due
+    assert task_for(claimed(CaseState.REMOVED)) == CHECK  # watched
+    assert task_for(claimed(CaseState.REMOVED, step_due=True)) == CHECK  # no steps once removed
+    assert task_for(claimed(CaseState.NEEDS_ANALYST, changed=True)) == CHECK
+    assert task_for(claimed(CaseState.NEEDS_ANALYST)) == TRACE
+    assert task_for(claimed(CaseState.NEW)) == TRACE
+    assert task_for(claimed(CaseState.WAITING, step_due=True)) == TRACE  # not routed yet
+
+
+def test_checks_pack_whole_hosts_into_big_batches_and_steps_stay_per_host() -> None:
+    by_host = {f"h{n}.test": list(range(n * 1000, n * 1000 + 30)) for n in range(20)}
+    by_host["big.test"] = list(range(100_000, 100_000 + 450))
+    checks = batches(CHECK, by_host)
+    assert sorted(i for _, ids in checks for i in ids) == sorted(
+        i for ids in by_host.values() for i in ids
+    )  # every case once
+    assert all(len(ids) <= CHECK_BATCH for _, ids in checks)
+    assert len(checks) <= 6  # 1,050 cases: not 42 batches of 25
+    small_hosts = [tuple(ids) for host, ids in by_host.items() if host != "big.test"]
+    for ids in small_hosts:  # a small host is never split across check tasks
+        assert sum(1 for _, batch in checks if set(ids) <= set(batch)) == 1
+    steps = batches(STEPS, by_host)
+    assert all(len(ids) <= 25 for _, ids in steps)
+    assert all(len({i // 1000 for i in ids if i < 100_000}) <= 1 for _, ids in steps)
+
+
+def test_queues_default_apart_and_can_be_routed_by_the_operator() -> None:
+    try:
+        assert route_queues(()) == ["takedown", "takedown.checks", "takedown.notices"]
+        assert queue_of("takedown.check") == "takedown.checks"
+        assert queue_of("takedown.steps") == queue_of("takedown.send") == "takedown.notices"
+        routes = parse_queues("check=fetchers, steps=urgent,send=urgent")
+        assert routes == (("check", "fetchers"), ("steps", "urgent"), ("send", "urgent"))
+        assert route_queues(routes) == ["fetchers", "takedown", "urgent"]
+        assert queue_of("takedown.check") == "fetchers"
+    finally:
+        route_queues(())
+    assert DEFAULT_QUEUES["check"] != DEFAULT_QUEUES["steps"]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("check", "expected task=queue"),
+        ("fetch=x", "expected task=queue"),
+        ("check=a b", "not a queue name"),
+        ("check=a,check=b", "routed twice"),
+    ],
+)
+def test_a_bad_queue_route_is_refused_naming_it(text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as raised:
+        load_settings({"TAKEDOWN_QUEUES": text, "TAKEDOWN_HOME": "/nonexistent"})
+    assert "TAKEDOWN_QUEUES" in str(raised.value)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with hosta_stack(tmp_path, hosta_world(URL)) as running:
+        yield running
+
+
+@pytest.fixture
+def rt(stack: Stack) -> Iterator[Runtime]:
+    with engine_runtime(stack) as runtime:
+        yield runtime
+
+
+def test_the_steps_task_owes_the_first_notice_without_fetching_and_leaves_the_check_due(
+    stack: Stack, rt: Runtime
+) -> None:
+    case_id: int = stack.report(URL)[0]["id"]
+    trace_cases(rt, [case_id])
+    published: list[tuple[str, list[int]]] = []
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert published == [(STEPS, [case_id])]  # routed: its first step is due
+    act_cases(rt, [case_id], recheck=False)
+    with rt.sessions() as session:
+        owed = session.scalars(select(NoticeItem.kind).where(NoticeItem.case_id == case_id))
+        assert list(owed) == ["notice"]
+        assert session.scalars(select(Check).where(Check.case_id == case_id)).all() == []
+        case = session.get_one(Case, case_id)
+    assert case.check_due_at is not None and case.check_due_at <= rt.clock()
+    assert case.due_at == case.check_due_at  # handed out again at once, for its re-check
+    published.clear()
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert (CHECK, [case_id]) in published
+    act_cases(rt, [case_id])
+    assert [c.outcome for c in stack.checks(case_id)] == ["present"]
+
+
+class SlowFetcher(Fetcher):
+    """Answers after a pause, counting who is in flight (no network)."""
+
+    def __init__(self, pause: float = 0.05) -> None:
+        self.pause = pause
+        self.lock = threading.Lock()
+        self.hosts: Counter[str] = Counter()
+
+    async def afetch(self, url: str) -> FetchResult:
+        await asyncio.sleep(self.pause)
+        with self.lock:
+            self.hosts[host_of(url)] += 1
+        return FetchResult("present", url, status=200, sha256="ab" * 32, size=1)
+
+
+def test_the_fetch_loop_runs_hundreds_at_once_but_never_more_than_four_per_host() -> None:
+    loop = FetchLoop(per_host=4, overall=150)
+    fetcher = SlowFetcher()
+    try:
+        urls = [f"http://h{n}.test/{k}" for n in range(100) for k in range(10)]
+        futures = [loop.submit(fetcher, url) for url in urls]
+        done, late = wait(futures, timeout=30)
+    finally:
+        loop.close()
+    assert not late and all(f.result().outcome == "present" for f in done)
+    assert loop.peak_per_host == 4  # reached, never passed
+    assert 100 < loop.peak <= 150  # hundreds in flight, never more than the overall bound
+    assert set(fetcher.hosts.values()) == {10}
+
+
+def test_a_cancelled_fetch_gives_its_slots_back() -> None:
+    loop = FetchLoop(per_host=1, overall=1)
+    try:
+        stuck = loop.submit(SlowFetcher(pause=60), "http://h.test/1")
+        stuck.cancel()
+        after = loop.submit(SlowFetcher(pause=0), "http://h.test/2")
+        assert after.result(timeout=10).outcome == "present"
+    finally:
+        loop.close()
