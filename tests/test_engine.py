@@ -30,7 +30,8 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.engine.sweep import recover_notices, sweep
 from workflows.engine.tracing import trace_cases
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.kinds import CaseState, CheckOutcome, NoticeStatus
+from workflows.recheck.egress import Resolutions
 from workflows.recheck.fetch import FetchResult
 from workflows.sim import World
 from workflows.store.claims import claim_notices
@@ -252,13 +253,13 @@ class HeldFetcher:
         self.slow_url = slow_url
         self.release = threading.Event()
 
-    async def afetch(self, url: str) -> FetchResult:
+    async def afetch(self, url: str, resolutions: Resolutions | None = None) -> FetchResult:
         if url == self.slow_url:
             for _ in range(3000):  # 30 s at most; cancelled long before by the budget
                 if self.release.is_set():
                     break
                 await asyncio.sleep(0.01)
-        return FetchResult("present", url, status=200, sha256="ab" * 32, size=1)
+        return FetchResult(CheckOutcome.PRESENT, url, status=200, sha256="ab" * 32, size=1)
 
 
 def test_a_hanging_recheck_does_not_hold_up_the_rest_of_its_batch(
@@ -270,7 +271,7 @@ def test_a_hanging_recheck_does_not_hold_up_the_rest_of_its_batch(
     rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     trace_cases(rt, ids)
     fetcher = HeldFetcher(slow)
-    rt.fetcher, rt.fetch_budget = fetcher, 0.5  # type: ignore[misc]
+    rt.fetcher, rt.fetch_budget = fetcher, 0.5  # type: ignore[misc, assignment]
     try:
         act_cases(rt, ids)
     finally:

@@ -22,7 +22,8 @@ from workflows.engine.sweep import CHECK, CHECK_BATCH, STEPS, TRACE, batches, sw
 from workflows.engine.tasks import DEFAULT_QUEUES, queue_of, route_queues
 from workflows.engine.tracing import trace_cases
 from workflows.errors import ConfigError
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, CheckOutcome
+from workflows.recheck.egress import Resolutions
 from workflows.recheck.fetch import Fetcher, FetchResult
 from workflows.recheck.loop import FetchLoop, host_of
 from workflows.store.claims import Claimed
@@ -135,11 +136,11 @@ class SlowFetcher(Fetcher):
         self.lock = threading.Lock()
         self.hosts: Counter[str] = Counter()
 
-    async def afetch(self, url: str) -> FetchResult:
+    async def afetch(self, url: str, resolutions: Resolutions | None = None) -> FetchResult:
         await asyncio.sleep(self.pause)
         with self.lock:
             self.hosts[host_of(url)] += 1
-        return FetchResult("present", url, status=200, sha256="ab" * 32, size=1)
+        return FetchResult(CheckOutcome.PRESENT, url, status=200, sha256="ab" * 32, size=1)
 
 
 def test_the_fetch_loop_runs_hundreds_at_once_but_never_more_than_four_per_host() -> None:

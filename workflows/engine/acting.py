@@ -112,8 +112,12 @@ def _fetch_due(
     if not due:
         return {}
     fetchers = rt.fetchers
+    # The batch resolves each host name once (the vantages share one resolver).
+    resolutions = fetchers[0].resolutions()
     futures = {
-        rt.fetch_loop.submit(fetchers[(c.id + c.checks_made) % len(fetchers)], c.url): c.id
+        rt.fetch_loop.submit(
+            fetchers[(c.id + c.checks_made) % len(fetchers)], c.url, resolutions
+        ): c.id
         for c in due
     }
     finished, late = wait(futures, timeout=rt.fetch_budget)

@@ -7,8 +7,10 @@ batch_notices  unbatched items for one recipient and kind whose oldest has waite
 
 A batch reported together gets one first notice per recipient: a first notice waits
 while URLs reported in the same report are still being traced or acted on (their
-recipients are not known or not owed yet), at most BATCH_WAIT notice windows, so 2,000
-URLs on one desk's network are one notice, not one per window their traces finished in.
+recipients are not known or not owed yet), at most BATCH_WAIT notice windows and never
+less than BATCH_WAIT_FLOOR (a short window must not cut a big report's traces off on a busy
+machine), so 2,000 URLs on one desk's network are one notice, not one per window their
+traces finished in.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 5  # notice windows a first notice waits for the rest of its report's traces
+BATCH_WAIT_FLOOR = 120.0  # seconds it may always wait, however short the window
 UNTRACED = (CaseState.NEW, CaseState.WAITING)
 
 
@@ -83,7 +86,9 @@ def batch_notices(rt: Runtime) -> list[int]:
                 continue
             groups[(item.recipients, item.kind)].append(item)
         opened, tracing = _reports(session, {i.case_id for group in groups.values() for i in group})
-        longest = now - dt.timedelta(seconds=BATCH_WAIT * rt.policy.notice_window)
+        longest = now - dt.timedelta(
+            seconds=max(BATCH_WAIT * rt.policy.notice_window, BATCH_WAIT_FLOOR)
+        )
         for (recipients, kind), group in groups.items():
             if group[0].due_at > ready_before:
                 continue  # wait one window for more URLs owed to the same desk

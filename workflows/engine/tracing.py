@@ -46,11 +46,14 @@ def awaits_confirmation(case: Case) -> bool:
 
 def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
     """Trace each case and route it, or give it a due time to try again."""
-    for case in load_cases(rt, ids, TRACEABLE):
-        if awaits_confirmation(case):
-            continue  # its content changed: it is re-checked (act), not traced, until settled
-        result = rt.tracer.trace(normalize_url(case.url))
-        with transaction(rt.sessions) as session:
+    traced: list[tuple[Case, Trace]] = []
+    with rt.tracer.batch():  # one resolution per host name, one origin per address
+        for case in load_cases(rt, ids, TRACEABLE):
+            if awaits_confirmation(case):
+                continue  # its content changed: it is re-checked, not traced, until settled
+            traced.append((case, rt.tracer.trace(normalize_url(case.url))))
+    with transaction(rt.sessions) as session:  # one write for the batch; each case by CAS
+        for case, result in traced:
             if result.route:
                 _route(session, rt, case, result)
             else:

@@ -75,6 +75,31 @@ class Deadline:
         return left if timeout is None else min(timeout, left)
 
 
+class Resolutions:
+    """The permitted addresses of each host name, resolved once for a batch of fetches.
+
+    Fetches of one batch (one task's re-checks, seconds long) that connect to the same host
+    share one resolution, asked once even when they start together; between batches the
+    resolver's cache honours the records' TTLs. Failures are shared too: every fetch of
+    the host sees the same DNSFailure or EgressBlocked. Used on the fetch loop only.
+    """
+
+    def __init__(self, resolver: dns.resolver.Resolver, allow: Sequence[IPNetwork]) -> None:
+        """Resolve with RESOLVER, permitting ALLOW beside public addresses."""
+        self._resolver = resolver
+        self._allow = tuple(allow)
+        self._pending: dict[str, asyncio.Future[tuple[str, ...]]] = {}
+
+    async def permitted(self, host: str) -> tuple[str, ...]:
+        """Return HOST's permitted addresses (`permitted_addresses`), resolving it once."""
+        found = self._pending.get(host)
+        if found is None:
+            work = asyncio.to_thread(permitted_addresses, self._resolver, host, self._allow)
+            found = self._pending[host] = asyncio.ensure_future(work)
+        # Shielded: one fetch cancelled at its budget must not cancel the others' answer.
+        return await asyncio.shield(found)
+
+
 class DeadlineStream(httpcore.AsyncNetworkStream):
     """A network stream whose every operation ends by the fetch's deadline."""
 
@@ -126,14 +151,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(
         self,
-        resolver: dns.resolver.Resolver,
-        allow: Sequence[IPNetwork],
+        resolutions: Resolutions,
         deadline: Deadline,
         trusted: tuple[str, int] | None = None,
     ) -> None:
-        """Guard connections with RESOLVER and ALLOW, ending each by DEADLINE."""
-        self._resolver = resolver
-        self._allow = tuple(allow)
+        """Guard connections with RESOLUTIONS, ending each by DEADLINE."""
+        self._resolutions = resolutions
         self._deadline = deadline
         self._trusted = trusted
         self._socket = httpcore.AnyIOBackend()
@@ -151,9 +174,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if self._trusted == (host, port):
             candidates: tuple[str, ...] = (host,)
         else:
-            candidates = await asyncio.to_thread(
-                permitted_addresses, self._resolver, host, self._allow
-            )
+            candidates = await self._resolutions.permitted(host)
         failure: Exception = httpcore.ConnectError(f"no address of {host} accepted")
         for address in candidates:
             limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)

@@ -51,7 +51,7 @@ from workflows.recheck.egress import (
     GuardedBackend,
     GuardedTransport,
     IPNetwork,
-    permitted_addresses,
+    Resolutions,
     proxy_origin,
 )
 from workflows.recheck.fingerprint import SAMPLE_LIMIT, Fingerprints, Sample
@@ -103,6 +103,7 @@ class _Lane:
     deadline: Deadline
     backend: GuardedBackend
     client: httpx.AsyncClient
+    resolutions: Resolutions
 
 
 @dataclass
@@ -197,11 +198,19 @@ class Fetcher:
         """Fetch URL from code without an event loop (tests, the command line)."""
         return asyncio.run(self.afetch(url))
 
-    async def afetch(self, url: str) -> FetchResult:
-        """Fetch URL, following up to five redirects; never raise for network problems."""
+    def resolutions(self) -> Resolutions:
+        """Return a fresh memo of host names' resolutions, for one batch of fetches."""
+        return Resolutions(self.resolver, self.allow)
+
+    async def afetch(self, url: str, resolutions: Resolutions | None = None) -> FetchResult:
+        """Fetch URL, following up to five redirects; never raise for network problems.
+
+        RESOLUTIONS: the batch's memo of resolved host names (`Resolutions`); None: this
+        fetch resolves its hosts itself."""
         deadline = Deadline(self._clock)
         deadline.at = self._clock() + self.deadline
-        backend = GuardedBackend(self.resolver, self.allow, deadline, self._origin)
+        resolutions = resolutions or self.resolutions()
+        backend = GuardedBackend(resolutions, deadline, self._origin)
         client = httpx.AsyncClient(
             transport=GuardedTransport(backend, self._context, self.proxy),
             headers=self._headers,
@@ -209,8 +218,8 @@ class Fetcher:
             trust_env=False,  # no proxy, certificate or netrc settings from the environment
         )
         async with client:
-            hop = _Hop(url, deadline.at, _Lane(deadline, backend, client), vantage=self.vantage)
-            return await self._follow(hop)
+            lane = _Lane(deadline, backend, client, resolutions)
+            return await self._follow(_Hop(url, deadline.at, lane, vantage=self.vantage))
 
     def close(self) -> None:
         """Nothing to release: every fetch closes its own client (kept for with-blocks)."""
@@ -254,8 +263,7 @@ class Fetcher:
                 )
             if self.proxy is not None:
                 # The proxy resolves the name itself: check it here, before asking it.
-                host = url.raw_host.decode("ascii")
-                await asyncio.to_thread(permitted_addresses, self.resolver, host, self.allow)
+                await hop.lane.resolutions.permitted(url.raw_host.decode("ascii"))
             return await self._request(hop, url)
         except DNSFailure as error:
             outcome = CheckOutcome.GONE if error.permanent else CheckOutcome.UNREACHABLE

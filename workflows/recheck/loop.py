@@ -21,6 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from workflows.recheck.egress import Resolutions
 from workflows.recheck.fetch import Fetcher, FetchResult
 
 PER_HOST = 4
@@ -61,11 +62,18 @@ class FetchLoop:
         )
         self._thread.start()
 
-    def submit(self, fetcher: Fetcher, url: str) -> concurrent.futures.Future[FetchResult]:
-        """Fetch URL with FETCHER on the loop; return a future (cancel it to give up)."""
-        return asyncio.run_coroutine_threadsafe(self._bounded(fetcher, url), self.loop)
+    def submit(
+        self, fetcher: Fetcher, url: str, resolutions: Resolutions | None = None
+    ) -> concurrent.futures.Future[FetchResult]:
+        """Fetch URL with FETCHER on the loop; return a future (cancel it to give up).
 
-    async def _bounded(self, fetcher: Fetcher, url: str) -> FetchResult:
+        RESOLUTIONS: the batch's shared memo of resolved names (`Fetcher.resolutions`)."""
+        work = self._bounded(fetcher, url, resolutions)
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    async def _bounded(
+        self, fetcher: Fetcher, url: str, resolutions: Resolutions | None
+    ) -> FetchResult:
         """Run one fetch once its host's gate and the overall gate let it through."""
         host = host_of(url)
         gate = self._gates.get(host)
@@ -78,7 +86,7 @@ class FetchLoop:
                 self.peak_per_host = max(self.peak_per_host, self._active[host])
                 self.peak = max(self.peak, self._active.total())
                 try:
-                    return await fetcher.afetch(url)
+                    return await fetcher.afetch(url, resolutions)
                 finally:
                     self._active[host] -= 1
                     if not self._active[host]:

@@ -5,10 +5,11 @@ The tracer is the only place the edges meet; deciding the route is left to routi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -115,6 +116,7 @@ class Tracer:
         self.monotonic = monotonic
         self._dns_failures: dict[str, tuple[float, DNSFailure]] = {}
         self._lock = threading.Lock()
+        self._batch = threading.local()  # this thread's batch: what it resolved and looked up
 
     @classmethod
     def from_settings(
@@ -169,7 +171,41 @@ class Tracer:
         self._route(trace)
         return trace
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Trace a batch: inside it each host name is resolved and each address's origin
+        looked up once, whatever the records' TTLs (a batch lasts seconds); between batches
+        the resolver's cache honours them."""
+        self._batch.memo = {}
+        try:
+            yield
+        finally:
+            self._batch.memo = None
+
+    def _memo(self) -> dict[tuple[str, str], Any] | None:
+        memo: dict[tuple[str, str], Any] | None = getattr(self._batch, "memo", None)
+        return memo
+
     def resolve(self, host: str) -> Resolution:
+        """Resolve HOST, once per batch (`batch`); a failure is answered again as well."""
+        memo = self._memo()
+        if memo is None:
+            return self._resolve(host)
+        key = ("host", host)
+        if key not in memo:
+            try:
+                memo[key] = self._resolve(host)
+            except DNSFailure as error:
+                memo[key] = error
+        found = memo[key]
+        if isinstance(found, DNSFailure):
+            raise DNSFailure(
+                found.message, kind=found.kind, permanent=found.permanent, cnames=found.cnames
+            )
+        assert isinstance(found, Resolution)
+        return found
+
+    def _resolve(self, host: str) -> Resolution:
         """Resolve HOST, answering a recent transient failure from memory (RFC 9520)."""
         now = self.monotonic()
         with self._lock:
@@ -239,8 +275,14 @@ class Tracer:
         return []
 
     def _origin(self, ip: str, notes: list[str]) -> Origin | None:
+        memo = self._memo()
         try:
-            origin = lookup_origin(self.resolver, ip)
+            if memo is None:
+                origin = lookup_origin(self.resolver, ip)
+            elif ("origin", ip) in memo:
+                origin = memo[("origin", ip)]
+            else:
+                origin = memo[("origin", ip)] = lookup_origin(self.resolver, ip)
         except LookupFailed as error:
             notes.append(f"ASN lookup for {ip} failed: {error.message}")
             return None
