@@ -253,6 +253,9 @@ class HeldFetcher:
         self.slow_url = slow_url
         self.release = threading.Event()
 
+    def resolutions(self) -> None:
+        return None
+
     async def afetch(self, url: str, resolutions: Resolutions | None = None) -> FetchResult:
         if url == self.slow_url:
             for _ in range(3000):  # 30 s at most; cancelled long before by the budget

@@ -72,20 +72,43 @@ def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
     if recheck:
         fetch |= {c.id for c in cases if c.check_due_at is not None and c.check_due_at <= now}
     fetched = _fetch_due(rt, cases, now, fetch)
+    outcomes: list[_Outcome] = []
     for case in cases:
-        now = rt.clock()
-        values: dict[str, Any] = {}
-        items: list[dict[str, Any]] = []
-        events: list[tuple[EventKind, dict[str, Any]]] = []
+        done = _Outcome(case, rt.clock())
         if case.state == CaseState.REMOVED:
-            check = _watch(rt, case, now, values, events, fetched.get(case.id))
-            _finish(rt, case, now, values, items, events, check)
-            continue
-        check = _recheck(rt, case, now, values, events, fetched.get(case.id))
-        if case.state == CaseState.ACTIVE and values.get("state", case.state) == CaseState.ACTIVE:
-            held = values.get("gone_streak", case.gone_streak) > 0
-            _due_steps(rt, case, now, sent[case.id], values, items, events, held)
-        _finish(rt, case, now, values, items, events, check)
+            done.check = _watch(rt, case, done.now, done.values, done.events, fetched.get(case.id))
+        else:
+            done.check = _recheck(
+                rt, case, done.now, done.values, done.events, fetched.get(case.id)
+            )
+            if case.state == CaseState.ACTIVE and done.state == CaseState.ACTIVE:
+                held = done.values.get("gone_streak", case.gone_streak) > 0
+                _due_steps(
+                    rt, case, done.now, sent[case.id], done.values, done.items, done.events, held
+                )
+        _schedule(rt, done)
+        outcomes.append(done)
+    # All the I/O is done: one transaction writes the batch, each case by compare-and-set.
+    with transaction(rt.sessions) as session:
+        for done in outcomes:
+            _write(session, done)
+
+
+@dataclass
+class _Outcome:
+    """What acting on one case came to, written with the rest of its batch."""
+
+    case: Case
+    now: dt.datetime
+    values: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[EventKind, dict[str, Any]]] = field(default_factory=list)
+    check: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> str:
+        """Return the state the case ends in."""
+        return str(self.values.get("state", self.case.state))
 
 
 def _actable(case: Case) -> bool:
@@ -484,17 +507,10 @@ def iso_or_none(at: dt.datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def _finish(
-    rt: Runtime,
-    case: Case,
-    now: dt.datetime,
-    values: dict[str, Any],
-    items: list[dict[str, Any]],
-    events: list[tuple[EventKind, dict[str, Any]]],
-    check: dict[str, Any] | None,
-) -> None:
-    """Write the case, its owed items, its check and events in one compare-and-set."""
-    state = values.get("state", case.state)
+def _schedule(rt: Runtime, done: _Outcome) -> None:
+    """Set the case's next due times: its next step's, and the earlier of that and its
+    next re-check as when it is handed out again."""
+    case, now, values, state = done.case, done.now, done.values, done.state
     if "_next_step_at" in values:
         values["step_due_at"] = values.pop("_next_step_at")
     elif state == CaseState.ACTIVE and case.state != CaseState.ACTIVE:
@@ -508,34 +524,40 @@ def _finish(
         step_at = values.get("step_due_at", case.step_due_at)
         due = [t for t in (step_at, check_at) if t is not None]
         values["due_at"] = min(due) if due else now + seconds(rt.policy.recheck_every)
-    with transaction(rt.sessions) as session:
-        if not release(session, case, **values):
-            return  # someone else acted on this case meanwhile: their write stands
-        for item in items:
-            session.execute(_item_insert(session).values(**item).on_conflict_do_nothing())
-            record(
-                session,
-                case.id,
-                EventKind.STEP_DUE,
-                now,
-                step=item["step"],
-                send=item["kind"],
-                to=item["party"],
-                recipients=item["recipients"],
-            )
-        if check is not None:
-            session.add(Check(**check))
-            record(
-                session,
-                case.id,
-                EventKind.CHECKED,
-                now,
-                outcome=check["outcome"],
-                status=check["http_status"],
-                reason=check["reason"] or None,
-            )
-        for kind, detail in events:
-            record(session, case.id, kind, now, **detail)
+
+
+def _write(session: Session, done: _Outcome) -> None:
+    """Write the case, its owed items, its check and events: all or, if someone else
+    acted on the case meanwhile, nothing (their write stands)."""
+    case, now = done.case, done.now
+    if not release(session, case, **done.values):
+        return
+    for item in done.items:
+        session.execute(_item_insert(session).values(**item).on_conflict_do_nothing())
+        record(
+            session,
+            case.id,
+            EventKind.STEP_DUE,
+            now,
+            step=item["step"],
+            send=item["kind"],
+            to=item["party"],
+            recipients=item["recipients"],
+        )
+    check = done.check
+    if check is not None:
+        session.add(Check(**check))
+        record(
+            session,
+            case.id,
+            EventKind.CHECKED,
+            now,
+            outcome=check["outcome"],
+            status=check["http_status"],
+            reason=check["reason"] or None,
+        )
+    for kind, detail in done.events:
+        record(session, case.id, kind, now, **detail)
 
 
 def _item_insert(session: Session) -> Any:
