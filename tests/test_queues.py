@@ -4,6 +4,7 @@ and the fetch loop's bounds per host and overall."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -167,3 +168,29 @@ def test_a_cancelled_fetch_gives_its_slots_back() -> None:
         assert after.result(timeout=10).outcome == "present"
     finally:
         loop.close()
+
+
+def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
+    stack: Stack, rt: Runtime
+) -> None:
+    routed_id, fresh_id = (r["id"] for r in stack.report(URL, "http://files.hosta.test/other"))
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [routed_id])
+    act_cases(rt, [routed_id], recheck=False)  # its first step owed; only its re-check is due
+    published: list[tuple[str, list[int]]] = []
+    full = sweep(rt, lambda task, ids: published.append((task, list(ids))), lambda q: 10)
+    assert full.checks_held and published == [(TRACE, [fresh_id])]
+    trace_cases(rt, [fresh_id])  # routed now: its first step is due
+    published.clear()
+    sweep(rt, lambda task, ids: published.append((task, list(ids))), lambda q: 10)
+    assert published == [(STEPS, [fresh_id])]  # steps go out whatever the checks queue holds
+    published.clear()
+    asked: list[str] = []
+
+    def empty(queue: str) -> int:
+        asked.append(queue)
+        return 0
+
+    drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
+    assert not drained.checks_held and (CHECK, [routed_id]) in published
+    assert asked == ["takedown.checks"]

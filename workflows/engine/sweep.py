@@ -21,6 +21,7 @@ from workflows.engine.actions import release_due_holds
 from workflows.engine.outbox import batch_notices
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
+from workflows.engine.tasks import queue_of
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.store.claims import Claimed, claim_due, claim_notices
 from workflows.store.db import transaction
@@ -30,9 +31,11 @@ from workflows.store.purge import purge_closed, reclaim
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 BATCH = 25  # cases per trace or steps task: one host's URLs travel together
 CHECK_BATCH = 200  # cases per check task: whole hosts, re-checked at once by the fetch loop
+CHECK_BACKLOG = 10  # check tasks waiting in their queue past which no more are claimed
 PURGE_EVERY = 3600.0  # seconds between retention purges
 PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
 Publish = Callable[[str, Sequence[int]], None]
+Backlog = Callable[[str], int]  # queue name → tasks waiting in it
 log = logging.getLogger("takedown.sweep")
 
 
@@ -47,18 +50,26 @@ class SweepReport:
     notices_sent: int = 0
     recovered: int = 0
     purged: int = 0
+    checks_held: bool = False  # the checks queue was full: re-checks were left for later
     tasks: list[tuple[str, list[int]]] = field(default_factory=list)
 
 
-def sweep(rt: Runtime, publish: Publish) -> SweepReport:
-    """Claim everything due now and publish its tasks, after each claim is committed."""
+def sweep(rt: Runtime, publish: Publish, backlog: Backlog | None = None) -> SweepReport:
+    """Claim everything due now and publish its tasks, after each claim is committed.
+
+    BACKLOG tells how many tasks wait in a queue: while the checks queue holds
+    CHECK_BACKLOG or more, cases due only for a re-check stay unclaimed, so a big pass is
+    claimed as fast as the workers take it, never faster than their claims last.
+    """
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
     with transaction(rt.sessions) as session:
         # Holds that have ended go back to work (workflows/actions.py), claimable just below.
         release_due_holds(session, now)
     with transaction(rt.sessions) as session:
-        claimed = claim_due(session, now, rt.lease)
+        checks = backlog is None or _waiting(backlog, queue_of(CHECK)) < CHECK_BACKLOG
+        claimed = claim_due(session, now, rt.lease, checks=checks)
+    report.checks_held = not checks
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for case in claimed:
         groups[task_for(case)][case.host].append(case.id)
@@ -117,6 +128,15 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     if current:
         found.append((task, current))
     return found
+
+
+def _waiting(backlog: Backlog, queue: str) -> int:
+    """Return BACKLOG of QUEUE, 0 when the broker cannot say (the sweep goes on)."""
+    try:
+        return backlog(queue)
+    except Exception:  # noqa: BLE001 - a full queue only costs duplicate work, never a case
+        log.warning("could not read the length of queue %s", queue)
+        return 0
 
 
 def _count(tasks: list[tuple[str, list[int]]], name: str) -> int:

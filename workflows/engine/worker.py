@@ -40,7 +40,7 @@ class Scheduler(threading.Thread):
                     self.holding = holding
                     log.info("sweep lock %s", "taken: this worker sweeps" if holding else "lost")
                 if holding:
-                    report = sweep(self.rt, publish)
+                    report = sweep(self.rt, publish, self.backlog)
                     self.sweeps += 1
                     if report.tasks:
                         log.info(
@@ -54,6 +54,10 @@ class Scheduler(threading.Thread):
             except Exception:  # the scheduler must outlive any one sweep
                 log.exception("sweep failed; retrying at the next interval")
             self.stopping.wait(self.rt.policy.sweep_every)
+
+    def backlog(self, queue: str) -> int:
+        """Return how many tasks wait in QUEUE (a list in Redis, under the queue's name)."""
+        return int(self.lock.client.llen(queue))
 
     def _heartbeat(self) -> None:
         """Renew a held lease every third of its life, however long one sweep takes."""

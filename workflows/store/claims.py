@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from workflows.kinds import WORKABLE_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice
+
+# The states a trace task handles (a changed needs-analyst case is re-checked instead).
+TRACED_BY_TASK = tuple(s for s in WORKABLE_STATES if s not in (CaseState.ACTIVE, CaseState.REMOVED))
 
 
 @dataclass(frozen=True)
@@ -27,16 +30,30 @@ class Claimed:
     step_due: bool  # a workflow step of it is due: the notices queue, not the checks queue
 
 
-def claim_due(session: Session, now: dt.datetime, lease: float, limit: int = 2000) -> list[Claimed]:
+def claim_due(
+    session: Session, now: dt.datetime, lease: float, limit: int = 2000, checks: bool = True
+) -> list[Claimed]:
     """Claim due cases for LEASE seconds; return each one claimed.
 
     Due are open cases, and removed ones whose watch check is due (a removed case has a
-    due time only while it is watched).
+    due time only while it is watched). CHECKS false: leave the cases due only for a
+    re-check (the checks queue is full), claim the rest.
     """
     free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
+    due = [Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free]
+    if not checks:
+        # What the sweep sends to the checks queue (engine.sweep.task_for), left for later.
+        step_due = and_(Case.step_due_at.is_not(None), Case.step_due_at <= now)
+        due.append(
+            or_(
+                Case.state.in_(TRACED_BY_TASK),
+                and_(Case.state == CaseState.ACTIVE, step_due),
+            )
+        )
+        due.append(or_(Case.state != CaseState.NEEDS_ANALYST, Case.changed_streak == 0))
     candidates = (
         select(Case.id)
-        .where(Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free)
+        .where(*due)
         .order_by(Case.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
