@@ -1,7 +1,8 @@
 """A simulated internet for tests and demos: DNS and RDAP servers over a declarative World.
 
 Everything binds to 127.0.0.1 (or addresses the caller gives); nothing here talks to the
-real internet.
+real internet. A World's `latency` (a Latency) and `rdap_rate` make the servers as slow
+and as strict as real ones, for benchmarks.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from workflows.sim.proxy import SimProxy
 from workflows.sim.rdapserver import RDAPServer
 from workflows.sim.smtp import Received, SMTPServer
 from workflows.sim.web import WebServer, looks_like_robot
-from workflows.sim.world import Network, Site, World, site_key
+from workflows.sim.world import Latency, Network, Site, World, site_key
 
 __all__ = [
     "DNSServer",
     "Desk",
     "DeskRunner",
+    "Latency",
     "Network",
     "RDAPServer",
     "Received",

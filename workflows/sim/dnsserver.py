@@ -1,14 +1,32 @@
-"""An authoritative DNS server for the simulated world, over UDP and TCP on one port."""
+"""An authoritative DNS server for the simulated world, over UDP and TCP on one port.
+
+It answers from the World (CNAME chains followed like a recursive resolver) and fails on
+request, per name (`World.dns_faults`):
+
+    servfail, refused  the answer has that rcode
+    timeout            no answer at all
+    truncate           over UDP an empty answer with TC set; over TCP the full answer
+
+Every answer leaves `world.latency.dns` seconds after its query arrived (at once for 0).
+The waits overlap: one thread sends every delayed answer at its time, so 200 queries
+arriving together are all answered about one latency later, over UDP and TCP alike.
+`queries` logs every query (name, type, transport), `answers` what each one got;
+`count_answers` counts the latter by outcome.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import select
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -160,6 +178,104 @@ def _spawn(target: Callable[..., None], *args: object) -> threading.Thread:
     return thread
 
 
+class _Postman:
+    """Run sends at their due times from one thread, however many wait at once.
+
+    An asyncio event loop in a thread of its own keeps the timers (a heap) and sleeps
+    until the earliest is due: no thread per answer, and no wait in a receiving loop.
+    """
+
+    def __init__(self) -> None:
+        """Prepare; start() runs the loop."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run the event loop in a daemon thread."""
+        loop = asyncio.new_event_loop()
+        self._loop, self._thread = loop, _spawn(loop.run_forever)
+
+    def post(self, due: float, send: Callable[[], None]) -> None:
+        """Run send at time.monotonic() due, at once if it is past; dropped once stopped."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(_arm, loop, due, send)
+        except RuntimeError:  # stop() closed the loop since we read it
+            return
+
+    def stop(self) -> None:
+        """Stop the loop, dropping every send still waiting; safe to call twice."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2)
+        if not thread.is_alive():
+            loop.close()
+
+
+def _arm(loop: asyncio.AbstractEventLoop, due: float, send: Callable[[], None]) -> None:
+    """Schedule send on loop (its own thread) for time.monotonic() due."""
+    loop.call_later(max(0.0, due - time.monotonic()), send)
+
+
+def _send_datagram(sock: socket.socket, reply: bytes, peer: tuple[Any, ...]) -> None:
+    """Send one UDP answer; a vanished client or a closed socket costs only this answer."""
+    try:
+        sock.sendto(reply, peer)
+    except OSError:
+        return
+
+
+class _Replies:
+    """The sending side of one TCP connection: whole answers from any thread, in turn.
+
+    Counts the answers still waiting for their time, so the connection's thread can keep
+    the connection open until they are sent.
+    """
+
+    def __init__(self, conn: socket.socket) -> None:
+        """Send on conn."""
+        self.conn = conn
+        self._changed = threading.Condition()
+        self._waiting = 0
+        self._last_due = 0.0
+
+    def send(self, reply: bytes) -> bool:
+        """Send one length-prefixed answer now; False when the connection is gone."""
+        with self._changed:  # one answer at a time: two threads' bytes never interleave
+            try:
+                self.conn.sendall(len(reply).to_bytes(2, "big") + reply)
+            except OSError:
+                return False
+            return True
+
+    def expect(self, due: float) -> None:
+        """Count one answer that send_waited will send at time due."""
+        with self._changed:
+            self._waiting += 1
+            self._last_due = max(self._last_due, due)
+
+    def send_waited(self, reply: bytes) -> None:
+        """Send an answer counted by expect."""
+        self.send(reply)
+        with self._changed:
+            self._waiting -= 1
+            self._changed.notify_all()
+
+    def drain(self, stop: threading.Event) -> None:
+        """Wait until every expected answer is sent, or stop is set, or a second past due."""
+        with self._changed:
+            while self._waiting and not stop.is_set():
+                left = self._last_due + 1.0 - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(min(left, POLL))
+
+
 class DNSServer:
     """A threaded DNS server answering from a World; use as a context manager."""
 
@@ -177,6 +293,7 @@ class DNSServer:
         self._connections: list[threading.Thread] = []  # only the TCP accept thread adds
         self._udp: socket.socket | None = None
         self._tcp: socket.socket | None = None
+        self._postman = _Postman()  # sends the answers that wait for world.latency.dns
 
     @property
     def address(self) -> str:
@@ -185,7 +302,7 @@ class DNSServer:
         return f"{host}:{self.port}"
 
     def clear_log(self) -> None:
-        """Forget the queries seen so far."""
+        """Forget the queries and answers seen so far."""
         with self._log_lock:
             self.queries.clear()
             self.answers.clear()
@@ -205,6 +322,7 @@ class DNSServer:
         self._udp, self._tcp = self._bind()
         self._wake = socket.socketpair()
         self.port = self._udp.getsockname()[1]
+        self._postman.start()
         self._servers = [_spawn(self._serve_udp), _spawn(self._serve_tcp)]
         return self
 
@@ -219,6 +337,7 @@ class DNSServer:
         for thread in self._connections:  # read only now: the accept thread replaces the list
             thread.join(timeout=2)
         self._servers, self._connections = [], []
+        self._postman.stop()  # answers still waiting for their time are never sent
         for sock in (self._udp, self._tcp, *(self._wake or ())):
             if sock is not None:
                 sock.close()
@@ -284,11 +403,17 @@ class DNSServer:
                 continue
             try:
                 data, peer = sock.recvfrom(65535)
-                reply = self._handle(data, "udp")
-                if reply is not None:
-                    sock.sendto(reply, peer)
             except OSError:
                 continue  # a vanished client must not stop the server
+            arrived = time.monotonic()
+            reply = self._handle(data, "udp")
+            if reply is None:
+                continue
+            delay = self.world.latency.dns
+            if delay > 0:
+                self._postman.post(arrived + delay, partial(_send_datagram, sock, reply, peer))
+            else:
+                _send_datagram(sock, reply, peer)
 
     def _serve_tcp(self) -> None:
         """Accept TCP connections until stopped, one thread each."""
@@ -305,19 +430,32 @@ class DNSServer:
             self._connections.append(_spawn(self._serve_connection, conn))
 
     def _serve_connection(self, conn: socket.socket) -> None:
-        """Answer length-prefixed queries on one connection until EOF, idle or stop."""
+        """Answer length-prefixed queries on one connection until EOF, idle or stop.
+
+        Answers that wait for the world's latency are sent by the postman, possibly after
+        the client sent more queries; the connection stays open until they are out.
+        """
+        replies = _Replies(conn)
         with conn:
-            while True:
-                head = self._recv_exact(conn, 2)
-                data = self._recv_exact(conn, int.from_bytes(head, "big")) if head else None
-                if data is None:
-                    return
-                reply = self._handle(data, "tcp")
-                if reply is not None:
-                    try:
-                        conn.sendall(len(reply).to_bytes(2, "big") + reply)
-                    except OSError:
+            try:
+                while True:
+                    head = self._recv_exact(conn, 2)
+                    data = self._recv_exact(conn, int.from_bytes(head, "big")) if head else None
+                    if data is None:
                         return
+                    arrived = time.monotonic()
+                    reply = self._handle(data, "tcp")
+                    if reply is None:
+                        continue
+                    delay = self.world.latency.dns
+                    if delay <= 0:
+                        if not replies.send(reply):
+                            return
+                        continue
+                    replies.expect(arrived + delay)
+                    self._postman.post(arrived + delay, partial(replies.send_waited, reply))
+            finally:
+                replies.drain(self._stop)
 
     def _readable(self, sock: socket.socket) -> bool:
         """Wait up to POLL for data on sock; False on timeout or when stop() was called."""

@@ -1,20 +1,48 @@
-"""An RDAP server (RFC 7482 paths, RFC 9083 JSON) for the simulated world's networks."""
+"""An RDAP server (RFC 7482 paths, RFC 9083 JSON) for the simulated world's networks.
+
+    /ip/<address> or /ip/<prefix>/<len>  the most specific network covering it
+    /autnum/<n>                          the AS, from the first network it originates
+    /entity/<handle>                     the first network's entity of that handle
+
+A network answers in its RDAP style (arin, ripe, none) and fails on request
+(`Network.rdap_fault`: 404, 429 with the network's Retry-After, 500, malformed,
+entity_loop). Every answer leaves `world.latency.rdap` seconds after its request line
+arrived; each connection has a thread of its own, so the waits overlap.
+
+Each request counts for one registry, the `Network.registry` of the network it names
+(for /entity/ and /autnum/, the network the answer comes from), or "other" when it names
+none (a 400 or a 404). With `world.rdap_rate` set, each registry answers that many
+requests a second (a token bucket holding one second's worth); one beyond it gets 429
+with Retry-After: 1 before any fault or lookup. Records, all emptied by clear_log:
+
+    requests        every path asked, in order
+    faults_served   the network faults that fired, by fault
+    by_registry()   requests answered per registry, 429s excluded
+    refused         429s sent because of the rate limit
+    peak_rate()     per registry, the most requests (429s included) in any one second
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from workflows.sim.httpservice import HTTPService, LocalHTTPServer
+from workflows.sim.httpservice import DelayedHandler, HTTPService, LocalHTTPServer
 from workflows.sim.world import IPNetwork, Network, World, prefix_handle
 
 JSON = dict[str, Any]
 Reply = tuple[int, bytes, dict[str, str]]
+# What a request names: the network it counts for (None: registry OTHER) and its answer.
+Target = tuple[Network | None, Callable[[], Reply]]
+OTHER = "other"  # the registry of a request that names no network
+WINDOW = 1.0  # seconds: the rate limit's and peak_rate's unit
 CONTENT_TYPE = "application/rdap+json"
 CONFORMANCE = ["rdap_level_0", "cidr0", "nro_rdap_profile_0"]
 EVENTS = [
@@ -46,6 +74,30 @@ def vcard(fn: str, kind: str, emails: list[str], label: str) -> list[Any]:
     return ["vcard", props]
 
 
+class _Bucket:
+    """A token bucket: refills RATE tokens a second, holds at most max(1, RATE).
+
+    Hand-made: no dependency of the project limits a server's request rate, and the
+    engine's own limiter (workflows.trace) is the code under test, which the simulated
+    internet must not import.
+    """
+
+    def __init__(self, tokens: float, now: float) -> None:
+        """Start with tokens at time now."""
+        self.tokens = tokens
+        self.stamp = now
+
+    def take(self, rate: float, now: float) -> bool:
+        """Take one token at time now if there is one; False when the bucket is empty."""
+        capacity = max(1.0, rate)
+        self.tokens = min(capacity, self.tokens + max(0.0, now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 class RDAPServer(HTTPService):
     """A threaded HTTP RDAP server answering from a World; use as a context manager."""
 
@@ -55,6 +107,11 @@ class RDAPServer(HTTPService):
         self.world = world
         self.requests: list[str] = []
         self.faults_served: Counter[str] = Counter()  # by fault name: proof that one fired
+        self.refused = 0  # 429s sent because a registry's rate was exceeded
+        self._answered: Counter[str] = Counter()  # by registry, 429s excluded
+        self._peaks: dict[str, int] = {}
+        self._recent: dict[str, deque[float]] = {}  # by registry: arrivals in the last second
+        self._buckets: dict[str, _Bucket] = {}  # the rate limit's state; clear_log keeps it
         self._log_lock = threading.Lock()
 
     @property
@@ -64,10 +121,27 @@ class RDAPServer(HTTPService):
         return f"http://{host}:{self.port}"
 
     def clear_log(self) -> None:
-        """Forget the requests seen so far."""
+        """Forget the requests seen so far and every count of them.
+
+        The rate limit itself remembers: a registry's exhausted bucket stays empty.
+        """
         with self._log_lock:
             self.requests.clear()
             self.faults_served.clear()
+            self.refused = 0
+            self._answered.clear()
+            self._peaks.clear()
+            self._recent.clear()
+
+    def by_registry(self) -> dict[str, int]:
+        """Return the requests answered per registry ("other": no network), 429s excluded."""
+        with self._log_lock:
+            return dict(self._answered)
+
+    def peak_rate(self) -> dict[str, int]:
+        """Return, per registry, the most requests (429s included) that came within a second."""
+        with self._log_lock:
+            return dict(self._peaks)
 
     def count(self, path: str) -> int:
         """Return how many requests asked for exactly this path."""
@@ -77,10 +151,40 @@ class RDAPServer(HTTPService):
     # -- routing ----------------------------------------------------------------------------
 
     def route(self, raw_path: str) -> Reply:
-        """Log a request path and answer it."""
+        """Log a request path and answer it, or refuse it when its registry is over rate."""
         path = urlsplit(raw_path).path
         with self._log_lock:
             self.requests.append(path)
+        network, answer = self._target(path)
+        registry = OTHER if network is None else network.registry
+        if not self._admit(registry):
+            return _error(429, "rate limit exceeded", {"Retry-After": str(int(WINDOW))})
+        reply = answer()
+        if reply[0] != 429:
+            with self._log_lock:
+                self._answered[registry] += 1
+        return reply
+
+    def _admit(self, registry: str) -> bool:
+        """Count one request for registry, now; False when the registry's rate is exceeded."""
+        rate = self.world.rdap_rate
+        with self._log_lock:
+            now = time.monotonic()  # read under the lock, so each registry's deque is in order
+            recent = self._recent.setdefault(registry, deque())
+            recent.append(now)
+            while recent[0] <= now - WINDOW:
+                recent.popleft()
+            self._peaks[registry] = max(self._peaks.get(registry, 0), len(recent))
+            if rate is None:
+                return True
+            bucket = self._buckets.setdefault(registry, _Bucket(max(1.0, rate), now))
+            if bucket.take(rate, now):
+                return True
+            self.refused += 1
+            return False
+
+    def _target(self, path: str) -> Target:
+        """Find what a path asks for: the network it names and how to answer it."""
         parts = [unquote(p) for p in path.split("/") if p]
         if len(parts) >= 2 and parts[0] == "ip":
             return self._ip("/".join(parts[1:]))
@@ -88,19 +192,23 @@ class RDAPServer(HTTPService):
             return self._entity(parts[1])
         if len(parts) == 2 and parts[0] == "autnum":
             return self._autnum(parts[1])
-        return _error(400, f"unsupported path {path}")
+        return None, partial(_error, 400, f"unsupported path {path}")
 
-    def _ip(self, query: str) -> Reply:
-        """Answer /ip/<address> or /ip/<prefix>/<length>."""
+    def _ip(self, query: str) -> Target:
+        """Find /ip/<address> or /ip/<prefix>/<length>."""
         try:
             wanted = ipaddress.ip_network(query, strict=False)
         except ValueError:
-            return _error(400, f"not an IP address or prefix: {query}")
+            return None, partial(_error, 400, f"not an IP address or prefix: {query}")
         # RFC 7482 §3.1.1: the most specific network that covers the whole range asked for.
         covering = [n for n in self.world.network_list() if _covers(n.prefix, wanted)]
         network = max(covering, key=lambda n: n.prefix.prefixlen, default=None)
         if network is None:
-            return _error(404, f"no registration covers {query}")
+            return None, partial(_error, 404, f"no registration covers {query}")
+        return network, partial(self._ip_answer, network)
+
+    def _ip_answer(self, network: Network) -> Reply:
+        """Answer for a network: its fault, if one is armed, else its RFC 9083 object."""
         fault = self.world.take_rdap_fault(network)
         if fault is not None:
             with self._log_lock:
@@ -117,23 +225,26 @@ class RDAPServer(HTTPService):
             body = body[: len(body) // 2]  # cut mid-object: what a dropped connection leaves
         return 200, body, {}
 
-    def _entity(self, handle: str) -> Reply:
-        """Answer /entity/<handle> with the first network's entity of that handle."""
+    def _entity(self, handle: str) -> Target:
+        """Find /entity/<handle>: the first network's entity of that handle."""
         for network in self.world.network_list():
             found = _find_entity(self._entities(network), handle.upper())
             if found is not None:
-                return _ok({"rdapConformance": CONFORMANCE, **found})
-        return _error(404, f"no entity {handle}")
+                return network, partial(_ok, {"rdapConformance": CONFORMANCE, **found})
+        return None, partial(_error, 404, f"no entity {handle}")
 
-    def _autnum(self, number: str) -> Reply:
-        """Answer /autnum/<n> from the first network the AS originates."""
+    def _autnum(self, number: str) -> Target:
+        """Find /autnum/<n>: the first network the AS originates."""
         digits = number.upper().removeprefix("AS")
         if not digits.isdigit():
-            return _error(400, f"not an AS number: {number}")
+            return None, partial(_error, 400, f"not an AS number: {number}")
         networks = self.world.networks_for_asn(int(digits))
         if not networks:
-            return _error(404, f"no registration for AS{digits}")
-        first = networks[0]
+            return None, partial(_error, 404, f"no registration for AS{digits}")
+        return networks[0], partial(self._autnum_answer, networks[0])
+
+    def _autnum_answer(self, first: Network) -> Reply:
+        """Answer /autnum/<n> from the first network the AS originates."""
         return _ok(
             {
                 "rdapConformance": CONFORMANCE,
@@ -288,8 +399,8 @@ def _error(status: int, description: str, headers: dict[str, str] | None = None)
     return status, json.dumps(body).encode(), headers or {}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Hand every GET to the owning RDAPServer."""
+class _Handler(DelayedHandler):
+    """Hand every GET to the owning RDAPServer, answering after the world's RDAP latency."""
 
     timeout = 5  # a stalled client must not pin a thread forever
 
@@ -297,6 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer one RDAP request."""
         owner = cast(RDAPServer, cast(LocalHTTPServer, self.server).owner)
         status, body, headers = owner.route(self.path)
+        self.answer_after(owner.world.latency.rdap, owner.stopping)
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))

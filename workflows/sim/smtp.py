@@ -13,6 +13,11 @@ Faults are set per recipient address and count each use:
 A stall lasts `stall_seconds` at most, or until the client hangs up. After drop and the
 stalls the client cannot tell whether its message went through; every fault that fires
 is logged in `fired()`, and every message whose data arrived in `transfers()`.
+
+A slow relay: the reply to each message's data (and a drop's hang-up) comes `latency`
+seconds after the data arrived (0: at once); the message is accepted, and recorded in
+`messages`, only then. Connections wait side by side on aiosmtpd's event loop. The server
+knows no World: a caller with one sets `server.latency = world.latency.smtp`.
 """
 
 from __future__ import annotations
@@ -63,11 +68,22 @@ class Fired(NamedTuple):
 class SMTPServer:
     """A threaded SMTP server on a free port that records messages; use as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, stall_seconds: float = 60.0) -> None:
-        """Prepare a server on host; port 0 picks a free port at start()."""
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stall_seconds: float = 60.0,
+        latency: float = 0.0,
+    ) -> None:
+        """Prepare a server on host; port 0 picks a free port at start().
+
+        latency: seconds between a message's data arriving and the reply to it; the
+        attribute of that name may be changed while the server runs.
+        """
         self.host = host
         self.port = port
         self.stall_seconds = stall_seconds  # longest a stall lasts before the server hangs up
+        self.latency = latency
         self.messages: list[Received] = []
         self._faults: dict[str, tuple[str, int | None]] = {}
         self._greeting_stalls = 0
@@ -174,6 +190,11 @@ class SMTPServer:
         with self._changed:
             return list(self.messages)
 
+    def count_received(self) -> int:
+        """Return how many messages were accepted so far."""
+        with self._changed:
+            return len(self.messages)
+
     def messages_to(self, address: str) -> list[Received]:
         """Return the messages whose envelope had address as a recipient."""
         wanted = address.lower()
@@ -234,6 +255,8 @@ class _Recorder:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         found = message_id(parsed)
         self.owner.transferred(found)
+        if self.owner.latency > 0:
+            await asyncio.sleep(self.owner.latency)
         faults = {self.owner.take_fault(r, AT_DATA, found) for r in envelope.rcpt_tos}
         if "drop" in faults:
             if server.transport is not None:

@@ -15,6 +15,10 @@ one streams them fast, both forever; a server given a TLS context speaks HTTPS f
 world's https:// sites (with whatever certificate it is given), and a plain server asked
 for TLS answers the ClientHello with a plain-HTTP 400, as a host whose port 443 speaks
 HTTP does. Either way every TLS handshake a server sees is kept in `handshakes`.
+
+Slow hosts: every response's status line and headers leave `world.latency.web` seconds
+after its request line arrived (at once for 0). Each connection has a thread of its own,
+so the waits overlap: 64 clients waiting 50 ms each are all answered after 50 ms.
 """
 
 from __future__ import annotations
@@ -26,13 +30,12 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from socketserver import BaseServer
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from workflows.sim.content import PAGE_TYPE
-from workflows.sim.httpservice import HTTPService, LocalHTTPServer
+from workflows.sim.httpservice import DelayedHandler, HTTPService, LocalHTTPServer
 from workflows.sim.world import BYTES_TYPE, World, site_key
 
 CONTENT_TYPE = BYTES_TYPE  # of error bodies and of "bytes" sites
@@ -116,7 +119,6 @@ class WebServer(HTTPService):
         self.scheme = scheme or ("https" if tls is not None else "http")
         if self.scheme not in ("http", "https"):
             raise ValueError(f"a web server serves http or https sites, not {self.scheme!r}")
-        self.stopping = threading.Event()
         self._handshakes: list[Handshake] = []
         self._handshakes_lock = threading.Lock()
 
@@ -135,16 +137,6 @@ class WebServer(HTTPService):
         """Record one TLS handshake from client."""
         with self._handshakes_lock:
             self._handshakes.append(Handshake(client, outcome))
-
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread."""
-        self.stopping.clear()
-        return super().start()
-
-    def stop(self) -> None:
-        """Stop serving, end every drip and stream and close the socket; safe to call twice."""
-        self.stopping.set()
-        super().stop()
 
     def accept_tls(self, connection: socket.socket, client: str) -> ssl.SSLSocket | None:
         """Do the server's side of a TLS handshake and record it; None when it failed."""
@@ -193,7 +185,7 @@ class WebServer(HTTPService):
         return Reply(200, body, stream=STREAMS.get(site.state), content_type=content_type)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DelayedHandler):
     """Hand every GET and HEAD to the owning WebServer, over TLS when it has a context."""
 
     timeout = 5  # a stalled client must not pin a thread forever
@@ -253,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
             user_agent=self.headers.get("User-Agent"),
             accept_language=self.headers.get("Accept-Language"),
         )
+        self.answer_after(self.owner.world.latency.web, self.owner.stopping)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         if reply.stream is None:  # a stream has no length: it ends only when the client leaves

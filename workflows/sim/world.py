@@ -3,6 +3,14 @@
 Servers read the world on every request, so tests can change it while the servers run;
 every read and write goes through one lock. A site serves seeded random bytes, a picture
 of random shapes or a generated page (`workflows.sim.content`): never real material.
+
+Two settings make the world as slow and as strict as the real internet, for benchmarks;
+both may be replaced while the servers run (each request reads them):
+
+    latency    Latency(dns, rdap, web, smtp): seconds each server waits, from a request's
+               arrival, before it answers; requests waiting together overlap
+    rdap_rate  requests per second the RDAP server answers for each registry (None: no
+               limit); beyond it, 429 with Retry-After: 1
 """
 
 from __future__ import annotations
@@ -205,6 +213,26 @@ class Site:
         return PICTURE_TYPE if self.kind == "picture" else PAGE_TYPE
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Seconds each simulated server waits between a request's arrival and its answer.
+
+    dns: every DNS answer (UDP and TCP); rdap: every RDAP answer; web: a web response's
+    status line and headers; smtp: the reply to each message's data. 0 answers at once.
+    """
+
+    dns: float = 0.0
+    rdap: float = 0.0
+    web: float = 0.0
+    smtp: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Refuse a negative or non-finite delay, which no server could wait."""
+        for name, seconds in dataclasses.asdict(self).items():
+            if not 0.0 <= seconds < float("inf"):
+                raise ValueError(f"latency {name}={seconds!r}: seconds, 0 or more")
+
+
 def _check_records(records: list[Record]) -> list[Record]:
     """Validate record types and normalise names that records point to."""
     checked: list[Record] = []
@@ -218,7 +246,11 @@ def _check_records(records: list[Record]) -> list[Record]:
 
 @dataclass
 class World:
-    """Everything the simulated servers know; mutate it only through the methods at runtime."""
+    """Everything the simulated servers know; mutate it only through the methods at runtime.
+
+    Except latency and rdap_rate, which are plain settings: assign a new Latency or rate
+    at any time, and the servers use it from their next request on.
+    """
 
     networks: list[Network] = field(default_factory=list)
     records: dict[str, list[Record]] = field(default_factory=dict)
@@ -226,6 +258,8 @@ class World:
     cname_first_hop_only: set[str] = field(default_factory=set)
     sites: dict[str, Site] = field(default_factory=dict)
     fetch_log: list[tuple[str, str]] = field(default_factory=list)
+    latency: Latency = field(default_factory=Latency)
+    rdap_rate: float | None = None  # requests per second per registry; None: unlimited
     _lock: threading.RLock = field(
         default_factory=threading.RLock, init=False, repr=False, compare=False
     )
@@ -233,6 +267,8 @@ class World:
     def __post_init__(self) -> None:
         """Normalise every owner name so lookups can be plain dictionary reads."""
         self.records = {normalize(k): _check_records(v) for k, v in self.records.items()}
+        if self.rdap_rate is not None and not self.rdap_rate > 0:
+            raise ValueError(f"rdap_rate {self.rdap_rate!r}: requests per second, above 0")
         for fault in self.dns_faults.values():
             if fault not in DNS_FAULTS:
                 raise ValueError(f"unknown DNS fault {fault!r}")
