@@ -17,10 +17,11 @@ from stack import DATA, stack_of
 from workflows.sim import Desk, Network, World
 
 NETWORKS, HOSTS_PER_NETWORK, URLS_PER_HOST = 10, 3, 10
+HOSTS = NETWORKS * HOSTS_PER_NETWORK
 
 
 def guard_world() -> tuple[World, list[str]]:
-    world, urls = World(), []
+    world, urls = World(dns_ttl=300), []  # records as long-lived as real zones' are
     for n in range(NETWORKS):
         world.add_network(
             Network(f"185.199.109.{16 * n}/28", 207100 + n, f"DESK{n}-NET", "GB",
@@ -54,12 +55,20 @@ def test_a_batch_gets_one_first_notice_per_desk_and_one_rdap_query_per_network(
         )
         rdap = [p for p in stack.sim.rdap.requests if p.startswith("/ip/")]
         notices = {c.id: stack.notices_of(c.id)[0] for c in stack.cases()}
+        asked = [(name, rtype) for name, rtype, _transport in stack.sim.dns.queries]
     first = {n.id: n for n in notices.values()}
     assert len(first) == NETWORKS  # one first notice per desk, listing all its 30 URLs
     assert sorted(n.recipients for n in first.values()) == sorted(
         f"abuse@desk{n}.example" for n in range(NETWORKS)
     )
     assert len(rdap) <= NETWORKS, rdap  # the registry is asked once per network
+    # DNS: each host name's A and AAAA once, each address's origin and each AS's name once
+    # (Team Cymru's TXT zones), however many URLs: traces and re-checks share the
+    # resolver's cache for the records' TTL, and a batch resolves each name once.
+    hosts = [(name, rtype) for name, rtype in asked if name.endswith(".test")]
+    cymru = [(name, rtype) for name, rtype in asked if "cymru" in name]
+    assert len(hosts) <= HOSTS * 2, sorted(hosts)
+    assert len(cymru) <= HOSTS + NETWORKS, sorted(cymru)  # one address a host, one AS a network
 
 
 def test_first_notices_go_out_with_no_worker_on_the_checks_queue(tmp_path: Path) -> None:

@@ -73,11 +73,14 @@ def _rrset(owner: str, rtype: str, values: list[str]) -> dns.rrset.RRset:
     return dns.rrset.from_rdata_list(dns.name.from_text(owner), TTL, rdatas)
 
 
-def _soa(owner: str) -> dns.rrset.RRset:
-    """Build a negative-answer SOA for the zone presumed to hold a name (its last two labels)."""
+def _soa(owner: str, ttl: int = TTL) -> dns.rrset.RRset:
+    """Build a negative-answer SOA for the zone presumed to hold a name (its last two labels);
+    TTL is also its minimum, how long the negative answer may be cached (RFC 2308)."""
     zone = ".".join(owner.split(".")[-2:]) or "."
-    text = f"ns1.sim.invalid. hostmaster.sim.invalid. 1 3600 600 86400 {TTL}"
-    return _rrset(zone, "SOA", [text])
+    text = f"ns1.sim.invalid. hostmaster.sim.invalid. 1 3600 600 86400 {ttl}"
+    soa = _rrset(zone, "SOA", [text])
+    soa.ttl = ttl
+    return soa
 
 
 def _final_rrsets(
@@ -138,10 +141,12 @@ def respond(world: World, query: dns.message.Message, transport: str) -> dns.mes
     if fault == "truncate" and transport == "udp":
         response.flags |= dns.flags.TC
         return response
+    for rrset in answer:  # the world's TTL: 1 s by default, realistic minutes if it says
+        rrset.ttl = world.dns_ttl
     response.answer = answer
     response.set_rcode(rcode)
     if rcode == dns.rcode.NXDOMAIN or not answer:
-        response.authority = [_soa(names[-1])]
+        response.authority = [_soa(names[-1], world.dns_ttl)]
     return response
 
 

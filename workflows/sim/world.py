@@ -11,6 +11,7 @@ both may be replaced while the servers run (each request reads them):
                arrival, before it answers; requests waiting together overlap
     rdap_rate  requests per second the RDAP server answers for each registry (None: no
                limit); beyond it, 429 with Retry-After: 1
+    dns_ttl    seconds every DNS answer may be cached (1 by default, so changes show)
 """
 
 from __future__ import annotations
@@ -260,6 +261,9 @@ class World:
     fetch_log: list[tuple[str, str]] = field(default_factory=list)
     latency: Latency = field(default_factory=Latency)
     rdap_rate: float | None = None  # requests per second per registry; None: unlimited
+    # Seconds DNS answers may be cached: short for tests that change records while clients
+    # run; the benchmarks use a realistic 300.
+    dns_ttl: int = 1
     _lock: threading.RLock = field(
         default_factory=threading.RLock, init=False, repr=False, compare=False
     )
