@@ -145,3 +145,32 @@ def test_a_shared_pace_that_cannot_answer_paces_the_process_alone() -> None:
     pace = SharedRateLimiter(gone, RateLimiter(5, sleep=waits.append), sleep=waits.append)
     assert [pace.acquire("ripencc") for _ in range(6)][:5] == [0.0] * 5
     assert waits and 0.15 <= waits[-1] <= 0.2  # the local bucket: the sixth waits 0.2 s
+
+
+def test_a_failed_lookup_is_answered_from_memory_for_a_while_in_every_worker(
+    sim: SimInternet, client: redis.Redis
+) -> None:
+    sim.world.set_rdap_fault("185.199.108.0/24", "500", times=1)
+    first, second = tracers(sim, client)
+    failed = first.trace(normalize_url("http://a.gb.test/1"))
+    again = first.trace(normalize_url("http://a.gb.test/2"))  # the same address, same worker
+    other = second.trace(normalize_url("http://a.gb.test/3"))  # and in the other worker
+    assert asked(sim) == ["/ip/185.199.108.10"]  # the registry was asked once
+    for trace in (failed, again, other):
+        error = trace.networks[0].error or {}
+        assert (error.get("kind"), error.get("permanent")) == ("rdap_unavailable", False)
+    fine = second.trace(normalize_url("http://b.gb.test/4"))  # another address: asked
+    assert fine.abuse == ["abuse@gb.example"]
+    for tracer in (first, second):
+        tracer.close()
+
+
+def test_a_failure_is_forgotten_after_its_ttl(sim: SimInternet, client: redis.Redis) -> None:
+    sim.world.set_rdap_fault("185.199.108.0/24", "500", times=1)
+    (only,) = tracers(sim, client)[:1]
+    only.rdap.failure_ttl = 1.0
+    assert only.trace(normalize_url("http://a.gb.test/1")).networks[0].error
+    time.sleep(1.2)
+    assert only.trace(normalize_url("http://a.gb.test/2")).abuse == ["abuse@gb.example"]
+    assert len(asked(sim)) == 2
+    only.close()

@@ -82,6 +82,8 @@ class Runtime:
             )
         else:
             tracer = Tracer.from_settings(self.settings)
+        # A failed lookup is remembered no longer than the policy waits to trace again.
+        tracer.rdap.failure_ttl = min(tracer.rdap.failure_ttl, self.policy.trace_retry_first)
         self._closers.append(tracer.close)
         return tracer
 

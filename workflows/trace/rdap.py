@@ -41,6 +41,7 @@ from workflows.trace.contacts import extract_contacts
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PARENT_MISS_TTL = 3600.0  # seconds before a prefix with no upstream in RDAP is asked again
+FAILURE_TTL = 5.0  # seconds a failed lookup of an address is answered from memory, at most
 # JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper
 # values become null, so neither the decoder nor any later walk can exhaust the stack.
 MAX_JSON_DEPTH = 32
@@ -127,6 +128,12 @@ class SharedCache(Protocol):
     def put(self, record: NetworkRecord) -> None:
         """Share RECORD."""
 
+    def failure(self, address: str) -> LookupFailed | None:
+        """Return the failure another worker had looking ADDRESS up lately, or None."""
+
+    def fail(self, address: str, error: LookupFailed, ttl: float) -> None:
+        """Share that looking ADDRESS up failed with ERROR, for TTL seconds."""
+
 
 class RDAPClient:
     """Fetch and parse RDAP network objects, cached (in the process, then shared) and
@@ -157,6 +164,14 @@ class RDAPClient:
         # escalation. A transient failure (429, 5xx) is not kept: the step that needed it
         # is delayed with the policy's backoff (trace_retry) and the rate limit holds.
         self._parent_misses: dict[str, tuple[float, LookupFailed]] = {}
+        # Lookups of an address that failed (a 404, a 5xx, a timeout, a malformed answer),
+        # until when: the other URLs of a batch on that address, and other workers through
+        # the shared cache, get the same answer for failure_ttl instead of asking the
+        # registry (or waiting out its timeout) once each. Our own pacing (a 429 or the
+        # rate limit) is not kept: the limiter already knows when to ask again.
+        self._misses: dict[str, tuple[float, LookupFailed]] = {}
+        # The engine shortens it to the policy's first trace retry, so a retry always asks.
+        self.failure_ttl = FAILURE_TTL
         # One lookup at a time per registry: a thread that waited finds the network the
         # one before it fetched in the cache, instead of asking the registry again (the
         # rate limit allows one request at a time per registry anyway).
@@ -185,13 +200,38 @@ class RDAPClient:
             if known is not None:  # another worker asked the registry already
                 self.cache.put(known)
                 return known
+            self._raise_recent_failure(address)
             url = self.url_for(address, registry)
-            data = self._fetch(url, registry or "unknown")
-            record = parse_network(data, url, address)
+            try:
+                data = self._fetch(url, registry or "unknown")
+                record = parse_network(data, url, address)
+            except LookupFailed as error:
+                self._remember_failure(address, error)
+                raise
             self.cache.put(record)
             if self.shared is not None:
                 self.shared.put(record)
             return record
+
+    def _raise_recent_failure(self, address: str) -> None:
+        """Raise the failure a lookup of ADDRESS had lately, here or in another worker."""
+        now = self._clock()
+        until, failure = self._misses.get(address, (0.0, None))
+        if failure is None or now >= until:
+            failure = self.shared.failure(address) if self.shared is not None else None
+        if failure is not None:
+            # A fresh exception: raising the stored one again would grow its traceback.
+            raise LookupFailed(failure.message, kind=failure.kind, permanent=failure.permanent)
+
+    def _remember_failure(self, address: str, error: LookupFailed) -> None:
+        """Keep ERROR for ADDRESS a while, unless it is our own pacing (429, rate limit)."""
+        if error.kind == "rdap_rate_limited":
+            return
+        now = self._clock()
+        self._misses = {k: v for k, v in self._misses.items() if v[0] > now}
+        self._misses[address] = (now + self.failure_ttl, error)
+        if self.shared is not None:
+            self.shared.fail(address, error, self.failure_ttl)
 
     def _registry_lock(self, registry: str) -> threading.Lock:
         """Return the lock that serialises this process's lookups at one registry."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from workflows.errors import LookupFailed
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkRecord
 
@@ -76,6 +77,36 @@ class SharedNetworks:
                 pipe.execute()
         except redis.RedisError as error:
             log.warning("shared RDAP cache unavailable (%s): not shared", error)
+
+    def failure(self, address: str) -> LookupFailed | None:
+        """Return the failure a worker had looking ADDRESS up within its TTL, or None."""
+        try:
+            raw = self.client.get(self._failure_key(address))
+        except redis.RedisError as error:
+            log.warning("shared RDAP cache unavailable (%s): asking the registry", error)
+            return None
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return LookupFailed(
+                str(data["message"]), kind=str(data["kind"]), permanent=bool(data["permanent"])
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def fail(self, address: str, error: LookupFailed, ttl: float) -> None:
+        """Share that looking ADDRESS up failed with ERROR, for TTL seconds."""
+        stored = {"message": error.message, "kind": error.kind, "permanent": error.permanent}
+        try:
+            self.client.set(
+                self._failure_key(address), json.dumps(stored), px=max(1000, int(ttl * 1000))
+            )
+        except redis.RedisError as error_:
+            log.warning("shared RDAP cache unavailable (%s): not shared", error_)
+
+    def _failure_key(self, address: str) -> str:
+        return f"{self.prefix}fail:{ipaddress.ip_address(address).compressed}"
 
     def _index(self, version: int) -> str:
         return f"{self.prefix}ranges:v{version}"
