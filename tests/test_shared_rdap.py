@@ -7,6 +7,7 @@ finds in Redis, not at the registry.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from redis.retry import Retry
 from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
 from workflows.engine.broker import client_url
-from workflows.sim import Network, SimInternet, World
+from workflows.sim import Latency, Network, SimInternet, World
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.shared import SharedNetworks, SharedRateLimiter
 from workflows.trace.tracer import Tracer
@@ -174,3 +175,29 @@ def test_a_failure_is_forgotten_after_its_ttl(sim: SimInternet, client: redis.Re
     assert only.trace(normalize_url("http://a.gb.test/2")).abuse == ["abuse@gb.example"]
     assert len(asked(sim)) == 2
     only.close()
+
+
+def test_two_workers_asking_at_once_ask_the_registry_once(
+    sim: SimInternet, client: redis.Redis
+) -> None:
+    sim.world.latency = Latency(rdap=0.3)  # long enough that the two lookups overlap
+    first, second = tracers(sim, client)
+    start = threading.Barrier(2)
+    found: dict[str, list[str]] = {}
+
+    def trace(tracer: Tracer, url: str) -> None:
+        start.wait()
+        found[url] = tracer.trace(normalize_url(url)).abuse
+
+    threads = [
+        threading.Thread(target=trace, args=(first, "http://a.gb.test/1")),
+        threading.Thread(target=trace, args=(second, "http://b.gb.test/2")),  # same network
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert found == {u: ["abuse@gb.example"] for u in ("http://a.gb.test/1", "http://b.gb.test/2")}
+    assert len(asked(sim)) == 1  # the second waited for the first, then found its answer
+    for tracer in (first, second):
+        tracer.close()

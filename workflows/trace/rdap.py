@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -134,6 +135,9 @@ class SharedCache(Protocol):
     def fail(self, address: str, error: LookupFailed, ttl: float) -> None:
         """Share that looking ADDRESS up failed with ERROR, for TTL seconds."""
 
+    def hold(self, name: str) -> AbstractContextManager[None]:
+        """Hold the lock NAME among every worker while the block runs."""
+
 
 class RDAPClient:
     """Fetch and parse RDAP network objects, cached (in the process, then shared) and
@@ -196,22 +200,33 @@ class RDAPClient:
             cached = self.cache.get(address)  # fetched by the thread before us?
             if cached is not None:
                 return cached
-            known = self.shared.get(address) if self.shared is not None else None
-            if known is not None:  # another worker asked the registry already
-                self.cache.put(known)
-                return known
-            self._raise_recent_failure(address)
-            url = self.url_for(address, registry)
-            try:
-                data = self._fetch(url, registry or "unknown")
-                record = parse_network(data, url, address)
-            except LookupFailed as error:
-                self._remember_failure(address, error)
-                raise
-            self.cache.put(record)
-            if self.shared is not None:
-                self.shared.put(record)
-            return record
+            if self.shared is None:
+                return self._ask(address, registry)
+            known = self.shared.get(address)
+            if known is None:
+                # One worker at a time asks a registry: one that waited finds the network
+                # the worker before it fetched, instead of asking for it again.
+                with self.shared.hold(f"registry:{registry or 'unknown'}"):
+                    known = self.shared.get(address)
+                    if known is None:
+                        return self._ask(address, registry)
+            self.cache.put(known)  # another worker asked the registry already
+            return known
+
+    def _ask(self, address: str, registry: str | None) -> NetworkRecord:
+        """Ask the registry for the network holding ADDRESS; cache and share the answer."""
+        self._raise_recent_failure(address)
+        url = self.url_for(address, registry)
+        try:
+            data = self._fetch(url, registry or "unknown")
+            record = parse_network(data, url, address)
+        except LookupFailed as error:
+            self._remember_failure(address, error)
+            raise
+        self.cache.put(record)
+        if self.shared is not None:
+            self.shared.put(record)
+        return record
 
     def _raise_recent_failure(self, address: str) -> None:
         """Raise the failure a lookup of ADDRESS had lately, here or in another worker."""

@@ -12,13 +12,15 @@ and one that cannot store forgets.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -28,6 +30,16 @@ from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkRecord
 
 PREFIX = "takedown:rdap:"
+HOLD_TTL_MS = 20_000  # a registry lock's life: past one lookup's timeout and pace wait
+HOLD_WAIT = 20.0  # seconds a worker waits for it before asking the registry anyway
+HOLD_POLL = 0.02  # seconds between tries
+# Delete the lock only if it is still ours (it may have expired and gone to another).
+_RELEASE = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("DEL", KEYS[1])
+end
+return 0
+"""
 CANDIDATES = 32  # ranges starting at or below an address looked at, nearest first
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,7 @@ class SharedNetworks:
         self.client = client
         self.ttl_ms = max(1000, int(ttl * 1000))
         self.prefix = prefix
+        self._release = client.register_script(_RELEASE)
 
     def get(self, address: str) -> NetworkRecord | None:
         """Return the most specific record whose range holds ADDRESS, or None."""
@@ -104,6 +117,32 @@ class SharedNetworks:
             )
         except redis.RedisError as error_:
             log.warning("shared RDAP cache unavailable (%s): not shared", error_)
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """Hold the lock NAME among every worker while the block runs (a registry's
+        lookups: a worker that waited finds what the one before it fetched).
+
+        It is a courtesy, not a guarantee: a lock not had within HOLD_WAIT, or Redis
+        trouble, lets the block run anyway (a duplicate query at worst), and a holder that
+        dies frees it after HOLD_TTL.
+        """
+        key, token = f"{self.prefix}lock:{name}", uuid.uuid4().hex
+        held = False
+        deadline = time.monotonic() + HOLD_WAIT
+        try:
+            while not (held := bool(self.client.set(key, token, nx=True, px=HOLD_TTL_MS))):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(HOLD_POLL)
+        except redis.RedisError as error:
+            log.warning("shared RDAP lock unavailable (%s): asking the registry", error)
+        try:
+            yield
+        finally:
+            if held:
+                with contextlib.suppress(redis.RedisError):  # else it expires by itself
+                    self._release(keys=[key], args=[token])
 
     def _failure_key(self, address: str) -> str:
         return f"{self.prefix}fail:{ipaddress.ip_address(address).compressed}"
