@@ -7,10 +7,15 @@ batch_notices  unbatched items for one recipient and kind whose oldest has waite
 
 A batch reported together gets one first notice per recipient: a first notice waits
 while URLs reported in the same report are still being traced or acted on (their
-recipients are not known or not owed yet), at most BATCH_WAIT notice windows and never
-less than BATCH_WAIT_FLOOR (a short window must not cut a big report's traces off on a busy
-machine), so 2,000 URLs on one desk's network are one notice, not one per window their
-traces finished in.
+recipients are not known or not owed yet), so 10,000 URLs on one desk's network are one
+notice, not one per window their traces finished in. It waits
+
+    while some are new (never traced) or routed       as long as that lasts, up to
+    with their first step not owed yet                 BATCH_WAIT_LIMIT (a safety net)
+    while some only wait to retry a failed trace       BATCH_WAIT notice windows, at least
+                                                       BATCH_WAIT_FLOOR
+
+A trace that failed for now may wait long for its retry; the rest of its report goes out.
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
-BATCH_WAIT = 5  # notice windows a first notice waits for the rest of its report's traces
-BATCH_WAIT_FLOOR = 120.0  # seconds it may always wait, however short the window
-UNTRACED = (CaseState.NEW, CaseState.WAITING)
+BATCH_WAIT = 5  # notice windows a first notice waits for its report's traces to retry
+BATCH_WAIT_FLOOR = 120.0  # seconds it may always wait for them, however short the window
+BATCH_WAIT_LIMIT = 900.0  # seconds it waits at most for a report still being traced
 
 
 def case_reference(case_id: int) -> str:
@@ -85,7 +90,9 @@ def batch_notices(rt: Runtime) -> list[int]:
                 session.delete(item)
                 continue
             groups[(item.recipients, item.kind)].append(item)
-        opened, tracing = _reports(session, {i.case_id for group in groups.values() for i in group})
+        case_ids = {i.case_id for group in groups.values() for i in group}
+        opened, tracing, retrying = _reports(session, case_ids)
+        limit = now - dt.timedelta(seconds=BATCH_WAIT_LIMIT)
         longest = now - dt.timedelta(
             seconds=max(BATCH_WAIT * rt.policy.notice_window, BATCH_WAIT_FLOOR)
         )
@@ -93,7 +100,10 @@ def batch_notices(rt: Runtime) -> list[int]:
             if group[0].due_at > ready_before:
                 continue  # wait one window for more URLs owed to the same desk
             reports = {opened[i.case_id] for i in group if i.case_id in opened}
-            if kind in FIRST_NOTICE_KINDS and reports & tracing and group[0].due_at > longest:
+            if kind in FIRST_NOTICE_KINDS and (
+                (reports & tracing and group[0].due_at > limit)
+                or (reports & retrying and group[0].due_at > longest)
+            ):
                 continue  # the same report's other URLs may be owed to this desk too
             size = rt.policy.max_notice_urls
             for start in range(0, len(group), size):
@@ -105,27 +115,29 @@ def batch_notices(rt: Runtime) -> list[int]:
 
 def _reports(
     session: Session, case_ids: set[int]
-) -> tuple[dict[int, dt.datetime], set[dt.datetime]]:
+) -> tuple[dict[int, dt.datetime], set[dt.datetime], set[dt.datetime]]:
     """Return each case's report (its opened_at: one report call stamps all its URLs
-    alike), and the reports some of whose URLs are still untraced, or routed with their
-    first step not owed yet."""
+    alike); the reports some of whose URLs are still being traced (new) or routed with
+    their first step not owed yet; and those some of whose traces wait to retry."""
     if not case_ids:
-        return {}, set()
+        return {}, set(), set()
     opened = {
         row[0]: row[1]
         for row in session.execute(select(Case.id, Case.opened_at).where(Case.id.in_(case_ids)))
     }
-    untraced = Case.state.in_(UNTRACED)
-    # Routed, but its first step not owed yet: its act task has not run.
+    # Routed, but its first step not owed yet: its steps task has not run.
     unowed = and_(Case.state == CaseState.ACTIVE, Case.steps_done == 0)
-    tracing = set(
-        session.scalars(
-            select(Case.opened_at)
-            .where(Case.opened_at.in_(set(opened.values())), or_(untraced, unowed))
-            .distinct()
-        )
+    busy = or_(Case.state == CaseState.NEW, unowed, Case.state == CaseState.WAITING)
+    tracing: set[dt.datetime] = set()
+    retrying: set[dt.datetime] = set()
+    rows = session.execute(
+        select(Case.opened_at, Case.state)
+        .where(Case.opened_at.in_(set(opened.values())), busy)
+        .distinct()
     )
-    return opened, tracing
+    for at, state in rows:
+        (retrying if state == CaseState.WAITING else tracing).add(at)
+    return opened, tracing, retrying
 
 
 def _new_notice(

@@ -1,0 +1,84 @@
+"""A report's first notice per desk waits for the rest of the report: as long as its
+other URLs are being traced (up to a safety limit), a shorter while for traces that wait
+to retry. The clock is injected: no waiting here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_harness import engine_runtime, hosta_stack, hosta_world
+from sqlalchemy import update
+from stack import Stack
+
+from workflows.engine.acting import act_cases
+from workflows.engine.outbox import BATCH_WAIT_FLOOR, BATCH_WAIT_LIMIT, batch_notices
+from workflows.engine.runtime import Runtime
+from workflows.engine.tracing import trace_cases
+from workflows.kinds import CaseState
+from workflows.store.db import transaction
+from workflows.store.models import Case
+
+FIRST, OTHER = "http://files.hosta.test/first", "http://files.hosta.test/other"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with hosta_stack(tmp_path, hosta_world(FIRST, OTHER)) as running:
+        yield running
+
+
+@pytest.fixture
+def rt(stack: Stack) -> Iterator[Runtime]:
+    with engine_runtime(stack) as runtime:
+        yield runtime
+
+
+def owed_first(stack: Stack, rt: Runtime) -> tuple[int, int]:
+    """Report both URLs together; trace and owe only the first; return both ids."""
+    first, other = (r["id"] for r in stack.report(FIRST, OTHER))
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [first])
+    act_cases(rt, [first], recheck=False)
+    return first, other
+
+
+def advance(rt: Runtime, seconds: float) -> None:
+    rt.clock.advance(seconds)  # type: ignore[attr-defined]
+
+
+def test_a_first_notice_waits_while_its_report_is_still_being_traced(
+    stack: Stack, rt: Runtime
+) -> None:
+    owed_first(stack, rt)
+    advance(rt, BATCH_WAIT_FLOOR + 60)  # far past the window and 5 windows
+    assert batch_notices(rt) == []  # the other URL, never traced yet, may be the same desk's
+    advance(rt, BATCH_WAIT_LIMIT - BATCH_WAIT_FLOOR)
+    assert len(batch_notices(rt)) == 1  # the safety limit: it goes out alone
+
+
+def test_the_whole_report_traced_goes_out_as_one_notice(stack: Stack, rt: Runtime) -> None:
+    first, other = owed_first(stack, rt)
+    advance(rt, 30)
+    trace_cases(rt, [other])
+    act_cases(rt, [other], recheck=False)
+    advance(rt, rt.policy.notice_window)
+    (notice_id,) = batch_notices(rt)
+    assert [n.id for n in stack.notices_of(first)] == [n.id for n in stack.notices_of(other)]
+    assert [n.id for n in stack.notices_of(first)] == [notice_id]
+
+
+def test_a_trace_waiting_to_retry_holds_the_notice_only_a_while(stack: Stack, rt: Runtime) -> None:
+    _, other = owed_first(stack, rt)
+    with transaction(rt.sessions) as session:  # its trace failed for now: a retry is due later
+        session.execute(
+            update(Case)
+            .where(Case.id == other)
+            .values(state=CaseState.WAITING, due_at=rt.clock() + dt.timedelta(hours=1))
+        )
+    advance(rt, rt.policy.notice_window)
+    assert batch_notices(rt) == []
+    advance(rt, BATCH_WAIT_FLOOR)
+    assert len(batch_notices(rt)) == 1  # not the safety limit's 15 minutes
