@@ -194,3 +194,22 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
     assert asked == ["takedown.checks"]
+
+
+def test_the_trace_task_keeps_its_claim_on_what_it_routed_and_owes_the_first_step_itself(
+    stack: Stack, rt: Runtime
+) -> None:
+    case_id: int = stack.report(URL)[0]["id"]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    published: list[tuple[str, list[int]]] = []
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert published == [(TRACE, [case_id])]
+    assert trace_cases(rt, [case_id], keep_claims=True) == [case_id]
+    published.clear()
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert published == []  # still the trace task's: no steps task races it
+    act_cases(rt, [case_id], recheck=False)  # what the trace task does next
+    with rt.sessions() as session:
+        owed = list(session.scalars(select(NoticeItem.kind).where(NoticeItem.case_id == case_id)))
+        case = session.get_one(Case, case_id)
+    assert owed == ["notice"] and case.claimed_until is None

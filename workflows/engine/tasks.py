@@ -1,7 +1,7 @@
 """The Celery application and its thin tasks: each takes ids and calls a stage.
 
     task              queue (default)      does
-    takedown.trace    takedown             trace and route new cases
+    takedown.trace    takedown             trace and route new cases, owe their first step
     takedown.steps    takedown.notices     owe the workflow steps due (first notices, chasers)
     takedown.send     takedown.notices     send one claimed notice
     takedown.check    takedown.checks      re-check URLs, hundreds at once, then owe steps
@@ -81,8 +81,12 @@ def runtime() -> Runtime:
 
 @app.task(name="takedown.trace", **RETRY)
 def trace_task(ids: Sequence[int]) -> None:
-    """Trace and route these cases."""
-    tracing.trace_cases(runtime(), list(ids))
+    """Trace and route these cases, then owe the first step of those routed: a first notice
+    does not wait for another sweep and another task."""
+    rt = runtime()
+    routed = tracing.trace_cases(rt, list(ids), keep_claims=True)
+    if routed:
+        acting.act_cases(rt, routed, recheck=False)
 
 
 @app.task(name="takedown.steps", **RETRY)

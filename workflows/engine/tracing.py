@@ -44,20 +44,24 @@ def awaits_confirmation(case: Case) -> bool:
     return case.state == CaseState.NEEDS_ANALYST and case.changed_streak > 0
 
 
-def trace_cases(rt: Runtime, ids: Sequence[int]) -> None:
-    """Trace each case and route it, or give it a due time to try again."""
+def trace_cases(rt: Runtime, ids: Sequence[int], *, keep_claims: bool = False) -> list[int]:
+    """Trace each case and route it, or give it a due time to try again; return the cases
+    routed. KEEP_CLAIMS: the routed ones stay claimed, for the caller owes their first
+    step at once (the trace task, tasks.py); else the sweep hands them to a steps task."""
     traced: list[tuple[Case, Trace]] = []
     with rt.tracer.batch():  # one resolution per host name, one origin per address
         for case in load_cases(rt, ids, TRACEABLE):
             if awaits_confirmation(case):
                 continue  # its content changed: it is re-checked, not traced, until settled
             traced.append((case, rt.tracer.trace(normalize_url(case.url))))
+    routed: list[int] = []
     with transaction(rt.sessions) as session:  # one write for the batch; each case by CAS
         for case, result in traced:
-            if result.route:
-                _route(session, rt, case, result)
-            else:
+            if not result.route:
                 _trace_failed(session, rt, case, result)
+            elif _route(session, rt, case, result, keep_claims):
+                routed.append(case.id)
+    return routed
 
 
 def routing_of(result: Trace) -> dict[str, Any]:
@@ -77,7 +81,8 @@ def routing_of(result: Trace) -> dict[str, Any]:
     }
 
 
-def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
+def _route(session: Session, rt: Runtime, case: Case, result: Trace, keep_claim: bool) -> bool:
+    """Route CASE by RESULT (keeping its claim if asked); tell whether it was."""
     now = rt.clock()
     values = routing_of(result)
     if not release(
@@ -89,11 +94,12 @@ def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
         trace_attempts=0,
         last_error=None,
         due_at=now,
-        step_due_at=now,  # the first notice is owed at once, on the notices queue
+        step_due_at=now,  # the first notice is owed at once, by this task or a steps task
         check_due_at=now,
+        claimed_until=case.claimed_until if keep_claim else None,
         **values,
     ):
-        return
+        return False
     record(
         session,
         case.id,
@@ -105,6 +111,7 @@ def _route(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
         abuse=result.abuse,
         cdn=result.cdn,
     )
+    return True
 
 
 def _trace_failed(session: Session, rt: Runtime, case: Case, result: Trace) -> None:
