@@ -13,12 +13,13 @@ compare-and-set: a stale or duplicate task changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -533,7 +534,8 @@ def _write(session: Session, done: _Outcome) -> None:
     if not release(session, case, **done.values):
         return
     for item in done.items:
-        session.execute(_item_insert(session).values(**item).on_conflict_do_nothing())
+        dialect = session.get_bind().dialect.name
+        session.execute(_item_insert(dialect), {f"item_{k}": v for k, v in item.items()})
         record(
             session,
             case.id,
@@ -546,7 +548,7 @@ def _write(session: Session, done: _Outcome) -> None:
         )
     check = done.check
     if check is not None:
-        session.add(Check(**check))
+        session.connection().execute(_check_insert(), check)
         record(
             session,
             case.id,
@@ -560,6 +562,17 @@ def _write(session: Session, done: _Outcome) -> None:
         record(session, case.id, kind, now, **detail)
 
 
-def _item_insert(session: Session) -> Any:
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(NoticeItem)
+@functools.cache
+def _check_insert() -> Insert:
+    """Return the INSERT of one check, built once (the ORM's unit of work cost more)."""
+    return insert(cast(Table, Check.__table__))
+
+
+@functools.cache
+def _item_insert(dialect: str) -> Any:
+    """Return the INSERT of one owed item (nothing if the step is owed already), built once
+    per dialect with its values bound as item_*."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    columns = ("case_id", "round", "step", "kind", "party", "recipients", "country", "due_at")
+    values: dict[str, Any] = {name: bindparam(f"item_{name}") for name in columns}
+    return module.insert(NoticeItem).values(values).on_conflict_do_nothing()
