@@ -23,11 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workflows.engine.runtime import Runtime
@@ -56,55 +55,32 @@ def case_reference(case_id: int) -> str:
 
 
 def batch_notices(rt: Runtime) -> list[int]:
-    """Turn owed items into stored notices; return the new notices' ids."""
+    """Turn owed items into stored notices; return the new notices' ids.
+
+    Only the groups (recipient, kind) whose oldest item has waited a window are read, and
+    the report wait is decided on a few aggregate rows: this runs in every sweep, inside a
+    write transaction, while a big report's 10,000 items wait for its traces.
+    """
     now = rt.clock()
     ready_before = now - dt.timedelta(seconds=rt.policy.notice_window)
+    limit = now - dt.timedelta(seconds=BATCH_WAIT_LIMIT)
+    longest = now - dt.timedelta(
+        seconds=max(BATCH_WAIT * rt.policy.notice_window, BATCH_WAIT_FLOOR)
+    )
     created = []
     with transaction(rt.sessions) as session:
-        items = session.scalars(
-            select(NoticeItem)
-            .where(NoticeItem.notice_id.is_(None))
-            .order_by(NoticeItem.due_at, NoticeItem.id)
-            .with_for_update(skip_locked=True)
+        unbatched = NoticeItem.notice_id.is_(None)
+        ready = session.execute(
+            select(NoticeItem.recipients, NoticeItem.kind, func.min(NoticeItem.due_at))
+            .where(unbatched)
+            .group_by(NoticeItem.recipients, NoticeItem.kind)
+            .having(func.min(NoticeItem.due_at) <= ready_before)
         ).all()
-        active = set(
-            session.scalars(
-                select(Case.id).where(
-                    Case.id.in_({i.case_id for i in items}), Case.state == CaseState.ACTIVE
-                )
-            )
-        )
-        groups: dict[tuple[str, str], list[NoticeItem]] = defaultdict(list)
-        for item in items:
-            if item.case_id not in active:
-                # Removed (or handed to an analyst) since the step fell due: say nothing.
-                record(
-                    session,
-                    item.case_id,
-                    EventKind.STEP_CANCELLED,
-                    now,
-                    step=item.step,
-                    send=item.kind,
-                    to=item.party,
-                )
-                session.delete(item)
-                continue
-            groups[(item.recipients, item.kind)].append(item)
-        case_ids = {i.case_id for group in groups.values() for i in group}
-        opened, tracing, retrying = _reports(session, case_ids)
-        limit = now - dt.timedelta(seconds=BATCH_WAIT_LIMIT)
-        longest = now - dt.timedelta(
-            seconds=max(BATCH_WAIT * rt.policy.notice_window, BATCH_WAIT_FLOOR)
-        )
-        for (recipients, kind), group in groups.items():
-            if group[0].due_at > ready_before:
-                continue  # wait one window for more URLs owed to the same desk
-            reports = {opened[i.case_id] for i in group if i.case_id in opened}
-            if kind in FIRST_NOTICE_KINDS and (
-                (reports & tracing and group[0].due_at > limit)
-                or (reports & retrying and group[0].due_at > longest)
-            ):
+        waiting = _waiting_groups(session, [(r, k) for r, k, _ in ready], limit, longest)
+        for recipients, kind, _oldest in ready:
+            if (recipients, kind) in waiting:
                 continue  # the same report's other URLs may be owed to this desk too
+            group = _ready_items(session, now, recipients, kind)
             size = rt.policy.max_notice_urls
             for start in range(0, len(group), size):
                 created.append(
@@ -113,31 +89,86 @@ def batch_notices(rt: Runtime) -> list[int]:
     return created
 
 
-def _reports(
-    session: Session, case_ids: set[int]
-) -> tuple[dict[int, dt.datetime], set[dt.datetime], set[dt.datetime]]:
-    """Return each case's report (its opened_at: one report call stamps all its URLs
-    alike); the reports some of whose URLs are still being traced (new) or routed with
-    their first step not owed yet; and those some of whose traces wait to retry."""
-    if not case_ids:
-        return {}, set(), set()
-    opened = {
-        row[0]: row[1]
-        for row in session.execute(select(Case.id, Case.opened_at).where(Case.id.in_(case_ids)))
-    }
-    # Routed, but its first step not owed yet: its steps task has not run.
+def _waiting_groups(
+    session: Session,
+    groups: list[tuple[str, str]],
+    limit: dt.datetime,
+    longest: dt.datetime,
+) -> set[tuple[str, str]]:
+    """Return the first-notice groups among GROUPS that wait for their reports' traces."""
+    first = {(r, k) for r, k in groups if k in FIRST_NOTICE_KINDS}
+    if not first:
+        return set()
+    tracing, retrying = _busy_reports(session)
+    if not tracing and not retrying:
+        return set()
+    # Each group's reports, and when its oldest item of each fell due.
+    rows = session.execute(
+        select(NoticeItem.recipients, NoticeItem.kind, Case.opened_at, func.min(NoticeItem.due_at))
+        .join(Case, Case.id == NoticeItem.case_id)
+        .where(NoticeItem.notice_id.is_(None), NoticeItem.kind.in_(FIRST_NOTICE_KINDS))
+        .group_by(NoticeItem.recipients, NoticeItem.kind, Case.opened_at)
+    ).all()
+    waiting = set()
+    for recipients, kind, opened, oldest in rows:
+        if (recipients, kind) not in first:
+            continue
+        if (opened in tracing and oldest > limit) or (opened in retrying and oldest > longest):
+            waiting.add((recipients, kind))
+    return waiting
+
+
+def _ready_items(
+    session: Session, now: dt.datetime, recipients: str, kind: str
+) -> list[NoticeItem]:
+    """Return a ready group's items; drop (recording it) those whose case left ACTIVE."""
+    items = session.scalars(
+        select(NoticeItem)
+        .where(
+            NoticeItem.notice_id.is_(None),
+            NoticeItem.recipients == recipients,
+            NoticeItem.kind == kind,
+        )
+        .order_by(NoticeItem.due_at, NoticeItem.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    active = set(
+        session.scalars(
+            select(Case.id).where(
+                Case.id.in_({i.case_id for i in items}), Case.state == CaseState.ACTIVE
+            )
+        )
+    )
+    kept = []
+    for item in items:
+        if item.case_id in active:
+            kept.append(item)
+            continue
+        # Removed (or handed to an analyst) since the step fell due: say nothing.
+        record(
+            session,
+            item.case_id,
+            EventKind.STEP_CANCELLED,
+            now,
+            step=item.step,
+            send=item.kind,
+            to=item.party,
+        )
+        session.delete(item)
+    return kept
+
+
+def _busy_reports(session: Session) -> tuple[set[dt.datetime], set[dt.datetime]]:
+    """Return the reports (their opened_at: one report call stamps all its URLs alike)
+    some of whose URLs are still being traced (new) or routed with their first step not
+    owed yet; and those some of whose traces wait to retry."""
     unowed = and_(Case.state == CaseState.ACTIVE, Case.steps_done == 0)
-    busy = or_(Case.state == CaseState.NEW, unowed, Case.state == CaseState.WAITING)
+    busy = or_(Case.state.in_((CaseState.NEW, CaseState.WAITING)), unowed)
     tracing: set[dt.datetime] = set()
     retrying: set[dt.datetime] = set()
-    rows = session.execute(
-        select(Case.opened_at, Case.state)
-        .where(Case.opened_at.in_(set(opened.values())), busy)
-        .distinct()
-    )
-    for at, state in rows:
+    for at, state in session.execute(select(Case.opened_at, Case.state).where(busy).distinct()):
         (retrying if state == CaseState.WAITING else tracing).add(at)
-    return opened, tracing, retrying
+    return tracing, retrying
 
 
 def _new_notice(
