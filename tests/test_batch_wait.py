@@ -14,7 +14,7 @@ from sqlalchemy import update
 from stack import Stack
 
 from workflows.engine.acting import act_cases
-from workflows.engine.outbox import BATCH_WAIT_FLOOR, BATCH_WAIT_LIMIT, batch_notices
+from workflows.engine.outbox import BATCH_WAIT, BATCH_WAIT_LIMIT, batch_notices
 from workflows.engine.runtime import Runtime
 from workflows.engine.tracing import trace_cases
 from workflows.kinds import CaseState
@@ -53,9 +53,9 @@ def test_a_first_notice_waits_while_its_report_is_still_being_traced(
     stack: Stack, rt: Runtime
 ) -> None:
     owed_first(stack, rt)
-    advance(rt, BATCH_WAIT_FLOOR + 60)  # far past the window and 5 windows
+    advance(rt, (BATCH_WAIT + 1) * rt.policy.notice_window + 60)  # far past 5 windows
     assert batch_notices(rt) == []  # the other URL, never traced yet, may be the same desk's
-    advance(rt, BATCH_WAIT_LIMIT - BATCH_WAIT_FLOOR)
+    advance(rt, BATCH_WAIT_LIMIT)
     assert len(batch_notices(rt)) == 1  # the safety limit: it goes out alone
 
 
@@ -80,5 +80,5 @@ def test_a_trace_waiting_to_retry_holds_the_notice_only_a_while(stack: Stack, rt
         )
     advance(rt, rt.policy.notice_window)
     assert batch_notices(rt) == []
-    advance(rt, BATCH_WAIT_FLOOR)
+    advance(rt, BATCH_WAIT * rt.policy.notice_window)
     assert len(batch_notices(rt)) == 1  # not the safety limit's 15 minutes

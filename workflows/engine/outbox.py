@@ -12,8 +12,7 @@ notice, not one per window their traces finished in. It waits
 
     while some are new (never traced) or routed       as long as that lasts, up to
     with their first step not owed yet                 BATCH_WAIT_LIMIT (a safety net)
-    while some only wait to retry a failed trace       BATCH_WAIT notice windows, at least
-                                                       BATCH_WAIT_FLOOR
+    while some only wait to retry a failed trace       BATCH_WAIT notice windows
 
 A trace that failed for now may wait long for its retry; the rest of its report goes out.
 """
@@ -45,7 +44,6 @@ from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 5  # notice windows a first notice waits for its report's traces to retry
-BATCH_WAIT_FLOOR = 120.0  # seconds it may always wait for them, however short the window
 BATCH_WAIT_LIMIT = 900.0  # seconds it waits at most for a report still being traced
 
 
@@ -64,9 +62,7 @@ def batch_notices(rt: Runtime) -> list[int]:
     now = rt.clock()
     ready_before = now - dt.timedelta(seconds=rt.policy.notice_window)
     limit = now - dt.timedelta(seconds=BATCH_WAIT_LIMIT)
-    longest = now - dt.timedelta(
-        seconds=max(BATCH_WAIT * rt.policy.notice_window, BATCH_WAIT_FLOOR)
-    )
+    longest = now - dt.timedelta(seconds=BATCH_WAIT * rt.policy.notice_window)
     created = []
     with transaction(rt.sessions) as session:
         unbatched = NoticeItem.notice_id.is_(None)
