@@ -401,7 +401,11 @@ def assert_faults_happened(
         assert (asked[f"{url}/5"] >= len(checks[url]), asked[f"{url}/6"]) == (True, 0), url
     assert asked[INSIDE[9][0]] >= len(checks[urls_of(PRIVATE)[9]])
     tls, plain = (server.handshakes for server in https)
-    assert {h.outcome for h in tls} == {"failed: TLSV1_ALERT_UNKNOWN_CA"}
+    # The re-checker refused the certificate: every handshake failed on the server's side,
+    # with the client's "unknown CA" alert or, since asyncio's TLS hangs up without sending
+    # its alert, an end of stream mid-handshake.
+    refused = {"failed: TLSV1_ALERT_UNKNOWN_CA", "failed: UNEXPECTED_EOF_WHILE_READING"}
+    assert tls and {h.outcome for h in tls} <= refused
     assert len(tls) >= sum(len(checks[url]) for url in urls_of(SELF_SIGNED))
     assert {h.outcome for h in plain} == {PLAIN_ANSWER}
     assert len(plain) >= sum(len(checks[url]) for url in urls_of(PLAIN_443))
