@@ -82,3 +82,18 @@ def test_a_trace_waiting_to_retry_holds_the_notice_only_a_while(stack: Stack, rt
     assert batch_notices(rt) == []
     advance(rt, BATCH_WAIT * rt.policy.notice_window)
     assert len(batch_notices(rt)) == 1  # not the safety limit's 15 minutes
+
+
+def test_a_report_still_being_traced_never_holds_back_another_reports_urls(
+    stack: Stack, rt: Runtime
+) -> None:
+    """Reports arriving one after another (an API client, 20 URLs a second): the URLs of a
+    report that is traced go out at their window, whatever later reports are still doing."""
+    first, _other = owed_first(stack, rt)  # one report: FIRST owed, OTHER still new
+    later: int = stack.report("http://files.hosta.test/later")[0]["id"]  # another report
+    trace_cases(rt, [later])
+    act_cases(rt, [later], recheck=False)
+    advance(rt, rt.policy.notice_window)
+    (notice_id,) = batch_notices(rt)  # LATER's report is done: its URL goes out alone
+    assert [n.id for n in stack.notices_of(later)] == [notice_id]
+    assert stack.notices_of(first) == []  # FIRST waits for OTHER, of its own report

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,11 +73,15 @@ def batch_notices(rt: Runtime) -> list[int]:
             .group_by(NoticeItem.recipients, NoticeItem.kind)
             .having(func.min(NoticeItem.due_at) <= ready_before)
         ).all()
-        waiting = _waiting_groups(session, [(r, k) for r, k, _ in ready], limit, longest)
+        waiting = _waiting_reports(session, [(r, k) for r, k, _ in ready], limit, longest)
         for recipients, kind, _oldest in ready:
-            if (recipients, kind) in waiting:
-                continue  # the same report's other URLs may be owed to this desk too
             group = _ready_items(session, now, recipients, kind)
+            held = waiting.get((recipients, kind))
+            if held:
+                # A report's URLs go together: those of a report still being traced wait
+                # (its other URLs may be owed to this desk too); the other reports' go now.
+                opened = _opened(session, [i.case_id for i in group])
+                group = [i for i in group if opened.get(i.case_id) not in held]
             size = rt.policy.max_notice_urls
             for start in range(0, len(group), size):
                 created.append(
@@ -85,19 +90,20 @@ def batch_notices(rt: Runtime) -> list[int]:
     return created
 
 
-def _waiting_groups(
+def _waiting_reports(
     session: Session,
     groups: list[tuple[str, str]],
     limit: dt.datetime,
     longest: dt.datetime,
-) -> set[tuple[str, str]]:
-    """Return the first-notice groups among GROUPS that wait for their reports' traces."""
+) -> dict[tuple[str, str], set[dt.datetime]]:
+    """Return, for each first-notice group among GROUPS, the reports whose items in it wait
+    for the rest of their report's traces."""
     first = {(r, k) for r, k in groups if k in FIRST_NOTICE_KINDS}
     if not first:
-        return set()
+        return {}
     tracing, retrying = _busy_reports(session)
     if not tracing and not retrying:
-        return set()
+        return {}
     # Each group's reports, and when its oldest item of each fell due.
     rows = session.execute(
         select(NoticeItem.recipients, NoticeItem.kind, Case.opened_at, func.min(NoticeItem.due_at))
@@ -105,13 +111,19 @@ def _waiting_groups(
         .where(NoticeItem.notice_id.is_(None), NoticeItem.kind.in_(FIRST_NOTICE_KINDS))
         .group_by(NoticeItem.recipients, NoticeItem.kind, Case.opened_at)
     ).all()
-    waiting = set()
+    waiting: dict[tuple[str, str], set[dt.datetime]] = defaultdict(set)
     for recipients, kind, opened, oldest in rows:
         if (recipients, kind) not in first:
             continue
         if (opened in tracing and oldest > limit) or (opened in retrying and oldest > longest):
-            waiting.add((recipients, kind))
+            waiting[(recipients, kind)].add(opened)
     return waiting
+
+
+def _opened(session: Session, case_ids: list[int]) -> dict[int, dt.datetime]:
+    """Return when each case was reported: its report."""
+    rows = session.execute(select(Case.id, Case.opened_at).where(Case.id.in_(case_ids)))
+    return {case_id: opened for case_id, opened in rows}
 
 
 def _ready_items(
