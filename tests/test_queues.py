@@ -48,21 +48,18 @@ def test_a_case_with_a_step_due_goes_to_the_steps_task_whatever_else_is_due() ->
     assert task_for(claimed(CaseState.WAITING, step_due=True)) == TRACE  # not routed yet
 
 
-def test_checks_pack_whole_hosts_into_big_batches_and_steps_stay_per_host() -> None:
+def test_batches_never_mix_hosts_and_checks_come_in_bigger_ones() -> None:
     by_host = {f"h{n}.test": list(range(n * 1000, n * 1000 + 30)) for n in range(20)}
     by_host["big.test"] = list(range(100_000, 100_000 + 450))
-    checks = batches(CHECK, by_host)
-    assert sorted(i for _, ids in checks for i in ids) == sorted(
-        i for ids in by_host.values() for i in ids
-    )  # every case once
-    assert all(len(ids) <= CHECK_BATCH for _, ids in checks)
-    assert len(checks) <= 6  # 1,050 cases: not 42 batches of 25
-    small_hosts = [tuple(ids) for host, ids in by_host.items() if host != "big.test"]
-    for ids in small_hosts:  # a small host is never split across check tasks
-        assert sum(1 for _, batch in checks if set(ids) <= set(batch)) == 1
-    steps = batches(STEPS, by_host)
-    assert all(len(ids) <= 25 for _, ids in steps)
-    assert all(len({i // 1000 for i in ids if i < 100_000}) <= 1 for _, ids in steps)
+    for task, size in ((CHECK, CHECK_BATCH), (STEPS, 25)):
+        found = batches(task, by_host)
+        assert sorted(i for _, ids in found for i in ids) == sorted(
+            i for ids in by_host.values() for i in ids
+        )  # every case once
+        assert all(len(ids) <= size for _, ids in found)
+        assert all(len({i // 1000 for i in ids}) == 1 for _, ids in found)  # one host each
+    assert len(batches(CHECK, by_host)) == 20 + 3  # a small host's 30 together; 450 in 3
+    assert len(batches(STEPS, by_host)) == 20 * 2 + 18
 
 
 def test_queues_default_apart_and_can_be_routed_by_the_operator() -> None:

@@ -30,7 +30,7 @@ from workflows.store.purge import purge_closed, reclaim
 
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 BATCH = 25  # cases per trace or steps task: one host's URLs travel together
-CHECK_BATCH = 200  # cases per check task: whole hosts, re-checked at once by the fetch loop
+CHECK_BATCH = 200  # cases per check task, of one host: re-checked at once by the fetch loop
 CHECK_BACKLOG = 10  # check tasks waiting in their queue past which no more are claimed
 PURGE_EVERY = 3600.0  # seconds between retention purges
 PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
@@ -104,30 +104,16 @@ def task_for(case: Claimed) -> str:
 
 
 def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
-    """Split one task's cases into batches: BATCH of one host each for trace and steps;
-    for checks, whole hosts packed together up to CHECK_BATCH (a bigger host alone in as
-    many as it needs), so one task re-checks many hosts at once."""
-    if task != CHECK:
-        return [
-            (task, ids[start : start + BATCH])
-            for _host, ids in sorted(by_host.items())
-            for start in range(0, len(ids), BATCH)
-        ]
-    found: list[tuple[str, list[int]]] = []
-    current: list[int] = []
-    for _host, ids in sorted(by_host.items()):
-        if current and len(current) + len(ids) > CHECK_BATCH:
-            found.append((task, current))
-            current = []
-        for start in range(0, len(ids), CHECK_BATCH):
-            piece = ids[start : start + CHECK_BATCH]
-            if len(piece) == CHECK_BATCH:
-                found.append((task, piece))
-            else:
-                current += piece
-    if current:
-        found.append((task, current))
-    return found
+    """Split one task's cases into batches of one host each: BATCH for trace and steps,
+    CHECK_BATCH for checks (the fetch loop re-checks them at once). Hosts are never mixed:
+    a task writes its results when its slowest fetch ends, so one slow host must not hold
+    back another's."""
+    size = CHECK_BATCH if task == CHECK else BATCH
+    return [
+        (task, ids[start : start + size])
+        for _host, ids in sorted(by_host.items())
+        for start in range(0, len(ids), size)
+    ]
 
 
 def _waiting(backlog: Backlog, queue: str) -> int:
