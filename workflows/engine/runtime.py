@@ -102,9 +102,10 @@ class Runtime:
         return (self.fetcher, *(self._fetcher(proxy) for proxy in proxies[1:]))
 
     def _fetcher(self, proxy: str | None) -> Fetcher:
-        """Build a fetcher through PROXY (None: direct), closed with the runtime."""
+        """Build a fetcher through PROXY (None: direct); it holds no connection between
+        fetches, so there is nothing to close with the runtime."""
         allow = [ipaddress.ip_network(cidr) for cidr in self.settings.fetch_allow]
-        fetcher = Fetcher(
+        return Fetcher(
             self.tracer.resolver,
             allow=allow,
             proxy=proxy,
@@ -112,8 +113,6 @@ class Runtime:
             max_bytes=self.settings.fetch_max_bytes,
             user_agent=self.settings.fetch_user_agent or DEFAULT_USER_AGENT,
         )
-        self._closers.append(fetcher.close)
-        return fetcher
 
     @cached_property
     def fetch_loop(self) -> FetchLoop:
