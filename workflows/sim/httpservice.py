@@ -9,12 +9,18 @@ in the kernel instead of being dropped into a SYN retry.
 
 `DelayedHandler.answer_after` holds a response until a given number of seconds after its
 request line arrived; `HTTPService.stopping` cuts every such wait short at stop().
+
+The accept loop sleeps in a selector until a connection or stop() arrives (a socket pair
+wakes it): socketserver's serve_forever polls for its shutdown flag instead, and a
+simulated internet of 60 web servers polling every 10 ms kept a fifth of a core busy
+doing nothing, in every test that ran one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import queue
+import selectors
 import socket
 import socketserver
 import threading
@@ -157,6 +163,7 @@ class HTTPService:
         self.stopping = threading.Event()
         self._httpd: LocalHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     @property
     def address(self) -> str:
@@ -169,8 +176,9 @@ class HTTPService:
         self.stopping.clear()
         self._httpd = LocalHTTPServer((self.host, self.port), self.handler, self)
         self.port = self._httpd.server_address[1]
+        self._wake = socket.socketpair()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+            target=_accept, args=(self._httpd, self._wake[0]), daemon=True
         )
         self._thread.start()
         return self
@@ -178,13 +186,18 @@ class HTTPService:
     def stop(self) -> None:
         """Stop serving, end every wait and stream, close the socket; safe to call twice."""
         self.stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        if self._wake is not None:
+            self._wake[1].send(b"x")  # wakes the accept loop, which returns
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+        if self._httpd is not None:
+            self._httpd.server_close()
+            self._httpd = None
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
 
     def __enter__(self) -> Self:
         """Start on entering the with-block."""
@@ -193,3 +206,23 @@ class HTTPService:
     def __exit__(self, *exc_info: object) -> None:
         """Stop on leaving the with-block."""
         self.stop()
+
+
+def _accept(httpd: LocalHTTPServer, wake: socket.socket) -> None:
+    """Accept and hand out HTTPD's connections until WAKE is readable (stop())."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(httpd, selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
+        while True:
+            events = selector.select()
+            if any(key.fileobj is wake for key, _ in events):
+                return
+            try:
+                request, client_address = httpd.get_request()
+            except OSError:
+                continue  # the client gave up before we accepted it
+            try:
+                httpd.process_request(request, client_address)
+            except Exception:  # noqa: BLE001 - as socketserver: report it, keep serving
+                httpd.handle_error(request, client_address)
+                httpd.shutdown_request(request)
