@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -22,6 +23,7 @@ from sqlalchemy import select, update
 from stack import Stack
 
 from workflows.core.policy import trace_retry_delay
+from workflows.engine import sending
 from workflows.engine.acting import act_cases
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
@@ -30,7 +32,7 @@ from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailer import SMTPSettings
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Notice, NoticeItem
+from workflows.store.models import Case, Notice, NoticeItem
 
 URL = "http://files.hosta.test/1"
 DESK = "abuse@hosta.example"
@@ -225,3 +227,31 @@ def test_a_send_that_outlives_its_claim_keeps_the_sweeps_verdict_unless_it_was_s
     assert the_notice(rt).status == final
     assert [k for k in event_kinds(stack) if k.startswith("notice_")] == events
     assert claimable_later(rt) == []
+
+
+def test_a_refusal_never_undoes_an_analysts_close_that_came_in_between(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decide = sending._next_party
+    closed: list[int] = []
+
+    def closed_meanwhile(session: Any, *args: Any) -> Any:
+        decision = decide(session, *args)
+        if not closed:  # the analyst's close lands between our read and our write
+            case = stack.case(URL)
+            closed.append(case.id)
+            session.execute(  # as another connection would: our copy of the case is stale
+                update(Case)
+                .where(Case.id == case.id)
+                .values(state=CaseState.CLOSED, version=Case.version + 1),
+                execution_options={"synchronize_session": False},
+            )
+        return decision
+
+    monkeypatch.setattr(sending, "_next_party", closed_meanwhile)
+    stack.smtp.set_fault(DESK, "550")
+    assert send_notice(rt, the_notice(rt).id) == NoticeStatus.FAILED
+    case = stack.case(URL)
+    assert closed and case.state == CaseState.CLOSED  # not undone by the late refusal
+    assert case.steps_done == 1  # and its workflow was not moved on behind the analyst
+    assert "escalated_after_refusal" not in event_kinds(stack)

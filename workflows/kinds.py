@@ -118,6 +118,10 @@ class EventKind(StrEnum):
     CHASER_HELD = "chaser_held"  # the last check saw it gone: the chaser waits for proof
     REAPPEARED = "reappeared"  # a watched, removed URL serves its content again
     WATCH_ENDED = "watch_ended"  # a removed URL's watch ran its course
+    BOUNCED = "bounced"  # a delivery status notification: the notice never arrived
+    DELIVERY_DELAYED = "delivery_delayed"  # the relay is still trying: nothing moves
+    REPLY = "reply"  # the recipient answered (sender and text; purge erases it)
+    AUTO_REPLY = "auto_reply"  # an out-of-office or a ticket system's acknowledgement
 
 
 class Role(StrEnum):

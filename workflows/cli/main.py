@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="worker, sweep and web desk in one command")
     up.add_argument("--port", type=int, default=8000, help="web desk on 127.0.0.1:PORT (8000)")
     up.add_argument("--demo", action="store_true", help="also run the simulated internet")
+    inbox = commands.add_parser(
+        "inbox", help="take one returned message (bounce, reply): from FILE, or - for stdin"
+    )
+    inbox.add_argument("source", nargs="?", metavar="FILE|-", help="one message; - reads stdin")
+    inbox.add_argument("--json", action="store_true", help="print what it did as JSON")
     purge = commands.add_parser(
         "purge", help="erase the URLs and texts of cases removed or closed long ago"
     )
@@ -149,6 +154,10 @@ def _case_commands(args: argparse.Namespace) -> int:
             sweep_enabled=not args.no_sweep,
             queues=queues,
         )
+    if args.command == "inbox":
+        from workflows.cli.inbox import inbox_command
+
+        return inbox_command(settings, args.source, args.json)
     if args.command == "purge":
         from workflows.cli.purge import purge_command
 

@@ -37,6 +37,8 @@ _SCALARS = (
     "retrace_every",
     "max_notice_urls",
     "changed_checks",
+    "inbox_every",
+    "dead_contact_for",
 )
 KEYS = (*_SCALARS, "confirm_gone", "trace_retry", "watch_removed", "workflow")
 STEP_KEYS = ("after", "send", "to")
@@ -106,6 +108,8 @@ def _policy(source: Source, data: dict[str, Any]) -> Policy:
         changed_checks=_count(top, "changed_checks", 2),
         watch_every=_duration(watch, "every", "1d", positive=True),
         watch_for=_duration(watch, "for", "90d"),
+        inbox_every=_duration(top, "inbox_every", "1m", positive=True),
+        dead_contact_for=_duration(top, "dead_contact_for", "7d"),
     )
 
 

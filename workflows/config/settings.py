@@ -44,6 +44,9 @@ class Settings:
     smtp_password: str | None = None  # from TAKEDOWN_SMTP_PASSWORD(_FILE); never logged
     sender: str | None = None
     sender_name: str = "takedown"
+    return_path: str | None = None  # envelope sender with {token} (VERP); None: the sender
+    imap_url: str | None = None  # the mailbox read for bounces and replies
+    imap_password: str | None = None  # from TAKEDOWN_IMAP_PASSWORD(_FILE); never logged
     policy: Path | None = None  # None: the shipped policy
     templates: Path | None = None  # a folder overriding the shipped templates
     fetch_proxies: tuple[str, ...] = ()  # vantages of re-checks; empty: direct
@@ -103,6 +106,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_password=_secret(values, "SMTP_PASSWORD"),
         sender=_sender(get("SENDER")),
         sender_name=get("SENDER_NAME") or "takedown",
+        return_path=_return_path(get("RETURN_PATH")),
+        imap_url=get("IMAP_URL"),
+        imap_password=_secret(values, "IMAP_PASSWORD"),
         policy=_existing_file(get("POLICY"), "POLICY"),
         templates=_existing_dir(get("TEMPLATES"), "TEMPLATES"),
         fetch_proxies=_proxies(get("FETCH_PROXY")),
@@ -329,6 +335,25 @@ def _sender(text: str | None) -> str | None:
     # put in a From header must stop start-up, not fail every notice later.
     if text is not None and (problem := email_problem(text)) is not None:
         raise ConfigError(f"{PREFIX}SENDER: {text!r} {problem}")
+    return text
+
+
+VERP_TOKEN = "{token}"
+
+
+def _return_path(text: str | None) -> str | None:
+    """Check TAKEDOWN_RETURN_PATH: an address with one {token} in its local part."""
+    if text is None:
+        return None
+    local, at, _domain = text.rpartition("@")
+    if text.count(VERP_TOKEN) != 1 or not at or VERP_TOKEN not in local:
+        raise ConfigError(
+            f"{PREFIX}RETURN_PATH: {text!r} needs one {VERP_TOKEN} before the @, "
+            "like bounces+{token}@hotline.example"
+        )
+    sample = text.replace(VERP_TOKEN, "0123456789abcdef0123")
+    if (problem := email_problem(sample)) is not None:
+        raise ConfigError(f"{PREFIX}RETURN_PATH: {text!r} {problem}")
     return text
 
 

@@ -47,6 +47,8 @@ class Policy:
     changed_checks: int = 2  # consecutive changed checks before an analyst must confirm
     watch_every: float = 86400.0  # how often a removed URL is checked again
     watch_for: float = 90 * 86400.0  # for how long after its removal (0: not watched)
+    inbox_every: float = 60.0  # how often TAKEDOWN_IMAP_URL is polled
+    dead_contact_for: float = 7 * 86400.0  # how long a hard-bounced address is skipped
 
 
 def removal_watch(now: dt.datetime, every: float, period: float) -> dict[str, dt.datetime | None]:

@@ -42,7 +42,7 @@ from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, Noti
 from workflows.recheck.fetch import FetchResult
 from workflows.store.cases import record, release, url_key
 from workflows.store.db import transaction
-from workflows.store.models import Case, Check, Notice, NoticeItem
+from workflows.store.models import Case, Check, DeadRecipient, Notice, NoticeItem
 
 ACTABLE = (CaseState.ACTIVE, CaseState.NEEDS_ANALYST, CaseState.REMOVED)
 CHASING = (NoticeKind.CHASER, NoticeKind.ESCALATION)
@@ -73,6 +73,7 @@ def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
     if recheck:
         fetch |= {c.id for c in cases if c.check_due_at is not None and c.check_due_at <= now}
     fetched = _fetch_due(rt, cases, now, fetch)
+    dead = _dead_recipients(rt, now) if active else frozenset()
     outcomes: list[_Outcome] = []
     for case in cases:
         done = _Outcome(case, rt.clock())
@@ -85,7 +86,15 @@ def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
             if case.state == CaseState.ACTIVE and done.state == CaseState.ACTIVE:
                 held = done.values.get("gone_streak", case.gone_streak) > 0
                 _due_steps(
-                    rt, case, done.now, sent[case.id], done.values, done.items, done.events, held
+                    rt,
+                    case,
+                    done.now,
+                    sent[case.id],
+                    done.values,
+                    done.items,
+                    done.events,
+                    held,
+                    dead,
                 )
         _schedule(rt, done)
         outcomes.append(done)
@@ -159,6 +168,7 @@ def _due_steps(
     items: list[dict[str, Any]],
     events: list[tuple[EventKind, dict[str, Any]]],
     gone_seen: bool = False,
+    dead: frozenset[str] = frozenset(),
 ) -> None:
     """Owe the steps core.steps finds due (re-tracing before a chaser); note the next one.
 
@@ -185,7 +195,7 @@ def _due_steps(
             owed = list(decision.due)
             continue
         try:
-            _owe(rt, case, step, round_, now, values, items, events)
+            _owe(rt, case, step, round_, now, values, items, events, dead)
         except LookupFailed as error:  # transient: the step stays owed, tried again later
             retry = now + seconds(trace_retry_delay(rt.policy, 0, rt.rand))
             events.append((EventKind.STEP_DELAYED, {"step": step.index, "reason": error.message}))
@@ -242,9 +252,33 @@ def _owe(
     values: dict[str, Any],
     items: list[dict[str, Any]],
     events: list[tuple[EventKind, dict[str, Any]]],
+    dead: frozenset[str] = frozenset(),
 ) -> None:
-    """Owe STEP to its party, or record that nobody is known to send it to."""
+    """Owe STEP to its party, or record that nobody is known to send it to.
+
+    Addresses that hard-bounced lately (DEAD) are left out; a party all of whose addresses
+    bounced is skipped like one with no contact, and the workflow goes on to the next.
+    """
     recipients, country = _recipients(rt, case, step.to, values)
+    listed = [r for r in recipients.split(",") if r.strip()]
+    alive = [r for r in listed if r.strip().lower() not in dead]
+    if len(alive) < len(listed):
+        left_out = sorted(set(listed) - set(alive))
+        events.append(
+            (
+                EventKind.STEP_SKIPPED if not alive else EventKind.STEP_DUE,
+                {
+                    "step": step.index,
+                    "send": step.send,
+                    "to": step.to,
+                    "reason": "bounced lately",
+                    "left_out": left_out,
+                },
+            )
+        )
+        if not alive:
+            return
+        recipients = ",".join(alive)
     if not recipients:
         reason = "no contact known"
         detail = {"step": step.index, "send": step.send, "to": step.to, "reason": reason}
@@ -264,6 +298,14 @@ def _owe(
             "due_at": now,
         }
     )
+
+
+def _dead_recipients(rt: Runtime, now: dt.datetime) -> frozenset[str]:
+    """Return the addresses skipped now because they hard-bounced (engine/inbox.py)."""
+    with rt.sessions() as session:
+        return frozenset(
+            session.scalars(select(DeadRecipient.address).where(DeadRecipient.until > now))
+        )
 
 
 @dataclass

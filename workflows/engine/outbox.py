@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -206,6 +207,8 @@ def _new_notice(
         attempts=0,
         due_at=now,
         created_at=now,
+        # Names the notice in its return path (VERP): 80 random bits, never guessable.
+        return_token=secrets.token_hex(10),
     )
     session.add(notice)
     session.flush()

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from workflows.config.settings import VERP_TOKEN
 from workflows.core.policy import trace_retry_delay
 from workflows.core.steps import next_step, past_party
 from workflows.engine.outbox import notice_request
@@ -35,16 +36,18 @@ from workflows.store.models import Case, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep
+MOVE_ON_ATTEMPTS = 5  # compare-and-set tries of one refusal on a case others are changing
 
 
 def send_notice(rt: Runtime, notice_id: int) -> str:
     """Send one claimed notice at most once; return its new status."""
     now = rt.clock()
     with transaction(rt.sessions) as session:
-        message = _begin(session, rt, notice_id, now)
-    if not isinstance(message, EmailMessage):
-        return message
-    delivery = send_message(message, rt.smtp)
+        begun = _begin(session, rt, notice_id, now)
+    if isinstance(begun, str):
+        return begun
+    message, token = begun
+    delivery = send_message(message, rt.smtp, envelope_from=return_path(rt, token))
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
             return _record_outcome(rt, notice_id, now, delivery)
@@ -56,6 +59,14 @@ def send_notice(rt: Runtime, notice_id: int) -> str:
             log.warning("notice %d: could not record its outcome (try %d)", notice_id, attempt)
             time.sleep(0.25 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def return_path(rt: Runtime, token: str | None) -> str | None:
+    """Return a notice's own envelope sender (VERP) from its token; None: the From address."""
+    pattern = rt.settings.return_path
+    if pattern is None or not token:
+        return None
+    return pattern.replace(VERP_TOKEN, token)
 
 
 def _record_outcome(rt: Runtime, notice_id: int, started: dt.datetime, delivery: Delivery) -> str:
@@ -76,8 +87,11 @@ def _record_outcome(rt: Runtime, notice_id: int, started: dt.datetime, delivery:
         return _deliver(session, rt, ours, delivery, rt.clock())
 
 
-def _begin(session: Session, rt: Runtime, notice_id: int, now: dt.datetime) -> EmailMessage | str:
-    """Mark a claimed notice begun and return its message, or the status it keeps instead."""
+def _begin(
+    session: Session, rt: Runtime, notice_id: int, now: dt.datetime
+) -> tuple[EmailMessage, str | None] | str:
+    """Mark a claimed notice begun and return its message and return-path token, or the
+    status it keeps instead."""
     notice = session.get(Notice, notice_id)
     if notice is None or notice.status != NoticeStatus.SENDING:
         return notice.status if notice else "missing"
@@ -111,7 +125,7 @@ def _begin(session: Session, rt: Runtime, notice_id: int, now: dt.datetime) -> E
     )
     if getattr(started, "rowcount", 0) != 1:
         return NoticeStatus.SENDING
-    return message
+    return message, notice.return_token
 
 
 def _settled_meanwhile(session: Session, notice: Notice, delivery: Delivery, rt: Runtime) -> str:
@@ -159,7 +173,7 @@ def _deliver(
         select(NoticeItem).where(NoticeItem.notice_id == notice.id).order_by(NoticeItem.id)
     )
     for item in refused:
-        _move_on(session, rt, item, now, delivery.reply)
+        move_on(session, rt, item, now, delivery.reply)
     return NoticeStatus.FAILED
 
 
@@ -255,47 +269,60 @@ def _case_ids(session: Session, notice_id: int) -> list[int]:
     )
 
 
-def _move_on(
+def move_on(
     session: Session, rt: Runtime, refused: NoticeItem, now: dt.datetime, reply: str
-) -> None:
-    """After a party refused a case's step, bring the next step to another party forward."""
-    case_id, party = refused.case_id, refused.party
-    case = session.get(Case, case_id)
-    if case is None or case.state != CaseState.ACTIVE or case.round != refused.round:
-        return  # closed, or the content hopped: the refusal concerns a host it has left
-    done = past_party(rt.policy.workflows[case.route or ""], case.steps_done, party)
+) -> bool:
+    """After a party refused a case's step, bring the next step to another party forward.
+
+    A compare-and-set on the case's version, as every state change: a refusal that learns
+    of a late bounce must not undo what an analyst did meanwhile (a close, a hold). Return
+    whether the case changed.
+    """
+    for _ in range(MOVE_ON_ATTEMPTS):
+        case = session.get(Case, refused.case_id, populate_existing=True)
+        if case is None or case.state != CaseState.ACTIVE or case.round != refused.round:
+            return False  # closed, held, or the content hopped: the refusal concerns the past
+        values, event = _next_party(session, rt, case, refused, now, reply)
+        changed = session.execute(
+            update(Case)
+            .where(Case.id == case.id, Case.version == case.version)
+            .values(version=Case.version + 1, **rescheduled(values))
+        )
+        if getattr(changed, "rowcount", 0) == 1:
+            if event is not None:
+                record(session, case.id, event[0], now, **event[1])
+            return True
+    log.warning("case %d changed under every try to move it on; the sweep retries", refused.case_id)
+    return False
+
+
+def _next_party(
+    session: Session, rt: Runtime, case: Case, refused: NoticeItem, now: dt.datetime, reply: str
+) -> tuple[dict[str, Any], tuple[EventKind, dict[str, Any]] | None]:
+    """Decide what a refusal of REFUSED does to CASE: its new values and event."""
+    done = past_party(rt.policy.workflows[case.route or ""], case.steps_done, refused.party)
     step = next_step(rt.policy, case.route or "", done)
-    values: dict[str, Any]
     if step is None and _moved_past(session, refused):
         # A refusal arriving late (after retries): the workflow already went on to another
         # party, whose answer the case is waiting for. Only the record changes.
-        values = {"steps_done": done}
-    elif step is not None:
+        return {"steps_done": done}, None
+    if step is not None:
         values = {
             "routed_at": now - dt.timedelta(seconds=step.after),
             "due_at": now,
             "steps_done": done,
         }
-        record(
-            session,
-            case_id,
-            EventKind.ESCALATED_AFTER_REFUSAL,
-            now,
-            step=step.index,
-            send=step.send,
-            to=step.to,
-            skipped=done - case.steps_done,
-        )
-    else:
-        values = {
-            "state": CaseState.NEEDS_ANALYST,
-            "last_error": f"notice refused: {reply}",
-            "due_at": now + dt.timedelta(seconds=rt.policy.retrace_every),
-            "steps_done": done,
+        detail = {
+            "step": step.index,
+            "send": step.send,
+            "to": step.to,
+            "skipped": done - case.steps_done,
         }
-        record(session, case_id, EventKind.NEEDS_ANALYST, now, reason=f"notice refused: {reply}")
-    session.execute(
-        update(Case)
-        .where(Case.id == case_id)
-        .values(version=Case.version + 1, **rescheduled(values))
-    )
+        return values, (EventKind.ESCALATED_AFTER_REFUSAL, detail)
+    values = {
+        "state": CaseState.NEEDS_ANALYST,
+        "last_error": f"notice refused: {reply}",
+        "due_at": now + dt.timedelta(seconds=rt.policy.retrace_every),
+        "steps_done": done,
+    }
+    return values, (EventKind.NEEDS_ANALYST, {"reason": f"notice refused: {reply}"})

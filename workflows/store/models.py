@@ -143,6 +143,8 @@ class Notice(Base):
     sent_at: Mapped[dt.datetime | None]
     smtp_code: Mapped[int | None]
     smtp_reply: Mapped[str | None] = mapped_column(Text)
+    # The per-notice part of the envelope sender (VERP): a bounce names its notice by it.
+    return_token: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class NoticeItem(Base):
@@ -214,3 +216,38 @@ class Token(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime | None]  # None: valid until revoked (API tokens)
     last_used_at: Mapped[dt.datetime | None]  # API tokens: to the minute (accounts.USE_GRAIN)
+
+
+class InboundMessage(Base):
+    """One message read from the mailbox or a pipe: its digest makes it count once.
+
+    Only what deciding needs is kept: a reply's text lives in its cases' `reply` events
+    (erased with them by purge); the text of a message that matched nothing is kept here
+    for an analyst.
+    """
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the raw bytes
+    source: Mapped[str] = mapped_column(String(20))  # file | stdin | imap
+    mailbox_uid: Mapped[str | None] = mapped_column(String(64), index=True)  # "validity:uid"
+    received_at: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # notify.inbound.Kind
+    notice_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None]
+    text: Mapped[str | None] = mapped_column(Text)  # "other" only: for an analyst
+
+
+class DeadRecipient(Base):
+    """An address that hard-bounced: skipped for every case until `until`."""
+
+    __tablename__ = "dead_recipients"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    until: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    notice_id: Mapped[int | None] = mapped_column(Integer)
+    recorded_at: Mapped[dt.datetime]

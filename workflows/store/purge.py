@@ -36,7 +36,7 @@ from workflows.store.cases import SYSTEM, record
 from workflows.store.db import (
     transaction,
 )
-from workflows.store.models import Case, Check, Event, Notice, NoticeItem
+from workflows.store.models import Case, Check, Event, InboundMessage, Notice, NoticeItem
 
 BATCH = 500  # cases per transaction: a purge of 100,000 cases never holds them all
 NEVER_SENT = "never sent: erased by the retention purge"
@@ -187,6 +187,13 @@ def _erase_notices(session: Session, purged: list[int]) -> None:
     )
     if not ids:
         return
+    # Mail that came back about them (a reply's sender and subject, a bounce's report).
+    session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.notice_id.in_(ids))
+        .values(sender=None, subject="", detail=null(), text=None)
+        .execution_options(**_BULK)
+    )
     session.execute(
         update(Notice)
         .where(Notice.id.in_(ids))

@@ -44,6 +44,10 @@ TITLES: dict[str, str] = {
     EventKind.CHASER_HELD: "Chaser held: the last check saw it gone",
     EventKind.REAPPEARED: "Reappeared",
     EventKind.WATCH_ENDED: "Watch ended",
+    EventKind.BOUNCED: "Bounced",
+    EventKind.DELIVERY_DELAYED: "Delivery delayed",
+    EventKind.REPLY: "Reply",
+    EventKind.AUTO_REPLY: "Auto-reply",
 }
 
 _NOTICE_EVENTS = (
@@ -135,6 +139,11 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
         return title, f"the {d.get('send')} to the {d.get('to')} is brought forward"
     if kind in (EventKind.HELD, EventKind.HOLD_CHANGED):
         return title, f"until {when(d.get('until'))} UTC"
+    if kind == EventKind.BOUNCED:
+        return title, f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}: {d.get('reason')}"
+    if kind in (EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.DELIVERY_DELAYED):
+        # The text is shown as text, never as markup (the templates escape it).
+        return title, _join(f"from {d.get('from')}", str(d.get("subject") or ""))
     return title, ""
 
 

@@ -1,0 +1,190 @@
+"""Mail that comes back, end to end: a notice sent through a real SMTP relay with its own
+return path (VERP), then the bounce, the reply and the out-of-office a real MTA and a
+real desk would send, taken by `take_message` and by the `takedown inbox` command.
+
+The returned messages are the fixtures in tests/data/mail/ (Postfix, Exim, Exchange
+formats) with the notice's real token, Message-ID, desk and case reference put in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_harness import claim_first_notice, engine_runtime, hosta_stack, hosta_world
+from sqlalchemy import select
+from stack import DATA, Stack
+
+from workflows.engine.acting import act_cases
+from workflows.engine.inbox import take_message
+from workflows.engine.outbox import case_reference
+from workflows.engine.runtime import Runtime
+from workflows.engine.sending import send_notice
+from workflows.kinds import CaseState, NoticeStatus
+from workflows.store.models import DeadRecipient, InboundMessage, Notice, NoticeItem
+
+URL = "http://files.hosta.test/1"
+DESK = "abuse@hosta.example"
+UPSTREAM = "abuse@upstream.example"
+RETURN_PATH = "bounces+{token}@hotline.example"
+MAIL = DATA / "mail"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with hosta_stack(tmp_path, hosta_world(URL, upstream=UPSTREAM)) as up:
+        up.env["TAKEDOWN_RETURN_PATH"] = RETURN_PATH
+        yield up
+
+
+@pytest.fixture
+def rt(stack: Stack) -> Iterator[Runtime]:
+    with engine_runtime(stack) as runtime:
+        notice_id = claim_first_notice(stack, runtime, URL)
+        assert send_notice(runtime, notice_id) == NoticeStatus.SENT
+        yield runtime
+
+
+def sent_notice(rt: Runtime) -> Notice:
+    with rt.sessions() as session:
+        return session.scalars(select(Notice)).one()
+
+
+def returned(fixture: str, notice: Notice, case_id: int) -> bytes:
+    """Return FIXTURE as it would come back for NOTICE (its token, Message-ID, desk, case)."""
+    text = (MAIL / fixture).read_text(encoding="utf-8")
+    for old, new in (
+        ("0123456789abcdef0123", str(notice.return_token)),
+        ("TD-000042", case_reference(case_id)),
+    ):
+        text = text.replace(old, new)
+    text = re.sub(r"<takedown\.notice\.\d+\.[0-9a-f]+@hotline\.example>", notice.message_id, text)
+    return re.sub(r"(?i)abuse@host\d+\.example", DESK, text).encode()
+
+
+def case_id_of(stack: Stack) -> int:
+    return stack.case(URL).id
+
+
+def kinds(stack: Stack) -> list[str]:
+    return [str(e.kind) for e in stack.events(case_id_of(stack))]
+
+
+def test_each_notice_leaves_with_its_own_unguessable_return_path(stack: Stack, rt: Runtime) -> None:
+    notice = sent_notice(rt)
+    (received,) = stack.smtp.snapshot()
+    assert notice.return_token and len(notice.return_token) == 20
+    assert received.sender == f"bounces+{notice.return_token}@hotline.example"
+    assert notice.return_token not in received.message.as_string()  # only the envelope
+
+
+def test_a_bounce_fails_the_notice_marks_the_desk_dead_and_moves_the_case_on_once(
+    stack: Stack, rt: Runtime
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    bounce = returned("postfix-bounce.eml", notice, case_id)
+    taken = take_message(rt, bounce, "file")
+    assert (taken.kind, taken.new, taken.notice_id, taken.moved) == (
+        "bounce",
+        True,
+        notice.id,
+        [case_id],
+    )
+    assert sent_notice(rt).status == NoticeStatus.FAILED
+    case = stack.case(URL)
+    assert (case.state, case.steps_done, case.due_at) == (CaseState.ACTIVE, 2, rt.clock())
+    with rt.sessions() as session:
+        dead = session.get(DeadRecipient, DESK)
+        assert dead is not None and dead.notice_id == notice.id and "5.1.1" in dead.reason
+    assert kinds(stack).count("bounced") == 1
+    assert kinds(stack).count("escalated_after_refusal") == 1
+    # The same bounce again (the pipe and the mailbox, or a crash): nothing moves twice.
+    again = take_message(rt, bounce, "imap")
+    assert (again.new, again.moved) == (False, [])
+    assert kinds(stack).count("escalated_after_refusal") == 1
+    act_cases(rt, [case_id])  # the escalation to the upstream is owed now
+    with rt.sessions() as session:
+        owed = session.execute(select(NoticeItem.step, NoticeItem.recipients)).all()
+        assert session.scalars(select(InboundMessage.kind)).all() == ["bounce"]
+    assert sorted(owed) == [(0, DESK), (2, UPSTREAM)]
+
+
+def test_a_dead_desk_is_left_out_of_other_cases_until_its_time_is_up(
+    stack: Stack, rt: Runtime
+) -> None:
+    notice = sent_notice(rt)
+    take_message(rt, returned("postfix-bounce.eml", notice, case_id_of(stack)), "file")
+    other = stack.report("http://files.hosta.test/2")[0]["id"]
+    stack.world.put_content("http://files.hosta.test/2")
+    from workflows.engine.tracing import trace_cases
+
+    trace_cases(rt, [other])
+    act_cases(rt, [other])
+    events = [(str(e.kind), e.detail) for e in stack.events(other)]
+    skipped = [d for k, d in events if k == "step_skipped"]
+    assert skipped and skipped[0]["reason"] == "bounced lately" and skipped[0]["step"] == 0
+    with rt.sessions() as session:
+        owed = session.scalars(select(NoticeItem).where(NoticeItem.case_id == other)).all()
+    assert owed == []  # nothing owed to the dead desk
+
+
+def test_a_delay_is_recorded_and_moves_nothing(stack: Stack, rt: Runtime) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    taken = take_message(rt, returned("postfix-delay.eml", notice, case_id), "file")
+    assert (taken.kind, taken.moved) == ("delay", [])
+    assert sent_notice(rt).status == NoticeStatus.SENT
+    assert "delivery_delayed" in kinds(stack) and stack.case(URL).steps_done == 1
+
+
+def test_a_reply_is_recorded_with_its_text_and_rechecks_the_case_at_once(
+    stack: Stack, rt: Runtime
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    taken = take_message(rt, returned("reply.eml", notice, case_id), "file")
+    assert (taken.kind, taken.cases) == ("reply", [case_id])
+    events = {str(e.kind): e.detail for e in stack.events(case_id)}
+    assert "removed" in events["reply"]["text"] and events["reply"]["notice"] == notice.id
+    assert events["recheck_requested"]["reason"].startswith("reply from ")
+    case = stack.case(URL)
+    assert case.check_due_at == rt.clock() and case.due_at == rt.clock()
+
+
+def test_an_out_of_office_is_recorded_and_is_no_reply(stack: Stack, rt: Runtime) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    taken = take_message(rt, returned("out-of-office.eml", notice, case_id), "file")
+    assert taken.kind == "auto_reply"
+    assert "auto_reply" in kinds(stack)
+    assert "reply" not in kinds(stack) and "recheck_requested" not in kinds(stack)
+
+
+def test_mail_that_matches_nothing_is_kept_for_an_analyst(stack: Stack, rt: Runtime) -> None:
+    taken = take_message(rt, (MAIL / "other.eml").read_bytes(), "file")
+    assert (taken.kind, taken.cases) == ("other", [])
+    with rt.sessions() as session:
+        row = session.scalars(select(InboundMessage)).one()
+    assert row.kind == "other" and row.text
+
+
+def test_the_inbox_command_takes_a_file_or_stdin_and_refuses_a_missing_source(
+    stack: Stack, rt: Runtime, tmp_path: Path
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    bounce = tmp_path / "bounce.eml"
+    bounce.write_bytes(returned("exchange-bounce.eml", notice, case_id))
+    done = stack.takedown("inbox", "--json", str(bounce))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kind"] == "bounce"
+    assert json.loads(done.stdout)["moved"] == [case_id]
+    again = stack.takedown("inbox", "-", stdin=bounce.read_text())
+    assert again.returncode == 0 and "taken before" in again.stdout
+    assert kinds(stack).count("escalated_after_refusal") == 1
+    missing = stack.takedown("inbox", str(tmp_path / "nothing.eml"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "no such file" in missing.stderr
+    nowhere = stack.takedown("inbox")
+    assert nowhere.returncode == 2 and "TAKEDOWN_IMAP_URL" in nowhere.stderr
+    hostile = stack.takedown("inbox", "-", stdin="\x00\xff" * 1000)
+    assert hostile.returncode == 0 and hostile.stdout.startswith(("unreadable", "other"))
