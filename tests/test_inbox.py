@@ -188,3 +188,40 @@ def test_the_inbox_command_takes_a_file_or_stdin_and_refuses_a_missing_source(
     assert nowhere.returncode == 2 and "TAKEDOWN_IMAP_URL" in nowhere.stderr
     hostile = stack.takedown("inbox", "-", stdin="\x00\xff" * 1000)
     assert hostile.returncode == 0 and hostile.stdout.startswith(("unreadable", "other"))
+
+
+def test_with_a_real_worker_a_later_bounce_moves_the_case_to_the_upstream_exactly_once(
+    tmp_path: Path,
+) -> None:
+    # Chaser and escalation far off: only the bounce can bring the escalation within a minute.
+    policy = tmp_path / "policy.toml"
+    shipped = (DATA / "test-policy.toml").read_text(encoding="utf-8")
+    policy.write_text(
+        shipped.replace('after = "5s", send = "chaser"', 'after = "300s", send = "chaser"').replace(
+            'after = "10s", send = "escalation"', 'after = "600s", send = "escalation"'
+        ),
+        encoding="utf-8",
+    )
+    with hosta_stack(tmp_path / "home", hosta_world(URL, upstream=UPSTREAM)) as live:
+        live.env["TAKEDOWN_RETURN_PATH"] = RETURN_PATH
+        live.env["TAKEDOWN_POLICY"] = str(policy)
+        case_id = live.report(URL)[0]["id"]
+        live.start_worker()
+        live.wait_for(lambda: live.smtp.messages_to(DESK), 60, "the notice to the desk")
+        with live.session() as session:
+            notice = session.scalars(select(Notice)).one()
+        bounce = returned("postfix-bounce.eml", notice, case_id).decode()
+        for _ in range(2):  # the same bounce twice: through a pipe, then again
+            done = live.takedown("inbox", "-", stdin=bounce)
+            assert done.returncode == 0, done.stderr
+        live.wait_for(lambda: live.smtp.messages_to(UPSTREAM), 60, "the escalation")
+        escalation = live.smtp.messages_to(UPSTREAM)[0]
+        assert escalation.sender.startswith("bounces+")  # its own return path as well
+        live.wait_for(
+            lambda: live.case(URL).steps_done == 3, 30, "the escalation's step to be done"
+        )
+        kinds_seen = [str(e.kind) for e in live.events(case_id)]
+        assert kinds_seen.count("bounced") == 1
+        assert kinds_seen.count("escalated_after_refusal") == 1
+        assert len(live.smtp.messages_to(DESK)) == 1  # no chaser to the dead desk
+        assert len(live.smtp.messages_to(UPSTREAM)) == 1
