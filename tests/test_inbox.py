@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from workflows.engine.outbox import case_reference
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.kinds import CaseState, NoticeStatus
+from workflows.notify.mailbox import parse_imap_url, read_mailbox
+from workflows.sim.imapserver import DovecotServer
 from workflows.store.models import DeadRecipient, InboundMessage, Notice, NoticeItem
 
 URL = "http://files.hosta.test/1"
@@ -191,30 +195,35 @@ def test_the_inbox_command_takes_a_file_or_stdin_and_refuses_a_missing_source(
 
 
 def test_with_a_real_worker_a_later_bounce_moves_the_case_to_the_upstream_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, dovecot: DovecotServer
 ) -> None:
     # Chaser and escalation far off: only the bounce can bring the escalation within a minute.
     policy = tmp_path / "policy.toml"
     shipped = (DATA / "test-policy.toml").read_text(encoding="utf-8")
     policy.write_text(
-        shipped.replace('after = "5s", send = "chaser"', 'after = "300s", send = "chaser"').replace(
-            'after = "10s", send = "escalation"', 'after = "600s", send = "escalation"'
-        ),
+        'inbox_every = "1s"\n'
+        + shipped.replace(
+            'after = "5s", send = "chaser"', 'after = "300s", send = "chaser"'
+        ).replace('after = "10s", send = "escalation"', 'after = "600s", send = "escalation"'),
         encoding="utf-8",
     )
     with hosta_stack(tmp_path / "home", hosta_world(URL, upstream=UPSTREAM)) as live:
         live.env["TAKEDOWN_RETURN_PATH"] = RETURN_PATH
         live.env["TAKEDOWN_POLICY"] = str(policy)
+        live.env["TAKEDOWN_IMAP_URL"] = dovecot.url  # the worker reads it every second
+        live.env["TAKEDOWN_IMAP_PASSWORD"] = dovecot.password
         case_id = live.report(URL)[0]["id"]
         live.start_worker()
         live.wait_for(lambda: live.smtp.messages_to(DESK), 60, "the notice to the desk")
         with live.session() as session:
             notice = session.scalars(select(Notice)).one()
         bounce = returned("postfix-bounce.eml", notice, case_id).decode()
-        for _ in range(2):  # the same bounce twice: through a pipe, then again
-            done = live.takedown("inbox", "-", stdin=bounce)
-            assert done.returncode == 0, done.stderr
+        dovecot.deliver(bounce.encode())  # the relay's bounce arrives in the mailbox
         live.wait_for(lambda: live.smtp.messages_to(UPSTREAM), 60, "the escalation")
+        # Once more through a pipe: other bytes (the mailbox stored it with CRLF), so a new
+        # message, but its notice failed already: nothing moves again.
+        done = live.takedown("inbox", "-", stdin=bounce)
+        assert done.returncode == 0 and "moved on" not in done.stdout, done.stderr
         escalation = live.smtp.messages_to(UPSTREAM)[0]
         assert escalation.sender.startswith("bounces+")  # its own return path as well
         live.wait_for(
@@ -225,3 +234,48 @@ def test_with_a_real_worker_a_later_bounce_moves_the_case_to_the_upstream_exactl
         assert kinds_seen.count("escalated_after_refusal") == 1
         assert len(live.smtp.messages_to(DESK)) == 1  # no chaser to the dead desk
         assert len(live.smtp.messages_to(UPSTREAM)) == 1
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    # Dovecot's own user must reach the mail folder: not under pytest's private tmp_path.
+    folder = Path(tempfile.mkdtemp(prefix="takedown-imap-", dir="/tmp"))
+    try:
+        with DovecotServer(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_mailbox_is_read_once_each_message_marked_only_after_it_was_taken(
+    stack: Stack, rt: Runtime, dovecot: DovecotServer
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    for fixture in ("reply.eml", "postfix-bounce.eml", "other.eml"):
+        dovecot.deliver(returned(fixture, notice, case_id))
+    settings = parse_imap_url(dovecot.url, dovecot.password)
+    seen: list[str] = []
+
+    def crash_on_the_second(uid: str, raw: bytes) -> None:
+        if seen:
+            raise RuntimeError("the worker died here")
+        seen.append(uid)
+        take_message(rt, raw, "imap", uid)
+
+    with pytest.raises(RuntimeError):
+        read_mailbox(settings, crash_on_the_second)  # the reply is taken and marked
+    stack.env["TAKEDOWN_IMAP_URL"] = dovecot.url
+    stack.env["TAKEDOWN_IMAP_PASSWORD"] = dovecot.password
+    done = stack.takedown("inbox")  # the command reads the rest: the bounce, the other
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("bounce: ") and "2 new message(s)" in done.stdout
+    again = stack.takedown("inbox")
+    assert again.returncode == 0 and "0 new message(s)" in again.stdout
+    with rt.sessions() as session:
+        rows = session.execute(select(InboundMessage.kind, InboundMessage.mailbox_uid)).all()
+    assert sorted(kind for kind, _ in rows) == ["bounce", "other", "reply"]
+    assert all(uid and uid.endswith((":1", ":2", ":3")) for _, uid in rows)
+    assert kinds(stack).count("reply") == 1 and kinds(stack).count("bounced") == 1
+    stack.env["TAKEDOWN_IMAP_PASSWORD"] = "not-the-password"
+    refused = stack.takedown("inbox")
+    assert refused.returncode == 1 and "cannot read" in refused.stderr

@@ -69,8 +69,10 @@ def test_queues_default_apart_and_can_be_routed_by_the_operator() -> None:
         assert queue_of("takedown.steps") == queue_of("takedown.send") == "takedown.notices"
         routes = parse_queues("check=fetchers, steps=urgent,send=urgent")
         assert routes == (("check", "fetchers"), ("steps", "urgent"), ("send", "urgent"))
-        assert route_queues(routes) == ["fetchers", "takedown", "urgent"]
+        # The mailbox read stays on the notices queue unless routed too.
+        assert route_queues(routes) == ["fetchers", "takedown", "takedown.notices", "urgent"]
         assert queue_of("takedown.check") == "fetchers"
+        assert queue_of("takedown.inbox") == "takedown.notices"
     finally:
         route_queues(())
     assert DEFAULT_QUEUES["check"] != DEFAULT_QUEUES["steps"]

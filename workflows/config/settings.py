@@ -126,7 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-QUEUE_TASKS = ("trace", "steps", "send", "check")
+QUEUE_TASKS = ("trace", "steps", "send", "check", "inbox")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 

@@ -29,6 +29,7 @@ from workflows.store.models import Notice
 from workflows.store.purge import purge_closed, reclaim
 
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
+INBOX = "takedown.inbox"
 BATCH = 25  # cases per trace or steps task: one host's URLs travel together
 CHECK_BATCH = 200  # cases per check task, of one host: re-checked at once by the fetch loop
 CHECK_BACKLOG = 10  # check tasks waiting in their queue past which no more are claimed
@@ -83,6 +84,8 @@ def sweep(rt: Runtime, publish: Publish, backlog: Backlog | None = None) -> Swee
         sending = claim_notices(session, now, rt.lease)
     report.tasks += [(SEND, [notice_id]) for notice_id in sending]
     report.notices_sent = len(sending)
+    if inbox_due(rt, now):
+        report.tasks.append((INBOX, []))
     for task, ids in report.tasks:
         publish(task, ids)
     report.purged = purge_due(rt, now)  # last: a failed purge must not hold up the work
@@ -127,6 +130,18 @@ def _waiting(backlog: Backlog, queue: str) -> int:
 
 def _count(tasks: list[tuple[str, list[int]]], name: str) -> int:
     return sum(len(ids) for task, ids in tasks if task == name)
+
+
+def inbox_due(rt: Runtime, now: dt.datetime) -> bool:
+    """Tell whether the mailbox (TAKEDOWN_IMAP_URL) is to be read now: every `inbox_every`.
+
+    Reading it is a task of its own (the sweep does no I/O but the database's and the
+    broker's); two reads at once are harmless, each message counting once by its digest.
+    """
+    if rt.settings.imap_url is None or (rt.inbox_due_at is not None and now < rt.inbox_due_at):
+        return False
+    rt.inbox_due_at = now + dt.timedelta(seconds=rt.policy.inbox_every)
+    return True
 
 
 def purge_due(rt: Runtime, now: dt.datetime) -> int:

@@ -5,6 +5,7 @@
     takedown.steps    takedown.notices     owe the workflow steps due (first notices, chasers)
     takedown.send     takedown.notices     send one claimed notice
     takedown.check    takedown.checks      re-check URLs, hundreds at once, then owe steps
+    takedown.inbox    takedown.notices     read TAKEDOWN_IMAP_URL: bounces and replies
 
 Steps and notices never wait behind re-checks: they have their own queue, which a worker
 reads beside the others (Celery's Redis transport takes from its queues in turn), and
@@ -27,7 +28,7 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from workflows.config.settings import load_settings
-from workflows.engine import acting, sending, tracing
+from workflows.engine import acting, inbox, sending, tracing
 from workflows.engine.runtime import Runtime
 
 QUEUE = "takedown"
@@ -37,6 +38,7 @@ DEFAULT_QUEUES = {
     "steps": "takedown.notices",
     "send": "takedown.notices",
     "check": "takedown.checks",
+    "inbox": "takedown.notices",
 }
 TIME_LIMIT = 120  # seconds; the claim lease (Runtime.lease) is longer, the broker's
 VISIBILITY = 900  # visibility timeout longer still (Celery redelivers past it)
@@ -112,6 +114,12 @@ def send_task(ids: Sequence[int]) -> None:
     """Send these claimed notices, each at most once."""
     for notice_id in ids:
         sending.send_notice(runtime(), notice_id)
+
+
+@app.task(name="takedown.inbox", **RETRY)
+def inbox_task(ids: Sequence[int]) -> None:
+    """Read the mailbox once (IDS is empty: every task takes a list of ids)."""
+    inbox.poll_mailbox(runtime())
 
 
 _queues: dict[str, str] = dict(DEFAULT_QUEUES)
