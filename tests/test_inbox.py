@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from engine_harness import claim_first_notice, engine_runtime, hosta_stack, hosta_world
-from sqlalchemy import select
+from sqlalchemy import select, update
 from stack import DATA, Stack
 
 from workflows.engine.acting import act_cases
@@ -25,10 +25,11 @@ from workflows.engine.inbox import take_message
 from workflows.engine.outbox import case_reference
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
+from workflows.engine.tracing import trace_cases
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailbox import parse_imap_url, read_mailbox
 from workflows.sim.imapserver import DovecotServer
-from workflows.store.models import DeadRecipient, InboundMessage, Notice, NoticeItem
+from workflows.store.models import Case, DeadRecipient, InboundMessage, Notice, NoticeItem
 
 URL = "http://files.hosta.test/1"
 DESK = "abuse@hosta.example"
@@ -123,8 +124,6 @@ def test_a_dead_desk_is_left_out_of_other_cases_until_its_time_is_up(
     take_message(rt, returned("postfix-bounce.eml", notice, case_id_of(stack)), "file")
     other = stack.report("http://files.hosta.test/2")[0]["id"]
     stack.world.put_content("http://files.hosta.test/2")
-    from workflows.engine.tracing import trace_cases
-
     trace_cases(rt, [other])
     act_cases(rt, [other])
     events = [(str(e.kind), e.detail) for e in stack.events(other)]
@@ -190,6 +189,12 @@ def test_the_inbox_command_takes_a_file_or_stdin_and_refuses_a_missing_source(
     assert "no such file" in missing.stderr
     nowhere = stack.takedown("inbox")
     assert nowhere.returncode == 2 and "TAKEDOWN_IMAP_URL" in nowhere.stderr
+    stack.env["TAKEDOWN_IMAP_URL"] = "imap://hotline@mail.example/INBOX"  # plain, not local
+    stack.env["TAKEDOWN_IMAP_PASSWORD"] = "secret"
+    plain = stack.takedown("inbox")
+    assert plain.returncode == 2 and plain.stderr.count("\n") == 1
+    assert "TAKEDOWN_IMAP_URL" in plain.stderr
+    del stack.env["TAKEDOWN_IMAP_URL"]
     hostile = stack.takedown("inbox", "-", stdin="\x00\xff" * 1000)
     assert hostile.returncode == 0 and hostile.stdout.startswith(("unreadable", "other"))
 
@@ -279,3 +284,23 @@ def test_the_mailbox_is_read_once_each_message_marked_only_after_it_was_taken(
     stack.env["TAKEDOWN_IMAP_PASSWORD"] = "not-the-password"
     refused = stack.takedown("inbox")
     assert refused.returncode == 1 and "cannot read" in refused.stderr
+
+
+def test_a_dead_address_is_left_out_beside_a_live_one_in_one_step_due_event(
+    stack: Stack, rt: Runtime
+) -> None:
+    take_message(rt, returned("postfix-bounce.eml", sent_notice(rt), case_id_of(stack)), "file")
+    other = stack.report("http://files.hosta.test/3")[0]["id"]
+    stack.world.put_content("http://files.hosta.test/3")
+    trace_cases(rt, [other])
+    with rt.sessions() as session, session.begin():  # a desk with a second, live address
+        session.execute(
+            update(Case).where(Case.id == other).values(recipients=f"{DESK},second@hosta.example")
+        )
+    act_cases(rt, [other])
+    with rt.sessions() as session:
+        owed = session.scalars(select(NoticeItem.recipients).where(NoticeItem.case_id == other))
+        assert list(owed) == ["second@hosta.example"]
+    due = [e.detail for e in stack.events(other) if str(e.kind) == "step_due"]
+    assert len(due) == 1 and due[0]["left_out"] == [DESK]
+    assert due[0]["recipients"] == "second@hosta.example"

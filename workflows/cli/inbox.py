@@ -20,7 +20,6 @@ from workflows.engine.inbox import poll_mailbox, take_message
 from workflows.engine.runtime import Runtime
 from workflows.errors import InputError
 from workflows.notify.inbound import MAX_BYTES
-from workflows.notify.mailbox import parse_imap_url
 from workflows.store.db import migrate
 
 
@@ -30,11 +29,10 @@ def inbox_command(settings: Settings, source: str | None, as_json: bool) -> int:
         raise InputError(
             "no mailbox configured: give FILE or - (one message on stdin), or set TAKEDOWN_IMAP_URL"
         )
-    if source is None:
-        parse_imap_url(settings.imap_url or "", settings.imap_password)  # bad: exit 2 first
     raw = _read(source) if source is not None else b""
     rt = Runtime.from_settings(settings)
     try:
+        _ = rt.imap  # a bad TAKEDOWN_IMAP_URL is bad input: exit 2 before anything changes
         migrate(rt.engine)
         if source is None:
             try:

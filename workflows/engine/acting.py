@@ -46,6 +46,7 @@ from workflows.store.models import Case, Check, DeadRecipient, Notice, NoticeIte
 
 ACTABLE = (CaseState.ACTIVE, CaseState.NEEDS_ANALYST, CaseState.REMOVED)
 CHASING = (NoticeKind.CHASER, NoticeKind.ESCALATION)
+ITEM_COLUMNS = ("case_id", "round", "step", "kind", "party", "recipients", "country", "due_at")
 
 
 def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
@@ -262,22 +263,14 @@ def _owe(
     recipients, country = _recipients(rt, case, step.to, values)
     listed = [r for r in recipients.split(",") if r.strip()]
     alive = [r for r in listed if r.strip().lower() not in dead]
-    if len(alive) < len(listed):
-        left_out = sorted(set(listed) - set(alive))
+    left_out = sorted(set(listed) - set(alive))
+    if left_out and not alive:
+        detail = {"step": step.index, "send": step.send, "to": step.to}
         events.append(
-            (
-                EventKind.STEP_SKIPPED if not alive else EventKind.STEP_DUE,
-                {
-                    "step": step.index,
-                    "send": step.send,
-                    "to": step.to,
-                    "reason": "bounced lately",
-                    "left_out": left_out,
-                },
-            )
+            (EventKind.STEP_SKIPPED, {**detail, "reason": "bounced lately", "left_out": left_out})
         )
-        if not alive:
-            return
+        return
+    if left_out:
         recipients = ",".join(alive)
     if not recipients:
         reason = "no contact known"
@@ -296,6 +289,8 @@ def _owe(
             "recipients": recipients,
             "country": country,
             "due_at": now,
+            # Not a column: told in the item's step_due event (_write).
+            **({"left_out": left_out} if left_out else {}),
         }
     )
 
@@ -577,7 +572,8 @@ def _write(session: Session, done: _Outcome) -> None:
         return
     for item in done.items:
         dialect = session.get_bind().dialect.name
-        session.execute(_item_insert(dialect), {f"item_{k}": v for k, v in item.items()})
+        session.execute(_item_insert(dialect), {f"item_{k}": item[k] for k in ITEM_COLUMNS})
+        bounced = {"left_out": item["left_out"]} if "left_out" in item else {}
         record(
             session,
             case.id,
@@ -587,6 +583,7 @@ def _write(session: Session, done: _Outcome) -> None:
             send=item["kind"],
             to=item["party"],
             recipients=item["recipients"],
+            **bounced,
         )
     check = done.check
     if check is not None:
@@ -615,6 +612,5 @@ def _item_insert(dialect: str) -> Any:
     """Return the INSERT of one owed item (nothing if the step is owed already), built once
     per dialect with its values bound as item_*."""
     module = postgresql if dialect == "postgresql" else sqlite
-    columns = ("case_id", "round", "step", "kind", "party", "recipients", "country", "due_at")
-    values: dict[str, Any] = {name: bindparam(f"item_{name}") for name in columns}
+    values: dict[str, Any] = {name: bindparam(f"item_{name}") for name in ITEM_COLUMNS}
     return module.insert(NoticeItem).values(values).on_conflict_do_nothing()

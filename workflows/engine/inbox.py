@@ -37,7 +37,7 @@ from workflows.engine.sending import move_on
 from workflows.errors import Conflict
 from workflows.kinds import EventKind, NoticeStatus
 from workflows.notify.inbound import Inbound, read_message
-from workflows.notify.mailbox import parse_imap_url, read_mailbox
+from workflows.notify.mailbox import read_mailbox
 from workflows.store.cases import SYSTEM, record
 from workflows.store.db import transaction
 from workflows.store.models import (
@@ -259,10 +259,8 @@ def _recheck(session: Session, case_id: int, found: Inbound, now: dt.datetime) -
 
 def poll_mailbox(rt: Runtime) -> list[Taken]:
     """Take every message in TAKEDOWN_IMAP_URL not taken yet; return what each did."""
-    url = rt.settings.imap_url
-    if url is None:
+    if rt.imap is None:
         return []
     taken: list[Taken] = []
-    settings = parse_imap_url(url, rt.settings.imap_password)
-    read_mailbox(settings, lambda uid, raw: taken.append(take_message(rt, raw, "imap", uid)))
+    read_mailbox(rt.imap, lambda uid, raw: taken.append(take_message(rt, raw, "imap", uid)))
     return taken

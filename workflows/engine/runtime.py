@@ -23,6 +23,7 @@ from workflows.config.settings import Settings
 from workflows.core.policy import Policy
 from workflows.engine.broker import client_url
 from workflows.errors import ConfigError
+from workflows.notify.mailbox import IMAPSettings, parse_imap_url
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
@@ -135,6 +136,13 @@ class Runtime:
         return parse_smtp_url(self.settings.smtp_url, password=self.settings.smtp_password)
 
     @cached_property
+    def imap(self) -> IMAPSettings | None:
+        """Return the validated mailbox settings; None when no mailbox is configured."""
+        if self.settings.imap_url is None:
+            return None
+        return parse_imap_url(self.settings.imap_url, self.settings.imap_password)
+
+    @cached_property
     def templates(self) -> jinja2.Environment:
         """Return the notice template environment."""
         return template_environment(self.settings.templates)
@@ -152,6 +160,8 @@ def check_start(settings: Settings) -> Policy:
     if settings.sender is None:
         raise ConfigError("TAKEDOWN_SENDER: required: the From address of every notice")
     parse_smtp_url(settings.smtp_url, password=settings.smtp_password)
+    if settings.imap_url is not None:
+        parse_imap_url(settings.imap_url, settings.imap_password)
     policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
     load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
     load_cdns(settings.cdns)
