@@ -204,9 +204,9 @@ BAD_FILES = [
         id="send-unknown",
     ),
     pytest.param(
-        policy(host=steps(NOTICE, '{ after = "3d", send = "escalation", to = "registrar" }')),
+        policy(host=steps(NOTICE, '{ after = "3d", send = "escalation", to = "registry" }')),
         4,
-        'to "registrar" is not known: use one of host, hotline, upstream',
+        'to "registry" is not known: use one of host, hotline, upstream, registrar',
         id="to-unknown",
     ),
     pytest.param(
@@ -372,6 +372,7 @@ def test_shipped_policy_has_the_production_defaults(shipped: Policy) -> None:
             Step(0, 0, "notice", "host"),
             Step(1, 86400, "chaser", "host"),
             Step(2, 3 * 86400, "escalation", "upstream"),
+            Step(3, 7 * 86400, "escalation", "registrar"),
         ),
         "hotline_referral": (
             Step(0, 0, "referral", "hotline"),
@@ -492,7 +493,8 @@ def test_workflows_cannot_be_changed() -> None:
         pytest.param("host_notice", 0, (0, "notice", "host"), id="first"),
         pytest.param("host_notice", 1, (86400, "chaser", "host"), id="second"),
         pytest.param(Route.HOST_NOTICE, 2, (259200, "escalation", "upstream"), id="enum"),
-        pytest.param("host_notice", 3, None, id="done"),
+        pytest.param("host_notice", 3, (604800, "escalation", "registrar"), id="registrar"),
+        pytest.param("host_notice", 4, None, id="done"),
         pytest.param("hotline_referral", 1, (259200, "notice", "host"), id="referral-then"),
         pytest.param("no_partner", 2, None, id="no-partner-done"),
         pytest.param("no_partner", 99, None, id="past-the-end"),

@@ -338,7 +338,7 @@ def test_rdap_entity_and_autnum(sim: SimInternet, http: httpx.Client) -> None:
     assert (autnum["objectClassName"], autnum["startAutnum"]) == ("autnum", 13335)
 
 
-@pytest.mark.parametrize("path", ["/", "/domain/example.com", "/ip/not-an-ip", "/autnum/x"])
+@pytest.mark.parametrize("path", ["/", "/nameserver/ns1.example.com", "/ip/not-an-ip", "/autnum/x"])
 def test_rdap_bad_paths(sim: SimInternet, http: httpx.Client, path: str) -> None:
     reply = rdap(sim, http, path)
     assert reply.status_code == 400 and reply.json()["errorCode"] == 400

@@ -48,6 +48,7 @@ class NoticeStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # permanent refusal (5xx) or bounce: recorded on the cases
     UNCERTAIN = "uncertain"  # a worker died mid-send: never resent automatically
+    FORM = "form"  # a task on the desk: an analyst submits it through the party's web form
 
 
 class NoticeKind(StrEnum):
@@ -69,7 +70,8 @@ class Party(StrEnum):
 
     HOST = "host"  # the abuse contacts found by the trace
     HOTLINE = "hotline"  # the partner hotline's referral address
-    UPSTREAM = "upstream"  # the upstream provider's or the registrar's abuse contact
+    UPSTREAM = "upstream"  # the abuse contact of the network's parent (the upstream)
+    REGISTRAR = "registrar"  # the abuse contact of the domain's registrar (RDAP domain)
 
 
 class CheckOutcome(StrEnum):
@@ -122,6 +124,8 @@ class EventKind(StrEnum):
     DELIVERY_DELAYED = "delivery_delayed"  # the relay is still trying: nothing moves
     REPLY = "reply"  # the recipient answered (sender and text; purge erases it)
     AUTO_REPLY = "auto_reply"  # an out-of-office or a ticket system's acknowledgement
+    FORM_TASK = "form_task"  # a step to a web-form desk became a task on the desk
+    FORM_SUBMITTED = "form_submitted"  # an analyst submitted that form: as if sent
 
 
 class Role(StrEnum):

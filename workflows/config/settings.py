@@ -38,6 +38,7 @@ class Settings:
     rdap_cache_ttl: float
     hotlines: Path | None  # None: the shipped directory
     cdns: Path | None  # None: the shipped CDN list
+    forms: Path | None  # None: the shipped web-form desks
     database_url: str | None = None  # None: SQLite in home
     redis_url: str | None = None  # None: an embedded Redis under home
     smtp_url: str = "smtp://localhost:25"
@@ -100,6 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rdap_cache_ttl=seconds("RDAP_CACHE_TTL", "24h"),
         hotlines=_existing_file(get("HOTLINES"), "HOTLINES"),
         cdns=_existing_file(get("CDNS"), "CDNS"),
+        forms=_existing_file(get("FORMS"), "FORMS"),
         database_url=_database_url(get("DATABASE_URL")),
         redis_url=_redis_url(get("REDIS_URL")),
         smtp_url=get("SMTP_URL") or "smtp://localhost:25",

@@ -264,18 +264,20 @@ def _owe(
     listed = [r for r in recipients.split(",") if r.strip()]
     alive = [r for r in listed if r.strip().lower() not in dead]
     left_out = sorted(set(listed) - set(alive))
+    detail = {"step": step.index, "send": step.send, "to": step.to}
     if left_out and not alive:
-        detail = {"step": step.index, "send": step.send, "to": step.to}
         events.append(
             (EventKind.STEP_SKIPPED, {**detail, "reason": "bounced lately", "left_out": left_out})
         )
         return
-    if left_out:
+    form = _form_of(rt, case, step.to, values, alive)
+    if form is not None:
+        # A desk that reads only its web form: the step becomes a task for an analyst.
+        recipients, left_out = form, []
+    elif left_out:
         recipients = ",".join(alive)
     if not recipients:
-        reason = "no contact known"
-        detail = {"step": step.index, "send": step.send, "to": step.to, "reason": reason}
-        events.append((EventKind.STEP_SKIPPED, detail))
+        events.append((EventKind.STEP_SKIPPED, {**detail, "reason": "no contact known"}))
         return
     # The first step of the round a reappearance began tells the party it came back.
     back = step.index == 0 and round_ == values.get("reappeared_round", case.reappeared_round)
@@ -317,7 +319,8 @@ def _sent_times(rt: Runtime, cases: Sequence[Case]) -> dict[int, StepTimes]:
     times = {case_id: StepTimes() for case_id in rounds}
     if not rounds:
         return times
-    on_the_way = (NoticeStatus.PENDING, NoticeStatus.SENDING)
+    # A web form waiting for its analyst holds the next step as a notice on its way does.
+    on_the_way = (NoticeStatus.PENDING, NoticeStatus.SENDING, NoticeStatus.FORM)
     with rt.sessions() as session:
         rows = session.execute(
             select(
@@ -363,7 +366,37 @@ def _recipients(
         return hotline.get("email") or "", country
     if party == Party.UPSTREAM:
         return ",".join(rt.tracer.upstream_contacts(trace)), country
+    if party == Party.REGISTRAR:
+        # A registrar that also hosts the content was told already, as the host.
+        host = {a.lower() for a in trace.get("abuse") or []}
+        found = [a for a in rt.tracer.registrar_contacts(trace) if a.lower() not in host]
+        return ",".join(found), country
     return values.get("recipients", case.recipients) or "", country
+
+
+def _form_of(
+    rt: Runtime, case: Case, party: str, values: dict[str, Any], addresses: list[str]
+) -> str | None:
+    """Return the web form a step's party takes reports through (TAKEDOWN_FORMS), or None.
+
+    The host matches by the AS of the networks it was routed to, the reported host name or
+    its abuse addresses; any other party by its abuse addresses. A partner hotline takes
+    referrals by e-mail, always.
+    """
+    if party == Party.HOTLINE or not len(rt.forms):
+        return None
+    asns: list[int | None] = []
+    host = ""
+    if party == Party.HOST:
+        trace = values.get("trace") or case.trace or {}
+        country = values.get("country", case.country)
+        networks = [n for n in trace.get("networks") or [] if isinstance(n, dict)]
+        asns = [n.get("asn") for n in networks if n.get("country") == country] or [
+            n.get("asn") for n in networks
+        ]
+        host = case.host or ""
+    form = rt.forms.match(asns, host, addresses)
+    return None if form is None else form.url
 
 
 def _evidence(result: FetchResult) -> Evidence | None:

@@ -48,6 +48,23 @@ def _apply(session: Session, case_id: int, decide: Decide) -> tuple[Case, dict[s
     raise Conflict(f"case {case_id} kept changing while we acted on it: try again")
 
 
+def apply_values(
+    session: Session, case_id: int, decide: Callable[[Case], dict[str, Any] | None]
+) -> bool:
+    """Write DECIDE's values (None: nothing to write) to the case by compare-and-set, as
+    the system, reading it again on a clash; return whether it was written."""
+    for _ in range(ATTEMPTS):
+        case = session.get(Case, case_id, populate_existing=True)
+        if case is None:
+            return False
+        values = decide(case)
+        if values is None:
+            return False
+        if release(session, case, **values):
+            return True
+    return False
+
+
 def check_text(field: str, value: str | None) -> str | None:
     """Return VALUE if it is short enough for a note or a reason, else raise BadValue."""
     if value is not None and len(value) > MAX_TEXT:

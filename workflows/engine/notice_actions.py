@@ -11,6 +11,11 @@ Either is a compare-and-set on the status (uncertain → …), so two people dec
 cannot both win, and an event by the supervisor on each of its cases. A resent notice keeps
 its Message-ID: a recipient that did get the first copy sees the same message again, and
 its mail system can tell it is one (RFC 5322 §3.6.4).
+
+A notice to a web-form desk (TAKEDOWN_FORMS) is a task instead: an analyst pastes its text
+into the provider's form and marks it submitted (`submit_form`, form → sent by
+compare-and-set); from then on the workflow goes on as after a sent notice, its next step
+counting from the submission.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from workflows.engine.actions import check_text
+from workflows.config.forms import FormDirectory
+from workflows.engine.actions import apply_values, check_text
 from workflows.engine.sending import settle
 from workflows.errors import BadValue, Conflict, NotFound
-from workflows.kinds import EventKind, NoticeStatus
+from workflows.kinds import CaseState, EventKind, NoticeStatus
 from workflows.store.cases import record
 from workflows.store.models import Notice, NoticeItem, User
 
@@ -70,7 +76,16 @@ def resolve(
     if getattr(changed, "rowcount", 0) != 1:
         raise Conflict(f"notice {notice_id} is {notice.status}, not uncertain")
     if outcome == "sent":
-        settle(session, notice, NoticeStatus.SENT, now, None, actor=user.name, **decided)
+        settle(
+            session,
+            notice,
+            NoticeStatus.SENT,
+            now,
+            None,
+            actor=user.name,
+            outcome=outcome,
+            reason=reason,
+        )
         return notice
     for case_id in cases_of(session, [notice.id])[notice.id]:
         record(
@@ -86,6 +101,63 @@ def resolve(
             **decided,
         )
     return notice
+
+
+def submit_form(
+    session: Session,
+    notice_id: int,
+    user: User,
+    *,
+    now: dt.datetime,
+    reference: str | None = None,
+    forms: FormDirectory | None = None,
+) -> Notice:
+    """Mark a web-form task submitted by USER (REFERENCE: the provider's ticket, if any);
+    its cases' workflows go on as after a sent notice. FORMS: the directory, for the name."""
+    check_text("reference", reference)
+    notice = session.get(Notice, notice_id)
+    if notice is None:
+        raise NotFound(f"no notice {notice_id}")
+    changed = session.execute(
+        update(Notice)
+        .where(Notice.id == notice_id, Notice.status == NoticeStatus.FORM)
+        .values(status=NoticeStatus.SENT, claimed_until=None)
+    )
+    session.refresh(notice)
+    if getattr(changed, "rowcount", 0) != 1:
+        raise Conflict(f"notice {notice_id} is {notice.status}, not a web form to submit")
+    desk = forms.by_url(notice.recipients) if forms is not None else None
+    settle(
+        session,
+        notice,
+        NoticeStatus.SENT,
+        now,
+        None,
+        actor=user.name,
+        event=EventKind.FORM_SUBMITTED,
+        reference=reference,
+        name=desk.name if desk else None,
+    )
+    # Its next step counts from now: the cases work their steps out at once.
+    for case_id in cases_of(session, [notice.id])[notice.id]:
+        apply_values(
+            session,
+            case_id,
+            lambda case: {"due_at": now} if case.state == CaseState.ACTIVE else None,
+        )
+    return notice
+
+
+def form_tasks(session: Session, limit: int = 100) -> list[Notice]:
+    """Return the web-form tasks waiting for an analyst, oldest first."""
+    return list(
+        session.scalars(
+            select(Notice)
+            .where(Notice.status == NoticeStatus.FORM)
+            .order_by(Notice.id)
+            .limit(limit)
+        )
+    )
 
 
 def cases_of(session: Session, notice_ids: Sequence[int]) -> dict[int, list[int]]:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from workflows.config.forms import is_form_address
 from workflows.engine.runtime import Runtime
 from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, EventKind, NoticeKind, NoticeStatus
 from workflows.notify.notices import NoticeItem as MailItem
@@ -195,17 +196,19 @@ def _new_notice(
         for c in session.scalars(select(Case).where(Case.id.in_([i.case_id for i in items])))
     }
     token = uuid.uuid4().hex[:16]
+    # A web-form desk's notice is a task on the desk, never mailed: an analyst submits it.
+    form = is_form_address(recipients)
     notice = Notice(
         kind=kind,
         recipients=recipients,
-        status=NoticeStatus.PENDING,
+        status=NoticeStatus.FORM if form else NoticeStatus.PENDING,
         message_id=f"<pending.{token}>",
         language="en",
         subject="",
         body_text="",
         body_html="",
         attempts=0,
-        due_at=now,
+        due_at=None if form else now,
         created_at=now,
         # Names the notice in its return path (VERP): 80 random bits, never guessable.
         return_token=secrets.token_hex(10),
@@ -238,6 +241,19 @@ def _new_notice(
     }
     for item in items:
         item.notice_id = notice.id
+    if form:
+        desk = rt.forms.by_url(recipients)
+        for case_id in dict.fromkeys(i.case_id for i in items):
+            record(
+                session,
+                case_id,
+                EventKind.FORM_TASK,
+                now,
+                notice=notice.id,
+                kind_of=kind,
+                to=recipients,
+                name=desk.name if desk else None,
+            )
     return notice.id
 
 

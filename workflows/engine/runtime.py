@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.config.cdns import load_cdns
+from workflows.config.forms import FormDirectory, load_forms
 from workflows.config.hotlines import load_hotlines
 from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
@@ -86,6 +87,9 @@ class Runtime:
             tracer = Tracer.from_settings(self.settings)
         # A failed lookup is remembered no longer than the policy waits to trace again.
         tracer.rdap.failure_ttl = min(tracer.rdap.failure_ttl, self.policy.trace_retry_first)
+        tracer.registrars.failure_ttl = min(
+            tracer.registrars.failure_ttl, self.policy.trace_retry_first
+        )
         self._closers.append(tracer.close)
         return tracer
 
@@ -143,6 +147,11 @@ class Runtime:
         return parse_imap_url(self.settings.imap_url, self.settings.imap_password)
 
     @cached_property
+    def forms(self) -> FormDirectory:
+        """Return the web-form desks (TAKEDOWN_FORMS)."""
+        return load_forms(self.settings.forms)
+
+    @cached_property
     def templates(self) -> jinja2.Environment:
         """Return the notice template environment."""
         return template_environment(self.settings.templates)
@@ -165,4 +174,5 @@ def check_start(settings: Settings) -> Policy:
     policy = load_policy(settings.policy)  # a bad policy stops start-up, naming its line
     load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
     load_cdns(settings.cdns)
+    load_forms(settings.forms)
     return policy

@@ -211,9 +211,11 @@ def settle(
     delivery: Delivery | None,
     *,
     actor: str = SYSTEM,
+    event: EventKind | None = None,
     **detail: Any,
 ) -> None:
-    """Give NOTICE its final status and tell each of its cases (DETAIL: more for the events)."""
+    """Give NOTICE its final status and tell each of its cases (DETAIL: more for the events;
+    EVENT: their kind, when not the status's own)."""
     notice.status, notice.claimed_until = status, None
     if delivery is not None:
         notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
@@ -223,7 +225,7 @@ def settle(
         NoticeStatus.SENT: EventKind.NOTICE_SENT,
         NoticeStatus.FAILED: EventKind.NOTICE_FAILED,
     }
-    kind = kinds.get(str(status), EventKind.NOTICE_UNCERTAIN)
+    kind = event or kinds.get(str(status), EventKind.NOTICE_UNCERTAIN)
     refused = dict(delivery.refused) if delivery and delivery.refused else None
     for case_id in _case_ids(session, notice.id):
         record(

@@ -1,22 +1,27 @@
-"""An RDAP server (RFC 7482 paths, RFC 9083 JSON) for the simulated world's networks.
+"""An RDAP server (RFC 7482 paths, RFC 9083 JSON) for the simulated world's networks and domains.
 
     /ip/<address> or /ip/<prefix>/<len>  the most specific network covering it
     /autnum/<n>                          the AS, from the first network it originates
     /entity/<handle>                     the first network's entity of that handle
+    /domain/<name>                       a domain registered in the world (404 if none),
+                                         in ICANN's gTLD RDAP response profile shape
 
 A network answers in its RDAP style (arin, ripe, none) and fails on request
 (`Network.rdap_fault`: 404, 429 with the network's Retry-After, 500, malformed,
-entity_loop). Every answer leaves `world.latency.rdap` seconds after its request line
-arrived; each connection has a thread of its own, so the waits overlap.
+entity_loop); a domain answers in its registrar's style (icann, top, none) and fails with
+its registrar's `rdap_fault` (404, 429, 500, malformed). Every answer leaves
+`world.latency.rdap` seconds after its request line arrived; each connection has a thread
+of its own, so the waits overlap.
 
 Each request counts for one registry, the `Network.registry` of the network it names
-(for /entity/ and /autnum/, the network the answer comes from), or "other" when it names
-none (a 400 or a 404). With `world.rdap_rate` set, each registry answers that many
-requests a second (a token bucket holding one second's worth); one beyond it gets 429
-with Retry-After: 1 before any fault or lookup. Records, all emptied by clear_log:
+(for /entity/ and /autnum/, the network the answer comes from), "domain" for every
+/domain/ request (found or not: the domain registries), or "other" when it names none
+(a 400 or a 404). With `world.rdap_rate` set, each registry answers that many requests a
+second (a token bucket holding one second's worth); one beyond it gets 429 with
+Retry-After: 1 before any fault or lookup. Records, all emptied by clear_log:
 
     requests        every path asked, in order
-    faults_served   the network faults that fired, by fault
+    faults_served   the network and registrar faults that fired, by fault
     by_registry()   requests answered per registry, 429s excluded
     refused         429s sent because of the rate limit
     peak_rate()     per registry, the most requests (429s included) in any one second
@@ -24,6 +29,7 @@ with Retry-After: 1 before any fault or lookup. Records, all emptied by clear_lo
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import threading
@@ -35,13 +41,16 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from workflows.sim.httpservice import DelayedHandler, HTTPService, LocalHTTPServer
-from workflows.sim.world import IPNetwork, Network, World, prefix_handle
+from workflows.sim.world import IPNetwork, Network, Registrar, World, prefix_handle
 
 JSON = dict[str, Any]
 Reply = tuple[int, bytes, dict[str, str]]
 # What a request names: the network it counts for (None: registry OTHER) and its answer.
-Target = tuple[Network | None, Callable[[], Reply]]
+Found = tuple[Network | None, Callable[[], Reply]]
+# What a request counts for (a registry) and its answer.
+Target = tuple[str, Callable[[], Reply]]
 OTHER = "other"  # the registry of a request that names no network
+DOMAIN = "domain"  # the registry of every /domain/ request
 WINDOW = 1.0  # seconds: the rate limit's and peak_rate's unit
 CONTENT_TYPE = "application/rdap+json"
 CONFORMANCE = ["rdap_level_0", "cidr0", "nro_rdap_profile_0"]
@@ -55,6 +64,29 @@ PORT43 = {
     "apnic": "whois.apnic.net",
     "lacnic": "whois.lacnic.net",
     "afrinic": "whois.afrinic.net",
+}
+# ICANN's gTLD RDAP response profile, and RFC 9537 redaction of the registrant's data.
+DOMAIN_CONFORMANCE = [
+    "rdap_level_0",
+    "icann_rdap_response_profile_1",
+    "icann_rdap_technical_implementation_guide_1",
+    "redacted",
+]
+DOMAIN_EVENTS = [
+    {"eventAction": "registration", "eventDate": "2019-05-14T08:21:37Z"},
+    {"eventAction": "expiration", "eventDate": "2027-05-14T08:21:37Z"},
+    {"eventAction": "last changed", "eventDate": "2025-04-30T11:02:19Z"},
+    {"eventAction": "last update of RDAP database", "eventDate": "2026-01-01T00:00:00Z"},
+]
+ABUSE_PHONE = "tel:+1.5555550100"
+# RFC 9537: the registrant's name and e-mail are redacted by emptying their values.
+REDACTED_REGISTRANT = {
+    "objectClassName": "entity",
+    "roles": ["registrant"],
+    "vcardArray": [
+        "vcard",
+        [["version", {}, "text", "4.0"], ["fn", {}, "text", ""], ["email", {}, "text", ""]],
+    ],
 }
 # Entity levels of a served loop: each adds two JSON levels, so 600 go past the 1,000 that
 # CPython's recursive JSON decoder allows by default.
@@ -155,8 +187,7 @@ class RDAPServer(HTTPService):
         path = urlsplit(raw_path).path
         with self._log_lock:
             self.requests.append(path)
-        network, answer = self._target(path)
-        registry = OTHER if network is None else network.registry
+        registry, answer = self._target(path)
         if not self._admit(registry):
             return _error(429, "rate limit exceeded", {"Retry-After": str(int(WINDOW))})
         reply = answer()
@@ -187,14 +218,16 @@ class RDAPServer(HTTPService):
         """Find what a path asks for: the network it names and how to answer it."""
         parts = [unquote(p) for p in path.split("/") if p]
         if len(parts) >= 2 and parts[0] == "ip":
-            return self._ip("/".join(parts[1:]))
+            return _counted(self._ip("/".join(parts[1:])))
         if len(parts) == 2 and parts[0] == "entity":
-            return self._entity(parts[1])
+            return _counted(self._entity(parts[1]))
         if len(parts) == 2 and parts[0] == "autnum":
-            return self._autnum(parts[1])
-        return None, partial(_error, 400, f"unsupported path {path}")
+            return _counted(self._autnum(parts[1]))
+        if len(parts) == 2 and parts[0] == "domain":
+            return DOMAIN, partial(self._domain_answer, parts[1].rstrip(".").lower())
+        return OTHER, partial(_error, 400, f"unsupported path {path}")
 
-    def _ip(self, query: str) -> Target:
+    def _ip(self, query: str) -> Found:
         """Find /ip/<address> or /ip/<prefix>/<length>."""
         try:
             wanted = ipaddress.ip_network(query, strict=False)
@@ -225,7 +258,7 @@ class RDAPServer(HTTPService):
             body = body[: len(body) // 2]  # cut mid-object: what a dropped connection leaves
         return 200, body, {}
 
-    def _entity(self, handle: str) -> Target:
+    def _entity(self, handle: str) -> Found:
         """Find /entity/<handle>: the first network's entity of that handle."""
         for network in self.world.network_list():
             found = _find_entity(self._entities(network), handle.upper())
@@ -233,7 +266,7 @@ class RDAPServer(HTTPService):
                 return network, partial(_ok, {"rdapConformance": CONFORMANCE, **found})
         return None, partial(_error, 404, f"no entity {handle}")
 
-    def _autnum(self, number: str) -> Target:
+    def _autnum(self, number: str) -> Found:
         """Find /autnum/<n>: the first network the AS originates."""
         digits = number.upper().removeprefix("AS")
         if not digits.isdigit():
@@ -262,7 +295,52 @@ class RDAPServer(HTTPService):
             }
         )
 
+    def _domain_answer(self, domain: str) -> Reply:
+        """Answer /domain/<name>: its registrar's fault, if one is armed, else its object."""
+        registrar = self.world.registrar_of(domain)
+        if registrar is None:
+            return _error(404, f"no registration of {domain}")
+        fault = self.world.take_registrar_fault(registrar.handle)
+        if fault is not None:
+            with self._log_lock:
+                self.faults_served[fault] += 1
+        if fault == "429":
+            return _error(429, "rate limit exceeded", {"Retry-After": str(registrar.retry_after)})
+        if fault in ("404", "500"):
+            return _error(int(fault), f"simulated fault for {domain}")
+        body = json.dumps(self._domain_json(domain, registrar)).encode()
+        if fault == "malformed":
+            body = body[: len(body) // 2]
+        return 200, body, {}
+
     # -- JSON builders ----------------------------------------------------------------------
+
+    def _domain_json(self, domain: str, registrar: Registrar) -> JSON:
+        """Build the RFC 9083 domain object in ICANN's gTLD RDAP response profile shape."""
+        top = (
+            [_abuse_entity(registrar.abuse)] if registrar.style == "top" and registrar.abuse else []
+        )
+        nameservers = [
+            {"objectClassName": "nameserver", "ldhName": value.rstrip(".").lower()}
+            for rtype, value in self.world.lookup(domain) or []
+            if rtype == "NS"
+        ]
+        return {
+            "rdapConformance": DOMAIN_CONFORMANCE,
+            "objectClassName": "domain",
+            "handle": f"{int(hashlib.sha256(domain.encode()).hexdigest()[:8], 16)}_DOMAIN-SIM",
+            "ldhName": domain,
+            "status": ["client transfer prohibited"],
+            "events": DOMAIN_EVENTS,
+            "secureDNS": {"delegationSigned": False},
+            "nameservers": nameservers,
+            "entities": [REDACTED_REGISTRANT, _registrar_entity(registrar), *top],
+            "redacted": [
+                {"name": {"type": "Registrant Name"}, "method": "emptyValue"},
+                {"name": {"type": "Registrant Email"}, "method": "emptyValue"},
+            ],
+            "links": self._links(f"/domain/{domain}"),
+        }
 
     def _network_json(self, network: Network) -> JSON:
         """Build the RFC 9083 ip network object."""
@@ -381,6 +459,40 @@ def _find_entity(entities: list[JSON], handle: str) -> JSON | None:
         if found is not None:
             return found
     return None
+
+
+def _registrar_entity(registrar: Registrar) -> JSON:
+    """Build a registrar entity: IANA id, name and, in the icann style, its abuse contact."""
+    ids = [] if registrar.iana_id is None else [str(registrar.iana_id)]
+    nested = registrar.style == "icann" and registrar.abuse
+    return {
+        "objectClassName": "entity",
+        "handle": registrar.handle,
+        "roles": ["registrar"],
+        "publicIds": [{"type": "IANA Registrar ID", "identifier": i} for i in ids],
+        "vcardArray": [
+            "vcard",
+            [["version", {}, "text", "4.0"], ["fn", {}, "text", registrar.name]],
+        ],
+        "entities": [_abuse_entity(registrar.abuse)] if nested else [],
+    }
+
+
+def _abuse_entity(emails: list[str]) -> JSON:
+    """Build a registrar's abuse entity as ICANN's profile has it: no handle, e-mail, phone."""
+    props: list[list[Any]] = [
+        ["version", {}, "text", "4.0"],
+        ["fn", {}, "text", "Abuse contact"],
+        ["tel", {"type": "voice"}, "uri", ABUSE_PHONE],
+    ]
+    props += [["email", {}, "text", email] for email in emails]
+    return {"objectClassName": "entity", "roles": ["abuse"], "vcardArray": ["vcard", props]}
+
+
+def _counted(found: Found) -> Target:
+    """Return what a request that names FOUND's network counts for, with its answer."""
+    network, answer = found
+    return (OTHER if network is None else network.registry), answer
 
 
 def _ok(obj: JSON) -> Reply:

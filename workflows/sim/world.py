@@ -12,6 +12,9 @@ both may be replaced while the servers run (each request reads them):
     rdap_rate  requests per second the RDAP server answers for each registry (None: no
                limit); beyond it, 429 with Retry-After: 1
     dns_ttl    seconds every DNS answer may be cached (1 by default, so changes show)
+
+Domains are registered through registrars (`add_registrar`, `register_domain`): the RDAP
+server answers /domain/<name> for them with the registrar and its abuse contact.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ DNS_FAULTS = frozenset({"servfail", "timeout", "refused", "truncate"})
 # and the org contain each other), serialised as deep as a server without a guard goes.
 RDAP_FAULTS = frozenset({"404", "429", "500", "malformed", "entity_loop"})
 STYLES = frozenset({"arin", "ripe", "none"})
+# Where a domain answer names its registrar's abuse contact: nested in the registrar entity
+# (ICANN's gTLD RDAP response profile), as a top-level entity, or nowhere.
+REGISTRAR_STYLES = frozenset({"icann", "top", "none"})
+DOMAIN_FAULTS = RDAP_FAULTS - {"entity_loop"}
 REGISTRIES = frozenset({"arin", "ripencc", "apnic", "lacnic", "afrinic"})
 # Team Cymru prints an allocation date; one fixed date keeps answers reproducible.
 CYMRU_DATE = "2014-03-28"
@@ -106,6 +113,27 @@ class Network:
         """Return the RDAP handles of the network's org, technical and abuse entities."""
         base = re.sub(r"[^A-Z0-9]+", "-", self.name.upper()).strip("-")
         return {"org": f"ORG-{base}", "tech": f"TECH-{base}", "abuse": f"ABUSE-{base}"}
+
+
+@dataclass
+class Registrar:
+    """A domain registrar: what the domain answers of the domains it registered say."""
+
+    handle: str
+    name: str
+    iana_id: int | None = None
+    abuse: list[str] = field(default_factory=list)
+    style: str = "icann"
+    rdap_fault: str | None = None  # served for its domains: 404, 429, 500 or malformed
+    rdap_fault_times: int | None = None
+    retry_after: int = 1
+
+    def __post_init__(self) -> None:
+        """Validate the declaration so a typo fails at construction, not mid-test."""
+        if self.style not in REGISTRAR_STYLES:
+            raise ValueError(f"unknown registrar style {self.style!r}")
+        if self.rdap_fault is not None and self.rdap_fault not in DOMAIN_FAULTS:
+            raise ValueError(f"unknown domain RDAP fault {self.rdap_fault!r}")
 
 
 def prefix_handle(prefix: IPNetwork) -> str:
@@ -264,6 +292,8 @@ class World:
     # Seconds DNS answers may be cached: short for tests that change records while clients
     # run; the benchmarks use a realistic 300.
     dns_ttl: int = 1
+    registrars: dict[str, Registrar] = field(default_factory=dict)  # by handle
+    domains: dict[str, str] = field(default_factory=dict)  # registered domain: registrar handle
     _lock: threading.RLock = field(
         default_factory=threading.RLock, init=False, repr=False, compare=False
     )
@@ -282,6 +312,10 @@ class World:
         for key, site in self.sites.items():
             site.url, site.state = key, _check_state(site.state)
             _check_kind(site.kind)
+        self.domains = {normalize(k): v for k, v in self.domains.items()}
+        for domain, handle in self.domains.items():
+            if handle not in self.registrars:
+                raise ValueError(f"domain {domain} names no known registrar {handle!r}")
 
     # -- mutators ---------------------------------------------------------------------------
 
@@ -344,6 +378,42 @@ class World:
             # The remaining count lives on the network, so re-arming is one assignment.
             network.rdap_fault_times -= 1
             return network.rdap_fault
+
+    def add_registrar(self, registrar: Registrar | None = None, /, **fields: Any) -> Registrar:
+        """Add (or replace) a registrar, given as a Registrar or as its fields; return it."""
+        if registrar is None:
+            registrar = Registrar(**fields)
+        elif fields:
+            raise TypeError("pass either a Registrar or its fields, not both")
+        with self._lock:
+            self.registrars[registrar.handle] = registrar
+        return registrar
+
+    def register_domain(self, domain: str, registrar: str) -> None:
+        """Register DOMAIN through the registrar of handle REGISTRAR; KeyError if unknown."""
+        with self._lock:
+            if registrar not in self.registrars:
+                raise KeyError(f"no registrar {registrar!r}")
+            self.domains[normalize(domain)] = registrar
+
+    def set_registrar_fault(self, handle: str, fault: str | None, times: int | None = None) -> None:
+        """Arm (or clear with None) an RDAP fault on every domain answer of a registrar."""
+        if fault is not None and fault not in DOMAIN_FAULTS:
+            raise ValueError(f"unknown domain RDAP fault {fault!r}")
+        with self._lock:
+            registrar = self.registrars[handle]
+            registrar.rdap_fault, registrar.rdap_fault_times = fault, times
+
+    def take_registrar_fault(self, handle: str) -> str | None:
+        """Return the fault to serve for one domain request, counting down rdap_fault_times."""
+        with self._lock:
+            registrar = self.registrars[handle]
+            times = registrar.rdap_fault_times
+            if registrar.rdap_fault is None or (times is not None and times <= 0):
+                return None
+            if times is not None:
+                registrar.rdap_fault_times = times - 1
+            return registrar.rdap_fault
 
     def put_content(
         self,
@@ -458,6 +528,13 @@ class World:
         """Return the networks originated by an AS."""
         with self._lock:
             return [n for n in self.networks if n.asn == asn]
+
+    def registrar_of(self, domain: str) -> Registrar | None:
+        """Return a copy of the registrar of a registered domain, or None."""
+        with self._lock:
+            handle = self.domains.get(normalize(domain))
+            found = None if handle is None else self.registrars.get(handle)
+            return None if found is None else dataclasses.replace(found, abuse=list(found.abuse))
 
     def network_list(self) -> list[Network]:
         """Return a snapshot of the networks."""

@@ -58,6 +58,11 @@ def _entities(top: Any) -> Iterator[tuple[set[str], list[str]]]:
         level = following
 
 
+def entity_roles(entity: Any) -> set[str]:
+    """Return the roles of ENTITY (an RDAP entity object), lowercased; none if not one."""
+    return _roles(entity.get("roles")) if isinstance(entity, dict) else set()
+
+
 def _roles(value: Any) -> set[str]:
     """Return an entity's roles, lowercased; a lone string counts as one role."""
     roles = [value] if isinstance(value, str) else value if isinstance(value, list) else []

@@ -27,6 +27,7 @@ from workflows.trace.asn import Origin, lookup_origin
 from workflows.trace.dns import Resolution, make_resolver, resolve_host
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkCache, NetworkRecord, Pace, RDAPClient, SharedCache
+from workflows.trace.registrar import RegistrarClient, RegistrarRecord
 
 # RFC 9520 §3.2: a resolution failure (SERVFAIL, timeout) is cached for at least 1 s and
 # at most 5 min. A few seconds lets one host's batch of URLs pay the timeout once, not
@@ -106,9 +107,16 @@ class Tracer:
         country: str,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        registrars: RegistrarClient | None = None,
     ) -> None:
         self.resolver = resolver
         self.rdap = rdap
+        # Domain lookups share the RDAP client's connections and registries' pace.
+        if registrars is None:
+            registrars = RegistrarClient(
+                rdap.http, rdap.limiter, ttl=rdap.cache.ttl, base=rdap.base, max_wait=rdap.max_wait
+            )
+        self.registrars = registrars
         self.cdns = cdns
         self.hotlines = hotlines
         self.country = country
@@ -140,12 +148,20 @@ class Tracer:
             max_wait=settings.rdap_max_wait,
             shared=shared,
         )
+        registrars = RegistrarClient(
+            http,
+            rdap.limiter,
+            ttl=settings.rdap_cache_ttl,
+            base=settings.rdap_base,
+            max_wait=settings.rdap_max_wait,
+        )
         return cls(
             make_resolver(settings.dns_servers, settings.dns_timeout),
             rdap,
             load_cdns(settings.cdns),
             load_hotlines(settings.hotlines),
             settings.country,
+            registrars=registrars,
         )
 
     def close(self) -> None:
@@ -273,6 +289,25 @@ class Tracer:
             # "No upstream" would skip the escalation for good; a 500 or 429 only delays it.
             raise failed
         return []
+
+    def registrar(self, host: str) -> RegistrarRecord | None:
+        """Return the registrar of HOST's registered domain (RDAP), None when it has none;
+        raise LookupFailed when the lookup failed."""
+        return self.registrars.lookup(host)
+
+    def registrar_contacts(self, trace: dict[str, Any]) -> list[str]:
+        """Return the abuse contacts of the registrar of the traced host's domain, if any;
+        raise LookupFailed (transient) when none was found because a lookup failed for now."""
+        host = trace.get("host")
+        if not isinstance(host, str) or not host:
+            return []
+        try:
+            record = self.registrar(host)
+        except LookupFailed as error:
+            if error.permanent:  # no such domain, no RDAP server: there is no registrar step
+                return []
+            raise  # a 500 or 429 only delays the escalation
+        return list(record.abuse) if record is not None else []
 
     def _origin(self, ip: str, notes: list[str]) -> Origin | None:
         memo = self._memo()

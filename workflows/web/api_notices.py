@@ -1,11 +1,12 @@
-"""The API's outbox: list notices (e.g. the uncertain ones) and settle an uncertain one."""
+"""The API's outbox: list notices (e.g. the uncertain ones), settle an uncertain one, list
+the web-form tasks and mark one submitted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,10 +14,10 @@ from sqlalchemy.orm import Session
 from workflows.core.figures import iso
 from workflows.engine import notice_actions
 from workflows.kinds import NoticeStatus
-from workflows.store.models import Notice
+from workflows.store.models import Case, Notice
 from workflows.store.queries import notice_object
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
-from workflows.web.schemas import ListedNotice, ResolveIn
+from workflows.web.schemas import FormTask, ListedNotice, ResolveIn, SubmittedIn
 
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
 NoticeId = Annotated[int, Path(ge=1, le=MAX_ID, description="the notice's id (N-000042: 42)")]
@@ -84,6 +85,64 @@ def resolve_notice(
     """Decide an uncertain notice (supervisor); 409 unless it is uncertain."""
     notice = notice_actions.resolve(
         session, notice_id, user, body.outcome, now=now, reason=body.reason
+    )
+    session.commit()
+    return listed(session, [notice])[0]
+
+
+def form_tasks(
+    request: Request, session: Session, notices: Sequence[Notice]
+) -> list[dict[str, Any]]:
+    """Return the API objects of web-form tasks: the form, its text and the URLs it lists."""
+    forms = request.app.state.forms
+    found = listed(session, notices)
+    ids = {case_id for task in found for case_id in task["cases"]}
+    urls = {i: u for i, u in session.execute(select(Case.id, Case.url).where(Case.id.in_(ids)))}
+    by_id = {n.id: n for n in notices}
+    for task in found:
+        notice = by_id[task["id"]]
+        desk = forms.by_url(notice.recipients)
+        task.update(
+            form=notice.recipients,
+            name=desk.name if desk else None,
+            note=desk.note if desk else None,
+            text=notice.body_text,
+            urls=[urls[i] for i in task["cases"] if i in urls],
+        )
+    return found
+
+
+@router.get(
+    "/forms",
+    response_model=list[FormTask],
+    summary="List the web-form tasks waiting for an analyst, oldest first",
+)
+def list_forms(
+    request: Request,
+    user: CurrentUser,
+    session: DB,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
+    """Return the notices addressed to web-form desks that nobody has submitted yet."""
+    return form_tasks(request, session, notice_actions.form_tasks(session, limit))
+
+
+@router.post(
+    "/notices/{notice_id}/submitted",
+    response_model=ListedNotice,
+    summary="Mark a web-form task submitted: its cases go on as after a sent notice",
+)
+def submitted(
+    request: Request,
+    notice_id: NoticeId,
+    body: SubmittedIn,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+) -> Any:
+    """Record that USER submitted the form (any analyst); 409 unless it waits as a form."""
+    notice = notice_actions.submit_form(
+        session, notice_id, user, now=now, reference=body.reference, forms=request.app.state.forms
     )
     session.commit()
     return listed(session, [notice])[0]

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflows import __version__
+from workflows.config.forms import load_forms
 from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
 from workflows.errors import Conflict, InputError, NotFound
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow)
     )
     app.state.settings, app.state.engine = settings, engine
     app.state.policy = load_policy(settings.policy)  # a bad file stops start-up, naming its line
+    app.state.forms = load_forms(settings.forms)  # the web-form desks, for their names
     app.state.sessions, app.state.clock = session_factory(engine), clock
     app.include_router(api.router)
     if importlib.util.find_spec(PAGES) is not None:  # the desk's pages, when installed

@@ -1,4 +1,5 @@
-"""The desk's pages: sign-in, the case list, the report form, a case, the statistics.
+"""The desk's pages: sign-in, the case list, the report form, a case, the web-form tasks,
+the statistics.
 
 Server-rendered with Jinja2 (autoescaped, StrictUndefined); the little JavaScript in
 static/ only refreshes states and ages from the API. Reported URLs are shown as text,
@@ -23,6 +24,7 @@ from workflows.store.cases import report
 from workflows.store.models import Case, NoticeItem
 from workflows.store.queries import compute_stats
 from workflows.web import charts, desk, signin
+from workflows.web.api_notices import form_tasks
 from workflows.web.auth import DB, CurrentUser, Now, Watch
 from workflows.web.render import redirect, render
 from workflows.web.timeline import timeline, when
@@ -209,6 +211,44 @@ def resolve_notice(
         return _refused(request, session, case_id, user.role, now, refused)
     session.commit()
     return redirect(f"/cases/{case_id}#notice-{notice_id}")
+
+
+@router.get("/forms")
+def forms_page(request: Request, user: CurrentUser, session: DB) -> Response:
+    """Show the web-form tasks waiting for an analyst: the form, the text to paste."""
+    tasks = form_tasks(request, session, notice_actions.form_tasks(session))
+    return render(request, "forms.html", page="forms", tasks=tasks, when=when)
+
+
+@router.post("/forms/{notice_id}/submitted")
+def form_submitted(
+    request: Request,
+    notice_id: int,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    reference: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+) -> Response:
+    """Mark a web-form task submitted (any analyst); its cases go on."""
+    try:
+        notice_actions.submit_form(
+            session,
+            notice_id,
+            user,
+            now=now,
+            reference=reference.strip() or None,
+            forms=request.app.state.forms,
+        )
+    except InputError as refused:
+        session.rollback()
+        status = 404 if isinstance(refused, NotFound) else 409
+        tasks = form_tasks(request, session, notice_actions.form_tasks(session))
+        messages = [{"kind": "error", "text": refused.message}]
+        return render(
+            request, "forms.html", status, page="forms", tasks=tasks, when=when, messages=messages
+        )
+    session.commit()
+    return redirect("/forms")
 
 
 @router.get("/stats")

@@ -213,6 +213,24 @@ class ListedNotice(NoticeOut):
     cases: list[int] = Field(description="the ids of the cases it lists")
 
 
+class SubmittedIn(Strict):
+    """An analyst's word that a web-form task was submitted through the provider's form."""
+
+    reference: Text | None = Field(
+        None, description="the provider's ticket or confirmation number, if it gave one"
+    )
+
+
+class FormTask(ListedNotice):
+    """A notice to a web-form desk, waiting for an analyst to submit it."""
+
+    form: str = Field(description="the form's address, where the text is to be submitted")
+    name: str | None = Field(description="the provider, from TAKEDOWN_FORMS")
+    note: str | None = Field(description="what the provider's form asks for")
+    text: str = Field(description="the prefilled text: the notice that would have been mailed")
+    urls: list[str] = Field(description="the reported URLs it lists, as text")
+
+
 class ResolveIn(Strict):
     """A supervisor's decision about an uncertain notice."""
 

@@ -48,6 +48,8 @@ TITLES: dict[str, str] = {
     EventKind.DELIVERY_DELAYED: "Delivery delayed",
     EventKind.REPLY: "Reply",
     EventKind.AUTO_REPLY: "Auto-reply",
+    EventKind.FORM_TASK: "Web form to submit",
+    EventKind.FORM_SUBMITTED: "Web form submitted",
 }
 
 _NOTICE_EVENTS = (
@@ -141,6 +143,9 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
         return title, f"until {when(d.get('until'))} UTC"
     if kind == EventKind.BOUNCED:
         return title, f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}: {d.get('reason')}"
+    if kind in (EventKind.FORM_TASK, EventKind.FORM_SUBMITTED):
+        text = f"N-{int(d.get('notice') or 0):06d}: {d.get('name') or ''} ({d.get('to')})"
+        return title, _join(text, f"ref {d['reference']}" if d.get("reference") else "")
     if kind in (EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.DELIVERY_DELAYED):
         # The text is shown as text, never as markup (the templates escape it).
         return title, _join(f"from {d.get('from')}", str(d.get("subject") or ""))
