@@ -124,6 +124,7 @@ class EventKind(StrEnum):
     DELIVERY_DELAYED = "delivery_delayed"  # the relay is still trying: nothing moves
     REPLY = "reply"  # the recipient answered (sender and text; purge erases it)
     AUTO_REPLY = "auto_reply"  # an out-of-office or a ticket system's acknowledgement
+    CONTACT_FALLBACK = "contact_fallback"  # the host's abuse desk is dead: its other roles
     FORM_TASK = "form_task"  # a step to a web-form desk became a task on the desk
     FORM_SUBMITTED = "form_submitted"  # an analyst submitted that form: as if sent
 

@@ -265,6 +265,12 @@ def _owe(
     alive = [r for r in listed if r.strip().lower() not in dead]
     left_out = sorted(set(listed) - set(alive))
     detail = {"step": step.index, "send": step.send, "to": step.to}
+    fallback = False
+    if left_out and not alive and step.to == Party.HOST:
+        # Every abuse address bounced lately: the network's other contacts, if any.
+        trace = values.get("trace") or case.trace or {}
+        others = [a for a in trace.get("fallback") or [] if a.strip().lower() not in dead]
+        alive, fallback = others, bool(others)
     if left_out and not alive:
         events.append(
             (EventKind.STEP_SKIPPED, {**detail, "reason": "bounced lately", "left_out": left_out})
@@ -291,8 +297,9 @@ def _owe(
             "recipients": recipients,
             "country": country,
             "due_at": now,
-            # Not a column: told in the item's step_due event (_write).
+            # Not columns: told in the item's step_due event (_write).
             **({"left_out": left_out} if left_out else {}),
+            **({"fallback": True} if fallback else {}),
         }
     )
 
@@ -606,7 +613,7 @@ def _write(session: Session, done: _Outcome) -> None:
     for item in done.items:
         dialect = session.get_bind().dialect.name
         session.execute(_item_insert(dialect), {f"item_{k}": item[k] for k in ITEM_COLUMNS})
-        bounced = {"left_out": item["left_out"]} if "left_out" in item else {}
+        bounced = {k: item[k] for k in ("left_out", "fallback") if k in item}
         record(
             session,
             case.id,

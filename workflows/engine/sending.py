@@ -27,12 +27,12 @@ from workflows.core.steps import next_step, past_party
 from workflows.engine.outbox import notice_request
 from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
-from workflows.kinds import CaseState, EventKind, NoticeStatus
+from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import RenderedNotice, build_message
 from workflows.store.cases import SYSTEM, record, rescheduled
 from workflows.store.db import transaction
-from workflows.store.models import Case, Notice, NoticeItem
+from workflows.store.models import Case, DeadRecipient, Notice, NoticeItem
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4  # writes of a known outcome tried before it is left to the sweep
@@ -250,6 +250,30 @@ def settle(
             )
 
 
+def _fallback(session: Session, case: Case, refused: NoticeItem, now: dt.datetime) -> list[str]:
+    """Return the host's fallback contacts (the trace's other roles) a refused notice to the
+    host leaves to try: none that refused, none dead, none the case wrote to already."""
+    if refused.party != Party.HOST:
+        return []
+    tried = {
+        a.strip().lower()
+        for a in f"{refused.recipients},{case.recipients or ''}".split(",")
+        if a.strip()
+    }
+    candidates = [a for a in (case.trace or {}).get("fallback") or [] if a.lower() not in tried]
+    if not candidates:
+        return []
+    dead = set(
+        session.scalars(
+            select(DeadRecipient.address).where(
+                DeadRecipient.address.in_([a.lower() for a in candidates]),
+                DeadRecipient.until > now,
+            )
+        )
+    )
+    return [a for a in candidates if a.lower() not in dead]
+
+
 def _moved_past(session: Session, refused: NoticeItem) -> bool:
     """Tell whether a later step of the refused item's case is owed to another party."""
     later = select(NoticeItem.id).where(
@@ -302,6 +326,19 @@ def _next_party(
     session: Session, rt: Runtime, case: Case, refused: NoticeItem, now: dt.datetime, reply: str
 ) -> tuple[dict[str, Any], tuple[EventKind, dict[str, Any]] | None]:
     """Decide what a refusal of REFUSED does to CASE: its new values and event."""
+    fallback = _fallback(session, case, refused, now)
+    if fallback and not _moved_past(session, refused):
+        # The host's abuse desk cannot be reached: its network's other contacts (noc,
+        # technical…) get the workflow afresh, in a new round, before the upstream does.
+        values = {
+            "round": case.round + 1,
+            "routed_at": now,
+            "steps_done": 0,
+            "recipients": ",".join(fallback),
+            "due_at": now,
+        }
+        detail = {"from": refused.recipients, "to": fallback, "round": case.round + 1}
+        return values, (EventKind.CONTACT_FALLBACK, detail)
     done = past_party(rt.policy.workflows[case.route or ""], case.steps_done, refused.party)
     step = next_step(rt.policy, case.route or "", done)
     if step is None and _moved_past(session, refused):

@@ -66,6 +66,9 @@ class NetworkRecord:
     abuse_fallback: bool  # True: no `abuse` role; these are other roles' addresses
     source: str  # the URL that answered
     cached: bool = False
+    # Other roles' addresses beside an `abuse` one (noc, technical, …): where a notice
+    # goes when every abuse address bounced, before the upstream.
+    others: tuple[str, ...] = ()
 
 
 class NetworkCache:
@@ -414,6 +417,7 @@ def parse_network(data: Any, source: str, address: str | None = None) -> Network
         abuse=tuple(abuse or fallback),
         abuse_fallback=not abuse and bool(fallback),
         source=source,
+        others=tuple(a for a in fallback if a not in abuse) if abuse else (),
     )
 
 

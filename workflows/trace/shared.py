@@ -174,6 +174,7 @@ def _record(raw: bytes | str) -> NetworkRecord:
     """Return a stored record, marked as cached."""
     data: dict[str, Any] = json.loads(raw)
     data["abuse"] = tuple(data.get("abuse") or ())
+    data["others"] = tuple(data.get("others") or ())  # absent in records shared before it
     data["cached"] = True
     return NetworkRecord(**data)
 

@@ -50,6 +50,7 @@ class NetworkTrace:
     registry: str | None = None
     abuse: list[str] = field(default_factory=list)
     abuse_fallback: bool = False
+    others: list[str] = field(default_factory=list)  # other roles' addresses, beside abuse
     cdn: dict[str, Any] | None = None
     cached: bool = False
     error: dict[str, Any] | None = None
@@ -82,6 +83,9 @@ class Trace:
     country: str | None = None
     abuse: list[str] = field(default_factory=list)
     abuse_fallback: bool = False
+    # Where the host's notices go when every abuse address bounced: the routing networks'
+    # other roles (noc, technical, …), before the workflow moves on to the upstream.
+    fallback: list[str] = field(default_factory=list)
     cdn: str | None = None
     route: str | None = None
     reason: str | None = None
@@ -342,6 +346,12 @@ class Tracer:
             if n.cdn and n.hosting().country == decision.country
         ]
         trace.cdn = cdns[0] if cdns else None
+        routing = [
+            n for n in trace.networks if n.hosting().country == decision.country and not n.cdn
+        ]
+        trace.fallback = list(
+            dict.fromkeys(a for n in routing for a in n.others if a not in trace.abuse)
+        )
         if decision.hotline is not None and decision.country is not None:
             hotline = self.hotlines.get(decision.country)
             trace.hotline = {
@@ -363,6 +373,7 @@ def _fill(network: NetworkTrace, record: NetworkRecord, origin: Origin | None) -
     # The network's own country (RDAP) decides, not the ASN's (ipwhois issue 278).
     network.country = record.country or (origin.country if origin else None)
     network.abuse, network.abuse_fallback = list(record.abuse), record.abuse_fallback
+    network.others = list(record.others)
     network.cached = record.cached
 
 

@@ -48,6 +48,7 @@ TITLES: dict[str, str] = {
     EventKind.DELIVERY_DELAYED: "Delivery delayed",
     EventKind.REPLY: "Reply",
     EventKind.AUTO_REPLY: "Auto-reply",
+    EventKind.CONTACT_FALLBACK: "Fallback contact",
     EventKind.FORM_TASK: "Web form to submit",
     EventKind.FORM_SUBMITTED: "Web form submitted",
 }
@@ -143,6 +144,9 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
         return title, f"until {when(d.get('until'))} UTC"
     if kind == EventKind.BOUNCED:
         return title, f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}: {d.get('reason')}"
+    if kind == EventKind.CONTACT_FALLBACK:
+        to = ", ".join(d.get("to") or [])
+        return title, f"{d.get('from')} cannot be reached: the workflow starts again to {to}"
     if kind in (EventKind.FORM_TASK, EventKind.FORM_SUBMITTED):
         text = f"N-{int(d.get('notice') or 0):06d}: {d.get('name') or ''} ({d.get('to')})"
         return title, _join(text, f"ref {d['reference']}" if d.get("reference") else "")
