@@ -17,6 +17,8 @@ from conftest import ISOLATED
 from workflows.sim.demo_world import NXDOMAIN_URL, PRIVATE_URL, build_world, demo_urls
 
 URLS = 12
+LATE_BOUNCE_HOST = "cdn.lostmail-gb.test/"  # in the first ten hosts: 12 URLs reach it
+LATE_BOUNCE_DESK = "abuse@lostmail-gb.example"
 ROW = re.compile(r"^\s*\d+  ")
 GROUPED_NOTICE = re.compile(r"notice N-\d{6} sent to \S+ \((\d+) URLs\)")
 HOME = re.compile(r"^demo home: (\S+)", re.MULTILINE)
@@ -104,7 +106,23 @@ def test_demo_shows_each_kind_of_desk(demo: tuple[str, str]) -> None:
     assert any("✗550 → upstream" in n for n in notices)  # bounced, escalated at once
     assert any("hop → notice" in n for n in notices)  # followed to its new host
     assert "referral" in notices  # the partner hotline took it
-    assert "sent to abuse@cloudflare.com" in demo[1]  # the CDN's desk, not the origin's
+    # The CDN's desk, not the origin's: Cloudflare's is a web form, submitted by the demo's
+    # analyst, and the content is removed after it.
+    assert "is a web form to submit (Cloudflare: https://abuse.cloudflare.com/)" in demo[1]
+    assert "submitted to Cloudflare by the demo's analyst" in demo[1]
+    cdn = [row for url, row in table(demo[1]).items() if url.startswith("www.fastshare-cdn")]
+    assert cdn and all(row[4:6] == ["notice (web form)", "removed"] for row in cdn)
+
+
+def test_a_bounce_that_comes_back_later_is_taken_and_its_case_moves_on(
+    demo: tuple[str, str],
+) -> None:
+    (row,) = [row for url, row in table(demo[1]).items() if url.startswith(LATE_BOUNCE_HOST)]
+    # The relay accepted the notice; its bounce, piped to the engine, failed it and
+    # brought the escalation forward: the upstream removed the content.
+    assert row[4].startswith("notice ✗bounced → upstream") and row[5] == "removed"
+    taken = re.findall(r"^ *[\d.]+s  cases? [\d, ]+ bounced later: .*$", demo[1], re.M)
+    assert len(taken) == 1 and f"to {LATE_BOUNCE_DESK} (5.1.1); moving on" in taken[0]
 
 
 def test_output_never_contains_fetched_content(demo: tuple[str, str]) -> None:

@@ -3,6 +3,10 @@
 The demo world's servers and abuse desks run in this process, the real `takedown report`
 and `takedown worker` as subprocesses on the shipped seconds-scale demo policy, in a
 fresh TAKEDOWN_HOME (SQLite, embedded Redis) removed at the end (`workflows.cli.launch`).
+The hotline's relay accepts every notice, and what comes back later (a desk's bounce) is
+handed to the engine's inbox as an MTA's pipe to `takedown inbox -` would (MailPipe). A
+web-form task (Cloudflare takes reports only through its form) is submitted by the demo's
+analyst a moment later, and the form reaches the simulated desk (FormClerk).
 Progress is read from the database; a table of every case ends the run.
 """
 
@@ -17,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +31,26 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from workflows.cli import launch
+from workflows.config.forms import is_form_address
+from workflows.config.settings import load_settings
+from workflows.engine import notice_actions
+from workflows.engine.inbox import take_message
+from workflows.engine.runtime import Runtime
 from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
-from workflows.sim import World, demo_world
+from workflows.sim import DeskRunner, World, demo_world
+from workflows.store import accounts
 from workflows.store.db import database_url, make_engine
-from workflows.store.models import Case, Event, Notice, NoticeItem
+from workflows.store.models import Case, Event, Notice, NoticeItem, User
 
 POLL = 1.0  # seconds between reads of the database
+CLERK = "demo-analyst"  # who submits the web forms in the demo
+CLERK_DELAY = 2.0  # seconds a web-form task waits before the demo's analyst submits it
 PLAIN_EVERY = 5.0  # seconds between status lines when the output is not a terminal
 URL_WIDTH = 45
 SETTLED = frozenset({CaseState.REMOVED, CaseState.CLOSED, CaseState.NEEDS_ANALYST})
 CLEAR = "\r\033[K"  # back to the start of the line and erase it
-NoticeRow = tuple[int, str, str, str | None, int | None]  # round, kind, party, status, code
+# round, kind, party, status, SMTP code, whether it failed after it was sent (bounced)
+NoticeRow = tuple[int, str, str, str | None, int | None, bool]
 
 
 def run_demo(urls: int, limit: float) -> int:
@@ -71,9 +85,14 @@ def run_demo(urls: int, limit: float) -> int:
 def _run(world: World, isolated: bool, home: Path, urls: list[str], limit: float) -> int:
     """Serve the world, report URLS, run the worker and watch it; stop; print the summary."""
     engine = make_engine(database_url(None, home))
+    pipe = MailPipe()
     try:
         with ExitStack() as running:
-            env = launch.serve_world(running, world, home, isolated)
+            running.callback(pipe.close)  # last: after the desks stopped sending
+            env, desks = launch.serve_world_desks(running, world, home, isolated, mailbox=pipe)
+            env["TAKEDOWN_RETURN_PATH"] = demo_world.RETURN_PATH  # bounces name their notice
+            pipe.open(env)
+            clerk = FormClerk(pipe, desks)
             started, deadline = dt.datetime.now(dt.UTC), time.monotonic() + limit
             done = launch.report_urls(env, urls)
             if done.returncode != 0:
@@ -83,7 +102,7 @@ def _run(world: World, isolated: bool, home: Path, urls: list[str], limit: float
             _say(f"`takedown report` opened cases {ids[0]}-{ids[-1]} and returned at once")
             worker = launch.start_worker(running, env, home)
             _say(f"`takedown worker` started (pid {worker.pid}): 4 threads, the sweep, Redis")
-            outcome = _watch(Progress(engine, started), worker, deadline)
+            outcome = _watch(Progress(engine, started), worker, deadline, clerk.poll)
             if outcome == "died":
                 _say(f"the worker exited (code {worker.returncode}); its log ends:")
                 _say(launch.log_tail(home / "worker.log"))
@@ -94,16 +113,90 @@ def _run(world: World, isolated: bool, home: Path, urls: list[str], limit: float
         engine.dispose()
 
 
+class MailPipe:
+    """The hotline's MTA: each message the desks send back goes to the engine's inbox."""
+
+    def __init__(self) -> None:
+        """Wait for open(): the engine's settings exist only once the world is served."""
+        self._rt: Runtime | None = None
+
+    def open(self, env: dict[str, str]) -> None:
+        """Take messages from now on with the engine the environment ENV describes."""
+        self._rt = Runtime.from_settings(load_settings(env))
+
+    def close(self) -> None:
+        """Release the engine's database; safe to call twice."""
+        if self._rt is not None:
+            self._rt.close()
+            self._rt = None
+
+    @property
+    def rt(self) -> Runtime:
+        """Return the engine's runtime (open() first)."""
+        if self._rt is None:
+            raise RuntimeError("the engine's inbox is not open")
+        return self._rt
+
+    def __call__(self, raw: bytes) -> None:
+        """Take one message as `takedown inbox -` would; it is recorded once by its digest."""
+        if self._rt is None:
+            raise RuntimeError("mail came back before the engine's inbox was open")
+        take_message(self._rt, raw, "pipe")
+
+
+class FormClerk:
+    """The demo's analyst: submits each web-form task a moment after it appears, and the
+    provider's form hands the text to its simulated desk."""
+
+    def __init__(self, pipe: MailPipe, desks: DeskRunner) -> None:
+        self.pipe, self.desks = pipe, desks
+
+    def poll(self) -> None:
+        """Submit the form tasks that have waited CLERK_DELAY seconds."""
+        rt = self.pipe.rt
+        now = dt.datetime.now(dt.UTC)
+        with rt.sessions() as session:
+            due = [
+                task
+                for task in notice_actions.form_tasks(session)
+                if (now - _aware(task.created_at)).total_seconds() >= CLERK_DELAY
+            ]
+            if not due:
+                return
+            clerk = session.scalar(select(User).where(User.name == CLERK))
+            if clerk is None:
+                clerk = accounts.create_user(session, CLERK, "analyst", None, now=now)
+            for task in due:
+                notice_actions.submit_form(session, task.id, clerk, now=now, forms=rt.forms)
+            session.commit()
+            for task in due:
+                desk = demo_world.FORM_DESKS.get(task.recipients)
+                if desk is not None:
+                    self.desks.submit_form(desk, task.subject, task.body_text)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """Return MOMENT as UTC (SQLite gives back naive times)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _say(text: str) -> None:
     """Print one line at once."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
-def _watch(progress: Progress, worker: subprocess.Popen[bytes], deadline: float) -> str:
-    """Poll until every case settled ("done"), the deadline ("limit") or the worker died."""
+def _watch(
+    progress: Progress,
+    worker: subprocess.Popen[bytes],
+    deadline: float,
+    each: Callable[[], None] = lambda: None,
+) -> str:
+    """Poll until every case settled ("done"), the deadline ("limit") or the worker died;
+    run EACH at every poll."""
     try:
         while True:
+            each()
             settled = progress.poll()
             if worker.poll() is not None:
                 return "died"
@@ -245,6 +338,17 @@ def _case_text(kind: str, d: dict[str, Any]) -> str | None:
         return f"hopped to {d.get('country')} ({d.get('to')}): re-routed {d.get('route')}"
     if kind == EventKind.ESCALATED_AFTER_REFUSAL:
         return f"refused: the {d.get('send')} to the {d.get('to')} is brought forward"
+    if kind == EventKind.FORM_TASK:
+        head = f"{d.get('kind_of')} N-{int(d.get('notice') or 0):06d}"
+        return f"{head} is a web form to submit ({d.get('name')}: {d.get('to')})"
+    if kind == EventKind.FORM_SUBMITTED:
+        notice = f"N-{int(d.get('notice') or 0):06d}"
+        return f"web form {notice} submitted to {d.get('name')} by the demo's analyst"
+    if kind == EventKind.BOUNCED:
+        status = (d.get("reason") or "").partition(" ")[0]
+        return (
+            f"bounced later: the relay returned the notice to {d.get('to')} ({status}); moving on"
+        )
     return None
 
 
@@ -304,23 +408,25 @@ def _explain(cases: list[Case], outcome: str, limit: float) -> None:
 def _notice_rows(session: Session) -> defaultdict[int, list[NoticeRow]]:
     """Return each case's owed notice steps in order, with their notices' status."""
     query = (
-        select(NoticeItem, Notice.status, Notice.smtp_code)
+        select(NoticeItem, Notice.status, Notice.smtp_code, Notice.sent_at)
         .outerjoin(Notice, Notice.id == NoticeItem.notice_id)
         .order_by(NoticeItem.case_id, NoticeItem.round, NoticeItem.step)
     )
     found: defaultdict[int, list[NoticeRow]] = defaultdict(list)
-    for item, status, code in session.execute(query).tuples():
-        found[item.case_id].append((item.round, item.kind, item.party, status, code))
+    for item, status, code, sent_at in session.execute(query).tuples():
+        bounced = status == NoticeStatus.FAILED and sent_at is not None
+        kind = f"{item.kind} (web form)" if is_form_address(item.recipients) else item.kind
+        found[item.case_id].append((item.round, kind, item.party, status, code, bounced))
     return found
 
 
 def _notices_column(items: list[NoticeRow]) -> str:
     """Summarise a case's notices, e.g. "notice, chaser → upstream" or "notice ✗550"."""
     text, current = "", 0
-    for round_, kind, party, status, code in items:
+    for round_, kind, party, status, code, bounced in items:
         label = "→ upstream" if party == Party.UPSTREAM else kind
         if status == NoticeStatus.FAILED:
-            label += f" ✗{code or ''}"
+            label += " ✗bounced" if bounced else f" ✗{code or ''}"
         elif status != NoticeStatus.SENT:
             label += "…"  # owed, or being sent
         separator = " " if party == Party.UPSTREAM else ", "

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -47,8 +47,28 @@ def isolate(addresses: list[str]) -> bool:
         return False  # no iproute2, threads running, unshare refused: the proxy still works
 
 
-def serve_world(stack: ExitStack, world: World, home: Path, isolated: bool) -> dict[str, str]:
-    """Start the world's servers and desks on STACK; return the subprocesses' environment."""
+def serve_world(
+    stack: ExitStack,
+    world: World,
+    home: Path,
+    isolated: bool,
+    mailbox: Callable[[bytes], None] | None = None,
+) -> dict[str, str]:
+    """Start the world's servers and desks on STACK; return the subprocesses' environment.
+
+    MAILBOX receives the mail the desks send back (bounces); with none it is only logged.
+    """
+    return serve_world_desks(stack, world, home, isolated, mailbox)[0]
+
+
+def serve_world_desks(
+    stack: ExitStack,
+    world: World,
+    home: Path,
+    isolated: bool,
+    mailbox: Callable[[bytes], None] | None = None,
+) -> tuple[dict[str, str], DeskRunner]:
+    """Do what serve_world does; return the environment and the desks' runner."""
     hotlines = home / "demo-hotlines.toml"
     hotlines.write_text(HOTLINES_TOML, encoding="utf-8")
     sim = stack.enter_context(SimInternet(world))
@@ -73,8 +93,8 @@ def serve_world(stack: ExitStack, world: World, home: Path, isolated: bool) -> d
     else:
         web = stack.enter_context(WebServer(world))
         env["TAKEDOWN_FETCH_PROXY"] = stack.enter_context(SimProxy(world, web)).url
-    stack.enter_context(DeskRunner(world, smtp, demo_desks(world)))
-    return env
+    runner = stack.enter_context(DeskRunner(world, smtp, demo_desks(world), mailbox=mailbox))
+    return env, runner
 
 
 def takedown_command() -> list[str]:

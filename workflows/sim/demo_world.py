@@ -1,8 +1,10 @@
 """The world of `takedown demo` and `takedown up --demo`: hosts, networks, desks and URLs.
 
 Every host name is under .test and every mailbox under .example, except
-abuse@cloudflare.com: the shipped CDN list names it, and only the simulated SMTP server
-ever sees mail to it. Addresses look public, so the engine's egress guard lets it fetch
+abuse@cloudflare.com: the shipped CDN list names it. Cloudflare takes reports only through
+its web form (the shipped TAKEDOWN_FORMS), so its cases become form tasks; the demo's
+analyst submits them and the form reaches this simulated desk (FORM_DESKS): no mail to it
+is ever sent. Addresses look public, so the engine's egress guard lets it fetch
 them; they exist only on this machine (a namespace's loopback, or behind a local proxy).
 
     host                            network          country  its desk
@@ -10,6 +12,8 @@ them; they exist only on this machine (a namespace's loopback, or behind a local
     files.snailhost-gb.test         SNAILHOST-GB     GB       removes only after a chaser
     img.deafear-hosting.test        DEAFEAR-GB       GB       never acts: upstream escalation
     media.bouncy-host.test          BOUNCY-GB        GB       refuses mail (550): upstream
+    cdn.lostmail-gb.test            LOSTMAIL-GB      GB       bounces later (a Postfix DSN in
+                                                              the mailbox, 3 s): upstream
     share.hopscotch-gb.test         HOPSCOTCH-GB     GB       moves the content to BERGHOST-DE
     uploads.tinyhost-uk.test        TINYHOST-UK      GB       removes promptly (410 Gone)
     pics.quickdrop-uk.test          QUICKDROP-UK     GB       deletes the host name (NXDOMAIN)
@@ -23,7 +27,10 @@ them; they exist only on this machine (a namespace's loopback, or behind a local
 NORTHLINK-TRANSIT (185.199.0.0/16) holds every 185.199 network: it is the upstream that
 escalations go to, and it acts promptly. The only partner hotline is Canada's: the shipped
 CDN list places Cloudflare in the US, so a US partner would get the CDN-fronted URL as a
-referral and Cloudflare's desk would never be noticed.
+referral and Cloudflare's desk would never be noticed. Lostmail's mailbox no longer exists:
+the hotline's relay accepts the notice and, seconds later, returns it as a delivery status
+notification (LATE_BOUNCE_DELAY): `takedown demo` pipes it to the engine as an MTA would
+(`up --demo` only logs it, and the chaser and escalation come by the clock).
 
 `workflows.cli.main.launch` serves it and runs the engine's real commands against it.
 """
@@ -48,6 +55,10 @@ email = "referrals@partner-hotline.example"
 """
 SENDER = "reports@demo-hotline.example"
 HOP_TARGET = "91.218.2.30"
+RETURN_PATH = "bounces+{token}@demo-hotline.example"  # VERP: each notice its own
+# Web-form desks (the shipped TAKEDOWN_FORMS) and the simulated desk each form reaches.
+FORM_DESKS = {"https://abuse.cloudflare.com/": "abuse@cloudflare.com"}
+LATE_BOUNCE_DELAY = 3.0  # seconds from the relay accepting a notice to its bounce
 NXDOMAIN_URL = "http://files.vanished-host.test/f/3c9e21.zip"
 PRIVATE_URL = "http://intranet.corp-demo.test/share/a81f.jpg"
 
@@ -71,6 +82,7 @@ ROTATION = [
     Host("share.hopscotch-gb.test", "/s/{id}"),
     Host("videos.maplecloud-ca.test", "/v/{id}.mp4"),
     Host("www.fastshare-cdn.test", "/d/{id}"),
+    Host("cdn.lostmail-gb.test", "/i/{id}.jpg"),
     Host("share.berghost-de.test", "/share/{id}.jpg"),
     Host("uploads.tinyhost-uk.test", "/u/{id}.jpg"),
     Host("pics.quickdrop-uk.test", "/p/{id}.jpg"),
@@ -104,6 +116,8 @@ def _networks() -> list[Network]:
              "abuse@tinyhost-uk.example"),
         _net("185.199.111.0/24", 205017, "DEAFEAR-GB", "GB", "Deafear Hosting Ltd",
              "abuse@deafear-hosting.example"),
+        _net("185.199.112.0/24", 205018, "LOSTMAIL-GB", "GB", "Lostmail Hosting Ltd",
+             "abuse@lostmail-gb.example"),
         _net("94.130.1.0/24", 206100, "QUICKDROP-UK", "GB", "Quickdrop UK Ltd",
              "abuse@quickdrop-uk.example"),
         _net("91.218.2.0/24", 207001, "BERGHOST-DE", "DE", "Berghost GmbH",
@@ -126,6 +140,7 @@ def _records() -> dict[str, list[tuple[str, str]]]:
         "media.bouncy-host.test": [("A", "185.199.109.10")],
         "uploads.tinyhost-uk.test": [("A", "185.199.110.10")],
         "img.deafear-hosting.test": [("A", "185.199.111.10")],
+        "cdn.lostmail-gb.test": [("A", "185.199.112.10")],
         "pics.quickdrop-uk.test": [("A", "94.130.1.10")],
         "share.berghost-de.test": [("A", "91.218.2.20")],
         "v6.berghost-de.test": [("AAAA", "2a01:4f8:1::10")],
@@ -149,6 +164,7 @@ def demo_desks(world: World) -> list[Desk]:
         Desk("abuse@snailhost-gb.example", "after_chaser", world, delay=0.2),
         Desk("abuse@deafear-hosting.example", "never", world),
         Desk("abuse@bouncy-host.example", "bounce", world),
+        Desk("abuse@lostmail-gb.example", "late_bounce", world, delay=LATE_BOUNCE_DELAY),
         Desk("abuse@hopscotch-gb.example", "hop", world, delay=0.2, hop_to=[HOP_TARGET]),
         Desk("abuse@tinyhost-uk.example", "prompt", world, delay=0.2, removal="410"),
         Desk("abuse@quickdrop-uk.example", "prompt", world, delay=0.2, removal="nxdomain"),

@@ -18,10 +18,22 @@ bounce        its address refuses mail with 550 (set on the SMTPServer at start)
 hotline       a partner hotline: on a referral, after `delay`, the content is removed
 hop           on the first notice, after `delay`, the URL's host resolves to `hop_to`:
               the content moved to another network and is still served there
+late_bounce   the relay accepted every message; `delay` seconds after each one a bounce
+              in `bounce_format` ("postfix", "exim" or "exchange") reaches the mailbox;
+              the content stays online
+delayed       after `delay`, a delay report (Action: delayed, 4.4.7) reaches the mailbox;
+              then nothing: the content stays online
+out_of_office after `delay`, an automatic reply to each message; the content stays online
+replies       like prompt, and with the removal a person's "Removed, thanks" to each message
+
+What comes back (workflows.sim.bounces writes it, as real MTAs and people do) goes to the
+DeskRunner's `mailbox`, a callable taking the raw bytes: Dovecot's deliver in the tests,
+the engine's inbox in the demo; with none, it is only logged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import ipaddress
 import itertools
@@ -34,14 +46,25 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from workflows.sim.bounces import FORMATS, Answered, returned_mail
 from workflows.sim.smtp import Received, SMTPServer
 from workflows.sim.world import Record, World, site_key
 
-BEHAVIOURS = frozenset({"prompt", "after_chaser", "never", "bounce", "hotline", "hop", "reupload"})
+# What a desk sends back to each message, by behaviour: a kind of workflows.sim.bounces.
+ANSWERS = {"late_bounce": "bounce", "delayed": "delay", "out_of_office": "auto_reply",
+           "replies": "reply"}  # fmt: skip
+# The log's word for each answer delivered to the mailbox.
+ANSWERED = {"bounce": "bounced", "delay": "delay-reported", "auto_reply": "auto-replied",
+            "reply": "replied"}  # fmt: skip
+BEHAVIOURS = frozenset(
+    {"prompt", "after_chaser", "never", "bounce", "hotline", "hop", "reupload", *ANSWERS}
+)
 REMOVALS = frozenset({"404", "410", "451", "changed", "soft404", "nxdomain"})
 URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 TRAILING_PUNCTUATION = ".,;:!?)]}>'\""
 LogEntry = tuple[float, str, str, str]
+# When, in which order, which desk, what, about which URL; and the message it answers.
+Due = tuple[float, int, int, str, str, Received | None]
 
 
 @dataclass
@@ -55,6 +78,7 @@ class Desk:
     removal: str = "404"
     hop_to: list[str] = field(default_factory=list)
     reupload_after: float = 2.0
+    bounce_format: str = "postfix"
     _handled: set[str] = field(default_factory=set, init=False, repr=False)
     _reuploaded: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -70,6 +94,8 @@ class Desk:
             raise ValueError("a reupload desk puts content back: its removal cannot be nxdomain")
         if self.reupload_after < 0:
             raise ValueError(f"negative reupload_after {self.reupload_after}")
+        if self.bounce_format not in FORMATS:
+            raise ValueError(f"bounce_format must be one of {FORMATS}, not {self.bounce_format!r}")
         self.hop_records()  # a bad address fails here, not when the desk acts
         self.address = self.address.lower()
 
@@ -79,7 +105,7 @@ class Desk:
 
     def plan(self, message: EmailMessage, urls: list[str]) -> list[tuple[str, str]]:
         """Return the (action, url) reactions a message calls for; each URL acts once."""
-        if self.behaviour in ("never", "bounce"):
+        if self.behaviour in ("never", "bounce", "late_bounce", "delayed", "out_of_office"):
             return []
         if self.behaviour == "after_chaser" and message.get("In-Reply-To") is None:
             return []
@@ -87,6 +113,10 @@ class Desk:
         self._handled.update(fresh)
         action = "hopped" if self.behaviour == "hop" else "removed"
         return [(action, url) for url in fresh]
+
+    def answer(self) -> str | None:
+        """Return the kind of message this desk sends back to every message, if any."""
+        return ANSWERS.get(self.behaviour)
 
     def act(self, action: str, url: str) -> str:
         """Carry out one planned reaction; return what happened."""
@@ -168,17 +198,25 @@ class DeskRunner:
         desks: list[Desk],
         clock: Callable[[], float] = time.monotonic,
         tick: float = 0.01,
+        mailbox: Callable[[bytes], None] | None = None,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        """Prepare desks to react to smtp_server's messages by clock, checking every tick."""
+        """Prepare desks to react to smtp_server's messages by clock, checking every tick.
+
+        mailbox receives every message the desks send back (raw bytes); wall_clock dates them.
+        """
         self.world = world
         self.smtp = smtp_server
         self.desks = desks
         self.clock = clock
         self.tick = tick
+        self.mailbox = mailbox
+        self.wall_clock = wall_clock
         self.log: list[LogEntry] = []
         self._log_lock = threading.Lock()
-        self._due: list[tuple[float, int, int, str, str]] = []
+        self._due: list[Due] = []
         self._order = itertools.count()  # ties run in the order they were planned
+        self._serial = itertools.count(1)  # numbers the messages sent back
         self._seen = 0
         self._poll_lock = threading.Lock()  # poll() may also be called by a test driving a clock
         self._stop = threading.Event()
@@ -222,15 +260,27 @@ class DeskRunner:
             for received in fresh:
                 self._dispatch(received)
             while self._due and self._due[0][0] <= self.clock():
-                _, _, index, action, url = heapq.heappop(self._due)
+                _, _, index, action, url, answering = heapq.heappop(self._due)
                 desk = self.desks[index]
+                if answering is not None:
+                    self._send_back(desk, action, answering)
+                    continue
                 outcome = desk.act(action, url)
                 self._record(desk.address, outcome, url)
                 later = desk.follow_up(outcome, url)
                 if later is not None:  # due after the reaction, by the clock it ran at
                     after, then = later
-                    entry = (self.clock() + after, next(self._order), index, then, url)
-                    heapq.heappush(self._due, entry)
+                    self._plan(self.clock() + after, index, then, url)
+
+    def submit_form(self, address: str, subject: str, text: str) -> None:
+        """Hand the text an analyst submitted through a provider's web form to the desk at
+        ADDRESS, as the provider's form backend would: it reacts as to a notice."""
+        message = EmailMessage()
+        message["Subject"], message["To"] = subject, address
+        message.set_content(text)
+        received = Received("web-form", [address], message, message.as_bytes())
+        with self._poll_lock:
+            self._dispatch(received)
 
     def _run(self) -> None:
         """Poll until stopped, waking at once when a message arrives."""
@@ -249,8 +299,31 @@ class DeskRunner:
             for url in urls:
                 self._record(desk.address, "received", url)
             for action, url in desk.plan(received.message, urls):
-                entry = (now + desk.delay, next(self._order), index, action, url)
-                heapq.heappush(self._due, entry)
+                self._plan(now + desk.delay, index, action, url)
+            answer = desk.answer()
+            if answer is not None:  # after the removals due at the same time
+                self._plan(now + desk.delay, index, answer, "", received)
+
+    def _plan(
+        self, at: float, index: int, action: str, url: str, received: Received | None = None
+    ) -> None:
+        """Schedule desk INDEX's ACTION on URL (or its answer to RECEIVED) at AT."""
+        heapq.heappush(self._due, (at, next(self._order), index, action, url, received))
+
+    def _send_back(self, desk: Desk, kind: str, received: Received) -> None:
+        """Write desk's answer of KIND to RECEIVED, hand it to the mailbox, log it per URL."""
+        answered = Answered(received, desk.address, self.wall_clock(), next(self._serial))
+        raw = returned_mail(kind, answered, desk.bounce_format).as_bytes()
+        outcome = ANSWERED[kind]
+        if self.mailbox is not None:
+            try:
+                self.mailbox(raw)
+            except Exception:  # noqa: BLE001
+                # Whatever the mailbox raises (Dovecot gone, the engine's database busy),
+                # the desks go on: the answer is logged as lost, as a relay that gave up.
+                outcome = "undelivered"
+        for url in urls_in(received.message) or [""]:
+            self._record(desk.address, outcome, url)
 
     def _record(self, address: str, action: str, url: str) -> None:
         """Append one entry to the log."""
