@@ -8,6 +8,7 @@ formats) with the notice's real token, Message-ID, desk and case reference put i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ from workflows.engine.sending import send_notice
 from workflows.engine.tracing import trace_cases
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailbox import parse_imap_url, read_mailbox
+from workflows.sim.bounces import Answered, returned_mail
 from workflows.sim.imapserver import DovecotServer
 from workflows.store.models import Case, DeadRecipient, InboundMessage, Notice, NoticeItem
 
@@ -304,3 +306,42 @@ def test_a_dead_address_is_left_out_beside_a_live_one_in_one_step_due_event(
     due = [e.detail for e in stack.events(other) if str(e.kind) == "step_due"]
     assert len(due) == 1 and due[0]["left_out"] == [DESK]
     assert due[0]["recipients"] == "second@hosta.example"
+
+
+def test_with_a_real_worker_a_reply_rechecks_at_once_and_an_out_of_office_changes_nothing(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    # Re-checks five minutes apart: only the reply can bring one within the test.
+    policy = tmp_path / "policy.toml"
+    shipped = (DATA / "test-policy.toml").read_text(encoding="utf-8")
+    policy.write_text(
+        'inbox_every = "1s"\n' + shipped.replace('recheck_every = "1s"', 'recheck_every = "300s"'),
+        encoding="utf-8",
+    )
+    with hosta_stack(tmp_path / "home", hosta_world(URL)) as live:
+        live.env["TAKEDOWN_RETURN_PATH"] = RETURN_PATH
+        live.env["TAKEDOWN_POLICY"] = str(policy)
+        live.env["TAKEDOWN_IMAP_URL"] = dovecot.url
+        live.env["TAKEDOWN_IMAP_PASSWORD"] = dovecot.password
+        case_id = live.report(URL)[0]["id"]
+        live.start_worker()
+        live.wait_for(lambda: live.smtp.messages_to(DESK), 60, "the notice to the desk")
+        (received,) = live.smtp.messages_to(DESK)
+        checks = live.case(URL).checks_made
+
+        def answer(kind: str, serial: int) -> bytes:
+            when = dt.datetime.now(dt.UTC)
+            return returned_mail(kind, Answered(received, DESK, when, serial)).as_bytes()
+
+        def seen(kind: str) -> bool:
+            return kind in kinds(live)
+
+        dovecot.deliver(answer("auto_reply", 1))  # the desk's out-of-office
+        live.wait_for(lambda: seen("auto_reply"), 60, "the out-of-office to be read")
+        assert live.case(URL).checks_made == checks and not seen("recheck_requested")
+        dovecot.deliver(answer("reply", 2))  # "Removed, thanks"
+        live.wait_for(lambda: seen("reply"), 60, "the reply to be read")
+        live.wait_for(lambda: live.case(URL).checks_made > checks, 30, "the re-check it asks")
+        replies = [e.detail for e in live.events(case_id) if e.kind == "reply"]
+        assert len(replies) == 1 and replies[0]["from"] == DESK
+        assert kinds(live).count("auto_reply") == 1
