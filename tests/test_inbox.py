@@ -8,11 +8,13 @@ formats) with the notice's real token, Message-ID, desk and case reference put i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from engine_harness import claim_first_notice, engine_runtime, hosta_stack, host
 from sqlalchemy import select, update
 from stack import DATA, Stack
 
+from workflows.config.settings import load_settings
 from workflows.engine.acting import act_cases
 from workflows.engine.inbox import take_message
 from workflows.engine.outbox import case_reference
@@ -31,7 +34,15 @@ from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailbox import parse_imap_url, read_mailbox
 from workflows.sim.bounces import Answered, returned_mail
 from workflows.sim.imapserver import DovecotServer
+from workflows.store import accounts
 from workflows.store.models import Case, DeadRecipient, InboundMessage, Notice, NoticeItem
+from workflows.web.app import create_app
+
+with warnings.catch_warnings():
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
 
 URL = "http://files.hosta.test/1"
 DESK = "abuse@hosta.example"
@@ -345,3 +356,35 @@ def test_with_a_real_worker_a_reply_rechecks_at_once_and_an_out_of_office_change
         replies = [e.detail for e in live.events(case_id) if e.kind == "reply"]
         assert len(replies) == 1 and replies[0]["from"] == DESK
         assert kinds(live).count("auto_reply") == 1
+
+
+def test_mail_that_matched_nothing_waits_for_an_analyst_on_the_desk_and_the_api(
+    stack: Stack, rt: Runtime
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    take_message(rt, returned("other.eml", notice, case_id), "file")
+    take_message(rt, returned("postfix-bounce.eml", notice, case_id), "file")
+    with _client(stack, rt) as (client, auth):
+        other = client.get("/api/inbox?kind=other", headers=auth)
+        assert other.status_code == 200 and other.headers["x-total-count"] == "1"
+        (kept,) = other.json()
+        assert kept["kind"] == "other" and kept["text"] and kept["sender"]
+        every = client.get("/api/inbox", headers=auth).json()
+        assert [m["kind"] for m in every] == ["bounce", "other"]  # newest first
+        assert client.get("/api/inbox?kind=nonsense", headers=auth).status_code == 422
+        assert client.get("/api/inbox").status_code == 401
+        (dead,) = client.get("/api/dead-recipients", headers=auth).json()
+        assert dead["address"] == DESK and dead["notice"] == notice.id
+        page = client.get("/mail", headers=auth)
+        assert page.status_code == 200 and kept["subject"] in page.text and DESK in page.text
+
+
+@contextlib.contextmanager
+def _client(stack: Stack, rt: Runtime) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """Yield the desk app on the stack's database, and an analyst's Authorization header."""
+    app = create_app(load_settings(stack.env), clock=rt.clock)
+    with TestClient(app) as client, rt.sessions() as session:
+        user = accounts.create_user(session, "al", "analyst", None, now=rt.clock())
+        token = accounts.issue_token(session, user, now=rt.clock())
+        session.commit()
+        yield client, {"Authorization": f"Bearer {token}"}

@@ -16,7 +16,7 @@ from workflows.errors import BadValue, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
 from workflows.store.queries import case_detail, case_objects
-from workflows.web import api_admin, api_notices, csv_upload
+from workflows.web import api_admin, api_inbox, api_notices, csv_upload
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor, Watch
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
@@ -236,4 +236,5 @@ def release_case(case_id: CaseId, user: Supervisor, session: DB, now: Now) -> An
 
 router.include_router(cases)
 router.include_router(api_notices.router)
+router.include_router(api_inbox.router)
 router.include_router(api_admin.router)

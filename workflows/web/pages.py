@@ -21,9 +21,10 @@ from workflows.engine import actions, notice_actions
 from workflows.errors import Conflict, FieldError, InputError, NotFound
 from workflows.kinds import Role
 from workflows.store.cases import report
-from workflows.store.models import Case, NoticeItem
+from workflows.store.models import Case, InboundMessage, NoticeItem
 from workflows.store.queries import compute_stats
 from workflows.web import charts, desk, signin
+from workflows.web.api_inbox import dead_recipients, inbound_counts, inbound_objects
 from workflows.web.api_notices import form_tasks
 from workflows.web.auth import DB, CurrentUser, Now, Watch
 from workflows.web.render import redirect, render
@@ -249,6 +250,28 @@ def form_submitted(
         )
     session.commit()
     return redirect("/forms")
+
+
+@router.get("/mail")
+def mail_page(request: Request, user: CurrentUser, session: DB, now: Now) -> Response:
+    """Show the mail that matched nothing (kept for an analyst), counts and dead addresses."""
+    limit = 50
+    unmatched = session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.kind.in_(("other", "unreadable")))
+        .order_by(InboundMessage.id.desc())
+        .limit(limit)
+    )
+    return render(
+        request,
+        "mail.html",
+        page="mail",
+        unmatched=inbound_objects(list(unmatched)),
+        limit=limit,
+        counts=inbound_counts(session),
+        dead=dead_recipients(session, now),
+        when=when,
+    )
 
 
 @router.get("/stats")
