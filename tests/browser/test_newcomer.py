@@ -10,6 +10,7 @@ reload) until they are removed. Each page is saved under build/screenshots/.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,23 @@ def test_newcomer_reports_demo_urls_and_watches_them_removed_live(desk: Up, page
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     page.evaluate("window.stillTheSamePage = true")
     hosted = [u for u in urls if u not in (NXDOMAIN_URL, PRIVATE_URL)]
+    # Cloudflare takes reports only through its web form: in a second tab the newcomer
+    # finds the task under Web forms, submits it (the demo's form reaches the simulated
+    # desk) and marks it submitted; the first tab stays live meanwhile.
+    forms = page.context.new_page()
+    forms.goto(desk.base + "/forms")
+    submit = forms.locator("article button.primary", has_text="Mark submitted")
+    deadline = time.monotonic() + WATCH / 1000
+    while not submit.count() and time.monotonic() < deadline:
+        forms.wait_for_timeout(500)
+        forms.reload()
+    assert "https://abuse.cloudflare.com/" in forms.locator("article").first.inner_text()
+    shot(forms, "web-form-task")
+    forms.fill("article input[name=reference]", "CF-DEMO-1")
+    submit.first.click()
+    forms.wait_for_url(desk.base + "/forms")
+    assert "No form is waiting." in forms.inner_text("main")
+    forms.close()
     try:
         page.wait_for_function(
             """([hosted, unrouted]) => {

@@ -37,7 +37,7 @@ from workflows.engine import notice_actions
 from workflows.engine.inbox import take_message
 from workflows.engine.runtime import Runtime
 from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
-from workflows.sim import DeskRunner, World, demo_world
+from workflows.sim import World, demo_world
 from workflows.store import accounts
 from workflows.store.db import database_url, make_engine
 from workflows.store.models import Case, Event, Notice, NoticeItem, User
@@ -89,10 +89,10 @@ def _run(world: World, isolated: bool, home: Path, urls: list[str], limit: float
     try:
         with ExitStack() as running:
             running.callback(pipe.close)  # last: after the desks stopped sending
-            env, desks = launch.serve_world_desks(running, world, home, isolated, mailbox=pipe)
+            env = launch.serve_world(running, world, home, isolated, mailbox=pipe)
             env["TAKEDOWN_RETURN_PATH"] = demo_world.RETURN_PATH  # bounces name their notice
             pipe.open(env)
-            clerk = FormClerk(pipe, desks)
+            clerk = FormClerk(pipe)
             started, deadline = dt.datetime.now(dt.UTC), time.monotonic() + limit
             done = launch.report_urls(env, urls)
             if done.returncode != 0:
@@ -145,11 +145,11 @@ class MailPipe:
 
 
 class FormClerk:
-    """The demo's analyst: submits each web-form task a moment after it appears, and the
-    provider's form hands the text to its simulated desk."""
+    """The demo's analyst: marks each web-form task submitted a moment after it appears
+    (the provider's form then reaches its simulated desk: launch.FormBackend)."""
 
-    def __init__(self, pipe: MailPipe, desks: DeskRunner) -> None:
-        self.pipe, self.desks = pipe, desks
+    def __init__(self, pipe: MailPipe) -> None:
+        self.pipe = pipe
 
     def poll(self) -> None:
         """Submit the form tasks that have waited CLERK_DELAY seconds."""
@@ -169,10 +169,6 @@ class FormClerk:
             for task in due:
                 notice_actions.submit_form(session, task.id, clerk, now=now, forms=rt.forms)
             session.commit()
-            for task in due:
-                desk = demo_world.FORM_DESKS.get(task.recipients)
-                if desk is not None:
-                    self.desks.submit_form(desk, task.subject, task.body_text)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

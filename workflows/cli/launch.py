@@ -19,7 +19,12 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy import Engine, select, true
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
 from workflows.engine.broker import stop_orphaned
+from workflows.kinds import NoticeStatus
 from workflows.sim import (
     DeskRunner,
     SimInternet,
@@ -28,8 +33,16 @@ from workflows.sim import (
     WebServer,
     World,
 )
-from workflows.sim.demo_world import HOTLINES_TOML, SENDER, demo_desks, public_addresses
+from workflows.sim.demo_world import (
+    FORM_DESKS,
+    HOTLINES_TOML,
+    SENDER,
+    demo_desks,
+    public_addresses,
+)
 from workflows.sim.netns import isolate_network
+from workflows.store.db import database_url, make_engine
+from workflows.store.models import Notice
 
 STOP_WAIT = 20.0  # seconds a warm shutdown may take before the worker is killed
 
@@ -94,7 +107,53 @@ def serve_world_desks(
         web = stack.enter_context(WebServer(world))
         env["TAKEDOWN_FETCH_PROXY"] = stack.enter_context(SimProxy(world, web)).url
     runner = stack.enter_context(DeskRunner(world, smtp, demo_desks(world), mailbox=mailbox))
+    stack.enter_context(FormBackend(home, runner))
     return env, runner
+
+
+class FormBackend:
+    """The providers' web forms of the demo world: a form task an analyst marked submitted
+    (the desk's Web forms page, or the demo's analyst) reaches the provider's simulated
+    desk, which reacts as to a notice (demo_world.FORM_DESKS)."""
+
+    def __init__(self, home: Path, desks: DeskRunner, every: float = 0.5) -> None:
+        self.home, self.desks, self.every = home, desks, every
+        self.forwarded: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="form-backend", daemon=True)
+
+    def __enter__(self) -> FormBackend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        engine = make_engine(database_url(None, self.home))
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    self.forward(engine)
+                except SQLAlchemyError:
+                    continue  # not migrated yet, or busy: the next round reads again
+        finally:
+            engine.dispose()
+
+    def forward(self, engine: Engine) -> None:
+        """Hand every newly submitted form to its desk."""
+        with Session(engine) as session:
+            submitted = session.scalars(
+                select(Notice).where(
+                    Notice.status == NoticeStatus.SENT,
+                    Notice.recipients.in_(list(FORM_DESKS)),
+                    Notice.id.not_in(self.forwarded) if self.forwarded else true(),
+                )
+            ).all()
+        for notice in submitted:
+            self.forwarded.add(notice.id)
+            self.desks.submit_form(FORM_DESKS[notice.recipients], notice.subject, notice.body_text)
 
 
 def takedown_command() -> list[str]:
