@@ -39,6 +39,8 @@ class Settings:
     hotlines: Path | None  # None: the shipped directory
     cdns: Path | None  # None: the shipped CDN list
     forms: Path | None  # None: the shipped web-form desks
+    platforms: Path | None = None  # None: the shipped platform rules
+    placeholders: Path | None = None  # None: the shipped registry placeholder list
     database_url: str | None = None  # None: SQLite in home
     redis_url: str | None = None  # None: an embedded Redis under home
     smtp_url: str = "smtp://localhost:25"
@@ -102,6 +104,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         hotlines=_existing_file(get("HOTLINES"), "HOTLINES"),
         cdns=_existing_file(get("CDNS"), "CDNS"),
         forms=_existing_file(get("FORMS"), "FORMS"),
+        platforms=_existing_file(get("PLATFORMS"), "PLATFORMS"),
+        placeholders=_existing_file(get("PLACEHOLDERS"), "PLACEHOLDERS"),
         database_url=_database_url(get("DATABASE_URL")),
         redis_url=_redis_url(get("REDIS_URL")),
         smtp_url=get("SMTP_URL") or "smtp://localhost:25",

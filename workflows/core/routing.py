@@ -3,14 +3,37 @@
 hosted in our own country (TAKEDOWN_COUNTRY)   → host_notice
 hosted where a partner hotline takes referrals → hotline_referral
 anywhere else                                  → no_partner (notice the host directly)
+
+The host's recipients are the platform's desk when the URL is on a known platform (the
+networks' own contacts are kept beside it, as the party after the platform), else the
+abuse contacts of the networks in the hosting country, each marked with where it came from
+(SOURCES, most trusted first).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+# Where a host's contacts come from, most trusted first (workflows.trace.contacts ranks a
+# network's; the tracer adds cdn, parent, placeholder and platform).
+SOURCES = (
+    "platform",
+    "cdn",
+    "role:abuse",
+    "remarks",
+    "abuse-local-part",
+    "role:noc",
+    "role:technical",
+    "role:administrative",
+    "role:registrant",
+    "entity",
+    "parent",
+    "placeholder",
+)
+PLATFORM = "platform"
 
 
 class Route(StrEnum):
@@ -33,6 +56,7 @@ class Hosting:
     abuse_fallback: bool = False
     error: str | None = None  # the lookup failed; None when it did not
     error_permanent: bool = True
+    abuse_source: str | None = None  # where abuse came from (SOURCES)
 
 
 @dataclass(frozen=True)
@@ -46,6 +70,11 @@ class Decision:
     hotline: str | None = None  # referral address when the route is hotline_referral
     reason: str | None = None
     permanent: bool = True  # for no route: False when a later retry may find one
+    source: str | None = None  # where recipients came from (SOURCES)
+    # The networks' own recipients and their source: the same as recipients, unless a
+    # platform's desk took their place (then the party after the platform).
+    network_recipients: tuple[str, ...] = ()
+    network_source: str | None = None
 
 
 def choose_country(countries: Sequence[str], own: str) -> str | None:
@@ -58,10 +87,21 @@ def choose_country(countries: Sequence[str], own: str) -> str | None:
     return max(countries, key=lambda c: (counts[c], -countries.index(c)))
 
 
+def most_trusted(sources: Iterable[str | None]) -> str | None:
+    """Return the most trusted of SOURCES (an unknown one ranks last), None if there is none."""
+    known = [s for s in sources if s]
+    rank = {source: index for index, source in enumerate(SOURCES)}
+    return min(known, key=lambda s: rank.get(s, len(SOURCES)), default=None)
+
+
 def decide_route(
-    hostings: Sequence[Hosting], own: str, referral_address: Callable[[str], str | None]
+    hostings: Sequence[Hosting],
+    own: str,
+    referral_address: Callable[[str], str | None],
+    platform: tuple[str, ...] = (),
 ) -> Decision:
-    """Route a URL from its addresses' hosting, our country and the hotline directory."""
+    """Route a URL from its addresses' hosting, our country and the hotline directory;
+    PLATFORM: the desk of the platform the URL is on, which takes the host's place."""
     public = [h for h in hostings if h.special_use is None]
     if not hostings:
         return Decision(None, reason="no address to route")
@@ -76,15 +116,28 @@ def decide_route(
     if country is None:
         return Decision(None, reason="hosting country unknown: RDAP names none")
     hosting = [h for h in usable if h.country == country]
-    recipients = tuple(dict.fromkeys(a for h in hosting for a in h.abuse))
-    fallback = bool(recipients) and all(h.abuse_fallback for h in hosting if h.abuse)
+    network = tuple(dict.fromkeys(a for h in hosting for a in h.abuse))
+    network_source = most_trusted(h.abuse_source for h in hosting if h.abuse)
+    recipients, source = (platform, PLATFORM) if platform else (network, network_source)
+    fallback = not platform and bool(network) and all(h.abuse_fallback for h in hosting if h.abuse)
+    decided = Decision(
+        Route.NO_PARTNER,
+        country,
+        recipients,
+        fallback,
+        source=source,
+        network_recipients=network,
+        network_source=network_source,
+    )
     if country == own:
-        route = Route.HOST_NOTICE
-    elif hotline := referral_address(country):
-        return Decision(Route.HOTLINE_REFERRAL, country, recipients, fallback, hotline)
-    else:
-        route = Route.NO_PARTNER
-    if not recipients:
-        names = ", ".join(dict.fromkeys(h.network or h.ip for h in hosting))
-        return Decision(None, country, reason=f"no abuse contact for {names}: needs an analyst")
-    return Decision(route, country, recipients, fallback)
+        return replace(decided, route=Route.HOST_NOTICE) if recipients else _no_contact(hosting)
+    if hotline := referral_address(country):
+        return replace(decided, route=Route.HOTLINE_REFERRAL, hotline=hotline)
+    return decided if recipients else _no_contact(hosting)
+
+
+def _no_contact(hosting: Sequence[Hosting]) -> Decision:
+    """Return the decision for hosting that names no contact: an analyst must find one."""
+    names = ", ".join(dict.fromkeys(h.network or h.ip for h in hosting))
+    country = hosting[0].country if hosting else None
+    return Decision(None, country, reason=f"no abuse contact for {names}: needs an analyst")

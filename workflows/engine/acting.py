@@ -372,6 +372,9 @@ def _recipients(
         hotline = trace.get("hotline") or {}
         return hotline.get("email") or "", country
     if party == Party.UPSTREAM:
+        if trace.get("platform") and trace.get("network_abuse"):
+            # On a platform the network that hosts it is the party above the platform.
+            return ",".join(trace["network_abuse"]), country
         return ",".join(rt.tracer.upstream_contacts(trace)), country
     if party == Party.REGISTRAR:
         # A registrar that also hosts the content was told already, as the host.
@@ -394,8 +397,9 @@ def _form_of(
         return None
     asns: list[int | None] = []
     host = ""
-    if party == Party.HOST:
-        trace = values.get("trace") or case.trace or {}
+    trace = values.get("trace") or case.trace or {}
+    if party == Party.HOST and not trace.get("platform"):
+        # (A platform's desk matches by its own addresses only, not by the network under it.)
         country = values.get("country", case.country)
         networks = [n for n in trace.get("networks") or [] if isinstance(n, dict)]
         asns = [n.get("asn") for n in networks if n.get("country") == country] or [

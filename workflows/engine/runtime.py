@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from workflows.config.cdns import load_cdns
 from workflows.config.forms import FormDirectory, load_forms
 from workflows.config.hotlines import load_hotlines
+from workflows.config.placeholders import load_placeholders
+from workflows.config.platforms import load_platforms
 from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
 from workflows.core.policy import Policy
@@ -175,4 +177,6 @@ def check_start(settings: Settings) -> Policy:
     load_hotlines(settings.hotlines)  # so do the directories, loaded again by the tracer
     load_cdns(settings.cdns)
     load_forms(settings.forms)
+    load_platforms(settings.platforms)
+    load_placeholders(settings.placeholders)
     return policy

@@ -69,7 +69,8 @@ def routing_of(result: Trace) -> dict[str, Any]:
     hosting = [n for n in result.networks if not n.special_use and not n.error]
     network = next((n for n in hosting if n.country == result.country), None)
     label = (result.cdn or (network.cidr if network else None)) or None
-    provider = result.cdn or (network and (network.as_name or network.name)) or None
+    platform = (result.platform or {}).get("name") if result.route else None
+    provider = platform or result.cdn or (network and (network.as_name or network.name)) or None
     return {
         "route": result.route,
         "country": result.country,

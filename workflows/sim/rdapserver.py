@@ -6,7 +6,10 @@
     /domain/<name>                       a domain registered in the world (404 if none),
                                          in ICANN's gTLD RDAP response profile shape
 
-A network answers in its RDAP style (arin, ripe, none) and fails on request
+A network answers in its RDAP style (arin, ripe, none), writes its range in its range style
+(plain, prefix-length, zero-padded, handle-only), and may carry the shapes real registries
+publish: remarks (its own, its technical entity's), a registry IRT as its abuse entity (a
+placeholder), an entity with no roles. It fails on request
 (`Network.rdap_fault`: 404, 429 with the network's Retry-After, 500, malformed,
 entity_loop); a domain answers in its registrar's style (icann, top, none) and fails with
 its registrar's `rdap_fault` (404, 429, 500, malformed). Every answer leaves
@@ -343,10 +346,10 @@ class RDAPServer(HTTPService):
         }
 
     def _network_json(self, network: Network) -> JSON:
-        """Build the RFC 9083 ip network object."""
+        """Build the RFC 9083 ip network object, in the network's range style."""
         prefix = network.prefix
         key = "v4prefix" if prefix.version == 4 else "v6prefix"
-        return {
+        answer = {
             "rdapConformance": CONFORMANCE,
             "objectClassName": "ip network",
             "handle": network.handle,
@@ -364,6 +367,11 @@ class RDAPServer(HTTPService):
             "links": self._links(f"/ip/{network.cidr}"),
             "entities": self._entities(network),
         }
+        if network.range_style != "plain":
+            _restyle_range(answer, prefix, network.range_style)
+        if network.remarks:
+            answer["remarks"] = [{"title": "remarks", "description": list(network.remarks)}]
+        return answer
 
     def _parent_handle(self, network: Network) -> str:
         """Return the handle of the covering network, or of a synthetic RIR block."""
@@ -381,6 +389,22 @@ class RDAPServer(HTTPService):
         return prefix_handle(prefix.supernet(new_prefix=min(prefix.prefixlen, rir_block)))
 
     def _entities(self, network: Network) -> list[JSON]:
+        """Build the entities list: the RDAP style's, then a registry IRT and a role-less
+        entity when the network has them (both at the top, as APNIC and AFRINIC put them)."""
+        entities = self._styled_entities(network)
+        handles, label = network.entity_handles, f"{network.org}\n{network.country}"
+        if network.irt:
+            card = vcard(handles["irt"], "group", network.irt, label)
+            entities.append(self._entity_json(handles["irt"], ["abuse"], card))
+        if network.roleless:
+            entity = self._entity_json(
+                handles["roleless"], [], vcard(network.org, "individual", network.roleless, label)
+            )
+            del entity["roles"]  # AFRINIC: entities with no roles member at all
+            entities.append(entity)
+        return entities
+
+    def _styled_entities(self, network: Network) -> list[JSON]:
         """Build the entities list in the network's RDAP style."""
         handles, label = network.entity_handles, f"{network.org}\n{network.country}"
         org_card = vcard(network.org, "org", [], label)
@@ -388,6 +412,8 @@ class RDAPServer(HTTPService):
         tech_roles = ["technical"] if network.style == "arin" else ["administrative", "technical"]
         tech_card = vcard(f"{network.name} NOC", "group", network.fallback, label)
         tech = self._entity_json(handles["tech"], tech_roles, tech_card)
+        if network.tech_remarks:
+            tech["remarks"] = [{"title": "remarks", "description": list(network.tech_remarks)}]
         abuse_card = vcard("Abuse contact", "group", network.abuse, label)
         abuse = self._entity_json(handles["abuse"], ["abuse"], abuse_card)
         if network.style == "arin":  # ARIN nests its POCs inside the registrant org
@@ -421,7 +447,7 @@ def looped_json(answer: JSON, depth: int) -> str:
     """
     flat = _flatten(answer["entities"])
     org = flat[0]
-    contact = next((e for e in flat if "abuse" in e["roles"]), flat[-1])
+    contact = next((e for e in flat if "abuse" in e.get("roles", [])), flat[-1])
     top = {k: v for k, v in org.items() if k != "entities"}
     inner = [_chain([org], depth), _chain([contact, org], depth)]
     # Built as text: json.dumps itself would recurse past the interpreter's limit.
@@ -487,6 +513,28 @@ def _abuse_entity(emails: list[str]) -> JSON:
     ]
     props += [["email", {}, "text", email] for email in emails]
     return {"objectClassName": "entity", "roles": ["abuse"], "vcardArray": ["vcard", props]}
+
+
+def _restyle_range(answer: JSON, prefix: IPNetwork, style: str) -> None:
+    """Write ANSWER's range as STYLE does (plain is left as it is): without cidr0, so a
+    client reads the shape itself."""
+    del answer["cidr0_cidrs"]
+    first, last = prefix.network_address, prefix.broadcast_address
+    if style == "prefix-length":
+        answer["startAddress"] = f"{first}/{prefix.max_prefixlen}"
+        answer["endAddress"] = f"{last}/{prefix.max_prefixlen}"
+    elif style == "zero-padded":
+        answer["startAddress"], answer["endAddress"] = _padded(first), _padded(last)
+    else:  # handle-only: the handle is the CIDR, and nothing else says the range
+        del answer["startAddress"], answer["endAddress"]
+        answer["handle"] = str(prefix)
+
+
+def _padded(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Write an address as ARIN does: IPv4 octets padded to three digits, IPv6 in full."""
+    if address.version == 4:
+        return ".".join(part.zfill(3) for part in str(address).split("."))
+    return address.exploded
 
 
 def _counted(found: Found) -> Target:

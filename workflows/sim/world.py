@@ -40,6 +40,10 @@ DNS_FAULTS = frozenset({"servfail", "timeout", "refused", "truncate"})
 # and the org contain each other), serialised as deep as a server without a guard goes.
 RDAP_FAULTS = frozenset({"404", "429", "500", "malformed", "entity_loop"})
 STYLES = frozenset({"arin", "ripe", "none"})
+# How an answer writes its range (real registries' shapes): plain addresses; with a prefix
+# length after each (RIPE's older answers, "2a00:…::/128"); zero-padded IPv4 ("010.000…",
+# ARIN) or fully written IPv6; or only a CIDR handle, no addresses and no cidr0.
+RANGE_STYLES = frozenset({"plain", "prefix-length", "zero-padded", "handle-only"})
 # Where a domain answer names its registrar's abuse contact: nested in the registrar entity
 # (ICANN's gTLD RDAP response profile), as a top-level entity, or nowhere.
 REGISTRAR_STYLES = frozenset({"icann", "top", "none"})
@@ -85,12 +89,20 @@ class Network:
     rdap_fault_times: int | None = None
     retry_after: int = 1
     announced: bool = True
+    # Real-world shapes of an answer; the defaults serve the plain answer, byte for byte.
+    remarks: list[str] = field(default_factory=list)  # lines of the network's remarks
+    tech_remarks: list[str] = field(default_factory=list)  # of its technical entity's
+    irt: list[str] = field(default_factory=list)  # a registry IRT's e-mails, role abuse
+    roleless: list[str] = field(default_factory=list)  # e-mails of an entity without roles
+    range_style: str = "plain"
 
     def __post_init__(self) -> None:
         """Validate the declaration so a typo fails at construction, not mid-test."""
         self.cidr = str(ipaddress.ip_network(self.cidr))
         if self.style not in STYLES:
             raise ValueError(f"unknown RDAP style {self.style!r}")
+        if self.range_style not in RANGE_STYLES:
+            raise ValueError(f"unknown range style {self.range_style!r}")
         if self.registry not in REGISTRIES:
             raise ValueError(f"unknown registry {self.registry!r}")
         if self.rdap_fault is not None and self.rdap_fault not in RDAP_FAULTS:
@@ -110,9 +122,16 @@ class Network:
 
     @property
     def entity_handles(self) -> dict[str, str]:
-        """Return the RDAP handles of the network's org, technical and abuse entities."""
+        """Return the RDAP handles of the network's org, technical and abuse entities (and
+        of its registry IRT and role-less entity, when it has them)."""
         base = re.sub(r"[^A-Z0-9]+", "-", self.name.upper()).strip("-")
-        return {"org": f"ORG-{base}", "tech": f"TECH-{base}", "abuse": f"ABUSE-{base}"}
+        return {
+            "org": f"ORG-{base}",
+            "tech": f"TECH-{base}",
+            "abuse": f"ABUSE-{base}",
+            "irt": f"IRT-{base}",
+            "roleless": f"CONTACT-{base}",
+        }
 
 
 @dataclass

@@ -1,16 +1,20 @@
 """Look up the network of a public address over RDAP (RFC 7482 paths, RFC 9083 JSON).
 
 All I/O is ours: one HTTP GET per network to TAKEDOWN_RDAP_BASE or the registry's own
-server, rate-limited per registry and cached by network range. ipwhois parses the network
-object (its `_RDAPNetwork`, as `IPWhois.lookup_rdap` does); abuse contacts are read from
-the raw JSON by rdap_contacts.py, nested entities included, so ARIN's abuse POC costs no
-extra request.
+server, rate-limited per registry and cached by network range. The network object is read
+as ipwhois' `_RDAPNetwork` reads it (handle, name, country, the CIDRs of its range), but
+its range in every shape registries write it (ranges.py: prefix lengths, zero-padded IPv4,
+cidr0, a CIDR handle); its contacts are read from the raw JSON by contacts.py, nested
+entities and remarks included, so ARIN's abuse POC costs no extra request.
 
-    rdap_not_found     404: no registry knows the address         permanent
-    rdap_rate_limited  429 that outlasts TAKEDOWN_RDAP_MAX_WAIT    transient (retry_after)
+    rdap_not_found     404: no registry knows the address            permanent
+    rdap_rate_limited  429 that outlasts TAKEDOWN_RDAP_MAX_WAIT       transient (retry_after)
                        (or its block on the registry, unasked)
-    rdap_unavailable   5xx, connection error, timeout             transient
-    rdap_malformed     not an RDAP ip network object              transient
+    rdap_unavailable   5xx, connection error, timeout                transient
+                       (an RFC 9083 error object sent with status 200 counts as its errorCode)
+    rdap_malformed     not JSON (a body cut short)                   transient
+                       JSON, but no ip network object with a usable  permanent: the same
+                       range holding the address                     record comes again
 
 Everything in an answer is untrusted: nesting deeper than MAX_JSON_DEPTH is cut off before
 parsing (a server that serialises an entity loop nests without end), entity loops are
@@ -27,17 +31,18 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
-from ipwhois.exceptions import InvalidNetworkObject
-from ipwhois.rdap import RIR_RDAP, _RDAPNetwork
+from ipwhois.rdap import RIR_RDAP
 
+from workflows.config.placeholders import shipped_placeholders
 from workflows.errors import LookupFailed
-from workflows.trace.contacts import extract_contacts
+from workflows.trace.contacts import Contact, choose_contacts, rank_contacts
+from workflows.trace.ranges import cidr_text, network_range
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,6 +51,7 @@ FAILURE_TTL = 5.0  # seconds a failed lookup of an address is answered from memo
 # JSON levels kept: an entity at MAX_ENTITY_DEPTH with its jCard sits at level 19. Deeper
 # values become null, so neither the decoder nor any later walk can exhaust the stack.
 MAX_JSON_DEPTH = 32
+MAX_FIELD = 255  # characters kept of a handle or a name
 MAX_RETRY_AFTER = 3600.0  # one header must not silence a registry for longer than this
 # A JSON string (escapes included) or one bracket: enough to track nesting without parsing.
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
@@ -66,9 +72,33 @@ class NetworkRecord:
     abuse_fallback: bool  # True: no `abuse` role; these are other roles' addresses
     source: str  # the URL that answered
     cached: bool = False
-    # Other roles' addresses beside an `abuse` one (noc, technical, …): where a notice
-    # goes when every abuse address bounced, before the upstream.
+    # The next tiers' addresses after the chosen ones (remarks, noc, technical, …): where
+    # a notice goes when every abuse address bounced, before the upstream.
     others: tuple[str, ...] = ()
+    # Where `abuse` came from (contacts.py: role:abuse, remarks, abuse-local-part, …); None
+    # when the record names no contact, or in a record shared before sources were kept.
+    abuse_source: str | None = None
+    # Every address the answer names, (address, source), most trusted first, registry
+    # placeholders included: the tracer chooses again with the operator's placeholder list.
+    contacts: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        """Take the lists a shared (JSON) record comes back with as tuples."""
+        object.__setattr__(self, "abuse", tuple(self.abuse))
+        object.__setattr__(self, "others", tuple(self.others))
+        pairs = tuple((str(a), str(s)) for a, s in self.contacts if isinstance(a, str))
+        object.__setattr__(self, "contacts", pairs)
+        if self.abuse_source is None and self.abuse and not self.abuse_fallback:
+            object.__setattr__(self, "abuse_source", "role:abuse")  # shared before sources
+
+    def ranked(self) -> list[Contact]:
+        """Return the record's contacts, most trusted first (rebuilt for an older record)."""
+        if self.contacts:
+            return [Contact(address, source) for address, source in self.contacts]
+        first = self.abuse_source or "role:other"
+        return [Contact(a, first) for a in self.abuse] + [
+            Contact(a, "role:other") for a in self.others if a not in self.abuse
+        ]
 
 
 class NetworkCache:
@@ -386,50 +416,74 @@ def prune_depth(text: str, limit: int) -> str:
     return "".join([*pieces, text[kept:]])
 
 
-def parse_network(data: Any, source: str, address: str | None = None) -> NetworkRecord:
-    """Build a NetworkRecord from an RDAP ip network object (that holds ADDRESS, if given)."""
+def parse_network(
+    data: Any, source: str, address: str | None = None, placeholders: Container[str] | None = None
+) -> NetworkRecord:
+    """Build a NetworkRecord from an RDAP ip network object (that holds ADDRESS, if given).
+
+    Its contacts are chosen passing over the registry placeholders (PLACEHOLDERS, or the
+    shipped list), so even a parent found for an escalation never names one while it names
+    anything else.
+    """
+    if isinstance(data, dict) and _error_code(data.get("errorCode")) is not None:
+        raise _error_object(data["errorCode"], source)
     if not isinstance(data, dict) or data.get("objectClassName", "ip network") != "ip network":
         raise _malformed(f"RDAP answer is not an ip network object: {source}")
-    # Checked first: without a handle, ipwhois would json.dumps the whole answer to log it.
-    if not isinstance(data.get("handle"), str):
-        raise _malformed(f"RDAP network object lacks a valid handle or range: {source}")
-    try:
-        network = _RDAPNetwork(data)
-        network.parse()
-        fields = network.vars
-        start = ipaddress.ip_address(str(fields["start_address"]))
-        end = ipaddress.ip_address(str(fields["end_address"]))
-    except (InvalidNetworkObject, KeyError, TypeError, ValueError, AttributeError):
-        raise _malformed(f"RDAP network object lacks a valid handle or range: {source}") from None
     # A range that is upside down, mixes versions or misses the address asked for would be
     # cached and then answer for addresses it has nothing to do with.
-    if start.version != end.version or int(start) > int(end) or not _holds(start, end, address):
-        raise _malformed(f"RDAP network range {start} - {end} is not usable: {source}")
-    abuse, fallback = extract_contacts(data)
-    country = fields.get("country")
+    found = network_range(data, address)
+    if found is None:
+        holding = f" holding {address}" if address else ""
+        raise _malformed(f"RDAP network object has no usable range{holding}: {source}")
+    start, end = found
+    contacts = rank_contacts(data)
+    choice = choose_contacts(
+        contacts, shipped_placeholders() if placeholders is None else placeholders
+    )
+    cidr = cidr_text(found)
+    country = _text(data.get("country"))
     return NetworkRecord(
-        handle=str(fields["handle"]),
-        cidr=str(fields.get("cidr") or ""),
+        handle=_text(data.get("handle")) or cidr,
+        cidr=cidr,
         start=str(start),
         end=str(end),
-        name=fields.get("name"),
-        country=country.upper() if _is_country(country) else None,
-        abuse=tuple(abuse or fallback),
-        abuse_fallback=not abuse and bool(fallback),
+        name=_text(data.get("name")),
+        country=country.upper() if country is not None and _is_country(country) else None,
+        abuse=choice.abuse,
+        abuse_fallback=choice.fallback,
         source=source,
-        others=tuple(a for a in fallback if a not in abuse) if abuse else (),
+        others=choice.others,
+        abuse_source=choice.source,
+        contacts=tuple((c.address, c.source) for c in contacts),
     )
 
 
 def _malformed(message: str) -> LookupFailed:
-    return LookupFailed(message, kind="rdap_malformed", permanent=False)
+    # Permanent: asking again returns the same record; the case needs an analyst (who can
+    # route it by hand) and is traced again at the policy's retrace interval.
+    return LookupFailed(message, kind="rdap_malformed", permanent=True)
 
 
-def _holds(start: IPAddress, end: IPAddress, address: str | None) -> bool:
-    if address is None:
-        return True
-    ip = ipaddress.ip_address(address)
-    return ip.version == start.version and int(start) <= int(ip) <= int(end)
+def _error_code(value: Any) -> int | None:
+    """Return an RFC 9083 §6 errorCode, if VALUE is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_object(code: int, source: str) -> LookupFailed:
+    """Turn an error object a server sent with status 200 into the failure its code means."""
+    if code == 404:
+        return LookupFailed(
+            f"no RDAP record ({code}): {source}", kind="rdap_not_found", permanent=True
+        )
+    if code == 429 or code >= 500:
+        message = f"RDAP server answered an error object ({code}): {source}"
+        return LookupFailed(message, kind="rdap_unavailable", permanent=False)
+    return _malformed(f"RDAP answer is an error object ({code}): {source}")
+
+
+def _text(value: Any) -> str | None:
+    """Return a string field stripped and cut to MAX_FIELD characters; None if not one."""
+    return value.strip()[:MAX_FIELD] if isinstance(value, str) else None
 
 
 def _is_country(value: Any) -> bool:

@@ -1,4 +1,12 @@
-"""Trace a URL to its hosting: DNS, then each address's origin AS, RDAP network and CDN.
+"""Trace a URL to its hosting: DNS, then each address's origin AS, RDAP network and CDN,
+and the platform its host name is on.
+
+Each network's contacts are chosen in the order of trust of contacts.py (role:abuse,
+remarks, abuse-local-part, the other roles, role-less entities), passing over registry
+placeholders (TAKEDOWN_PLACEHOLDERS, noted in the trace); a network that names nothing
+else gets its parent network's contact (one more RDAP query, asked only then), and a
+placeholder only as the last resort. A URL on a known platform (TAKEDOWN_PLATFORMS) goes
+to the platform's desk, its networks' contacts kept as `network_abuse`.
 
 The tracer is the only place the edges meet; deciding the route is left to routing.py.
 """
@@ -18,17 +26,21 @@ import httpx
 
 from workflows.config.cdns import CDNDirectory, load_cdns
 from workflows.config.hotlines import HotlineDirectory, load_hotlines
+from workflows.config.placeholders import PlaceholderList, load_placeholders
+from workflows.config.platforms import PlatformDirectory, PlatformMatch, load_platforms
 from workflows.config.settings import Settings
 from workflows.core.routing import Decision, Hosting, decide_route
 from workflows.core.special_use import special_use
 from workflows.core.urls import NormalizedURL
 from workflows.errors import DNSFailure, LookupFailed
 from workflows.trace.asn import Origin, lookup_origin
+from workflows.trace.contacts import Choice, choose_contacts
 from workflows.trace.dns import Resolution, make_resolver, resolve_host
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkCache, NetworkRecord, Pace, RDAPClient, SharedCache
 from workflows.trace.registrar import RegistrarClient, RegistrarRecord
 
+PARENT, PLACEHOLDER = "parent", "placeholder"
 # RFC 9520 §3.2: a resolution failure (SERVFAIL, timeout) is cached for at least 1 s and
 # at most 5 min. A few seconds lets one host's batch of URLs pay the timeout once, not
 # once per URL, and still sees a healed server at the next retry.
@@ -50,7 +62,10 @@ class NetworkTrace:
     registry: str | None = None
     abuse: list[str] = field(default_factory=list)
     abuse_fallback: bool = False
-    others: list[str] = field(default_factory=list)  # other roles' addresses, beside abuse
+    others: list[str] = field(default_factory=list)  # the next tiers' addresses, after abuse
+    abuse_source: str | None = None  # where abuse came from (core.routing.SOURCES)
+    # Every address RDAP names, most trusted first: {email, source[, placeholder]}.
+    contacts: list[dict[str, Any]] = field(default_factory=list)
     cdn: dict[str, Any] | None = None
     cached: bool = False
     error: dict[str, Any] | None = None
@@ -58,15 +73,17 @@ class NetworkTrace:
     def hosting(self) -> Hosting:
         """Return what routing needs to know about this address."""
         error = self.error or {}
+        cdn = (self.cdn or {}).get("abuse")
         return Hosting(
             ip=self.ip,
             special_use=self.special_use,
             country=(self.cdn or {}).get("country") or self.country,
             network=self.name or self.cidr,
-            abuse=tuple((self.cdn or {}).get("abuse") or self.abuse),
+            abuse=tuple(cdn or self.abuse),
             abuse_fallback=self.abuse_fallback and not self.cdn,
             error=error.get("message"),
             error_permanent=bool(error.get("permanent", True)),
+            abuse_source="cdn" if cdn else self.abuse_source,
         )
 
 
@@ -83,9 +100,16 @@ class Trace:
     country: str | None = None
     abuse: list[str] = field(default_factory=list)
     abuse_fallback: bool = False
-    # Where the host's notices go when every abuse address bounced: the routing networks'
-    # other roles (noc, technical, …), before the workflow moves on to the upstream.
+    abuse_source: str | None = None  # where abuse came from: platform, cdn, role:abuse, …
+    # Where the host's notices go when every abuse address bounced, best first: the routing
+    # networks' next tiers (noc, technical, …); on a platform, the networks' own contacts.
     fallback: list[str] = field(default_factory=list)
+    # The platform the URL's host is on ({key, name, matched, abuse, form, source}), or None.
+    platform: dict[str, Any] | None = None
+    # The networks' own contacts and their source: abuse itself, unless a platform's desk
+    # took their place; then the party after the platform (its upstream).
+    network_abuse: list[str] = field(default_factory=list)
+    network_abuse_source: str | None = None
     cdn: str | None = None
     route: str | None = None
     reason: str | None = None
@@ -112,6 +136,8 @@ class Tracer:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
         registrars: RegistrarClient | None = None,
+        platforms: PlatformDirectory | None = None,
+        placeholders: PlaceholderList | None = None,
     ) -> None:
         self.resolver = resolver
         self.rdap = rdap
@@ -122,6 +148,8 @@ class Tracer:
             )
         self.registrars = registrars
         self.cdns = cdns
+        self.platforms = load_platforms() if platforms is None else platforms
+        self.placeholders = load_placeholders() if placeholders is None else placeholders
         self.hotlines = hotlines
         self.country = country
         self.clock = clock
@@ -166,6 +194,8 @@ class Tracer:
             load_hotlines(settings.hotlines),
             settings.country,
             registrars=registrars,
+            platforms=load_platforms(settings.platforms),
+            placeholders=load_placeholders(settings.placeholders),
         )
 
     def close(self) -> None:
@@ -177,6 +207,8 @@ class Tracer:
         trace = Trace(
             url.url, url.host, url.display_host, notes=list(url.notes), traced_at=_iso(self.clock())
         )
+        platform = self.platforms.match(url.host)
+        trace.platform = platform.as_dict() if platform else None
         try:
             resolution = self.resolve(url.host)
         except DNSFailure as error:
@@ -188,7 +220,7 @@ class Tracer:
         trace.addresses = list(resolution.addresses)
         trace.notes += resolution.notes
         trace.networks = [self.trace_address(ip, trace.notes) for ip in resolution.addresses]
-        self._route(trace)
+        self._route(trace, platform)
         return trace
 
     @contextlib.contextmanager
@@ -253,14 +285,6 @@ class Tracer:
         if origin is not None:
             network.asn, network.as_name = origin.asn, origin.as_name
             network.registry = origin.registry
-        try:
-            record = self.rdap.lookup(ip, network.registry)
-        except LookupFailed as error:
-            network.error = error.as_dict()
-            if error.retry_after is not None:
-                network.error["retry_after"] = error.retry_after
-        else:
-            _fill(network, record, origin)
         cdn = self.cdns.match(network.asn, ip)
         if cdn is not None:
             network.cdn = {
@@ -269,7 +293,64 @@ class Tracer:
                 "abuse_form": cdn.abuse_form,
                 "country": cdn.country,
             }
+        try:
+            record = self.rdap.lookup(ip, network.registry)
+        except LookupFailed as error:
+            network.error = error.as_dict()
+            if error.retry_after is not None:
+                network.error["retry_after"] = error.retry_after
+        else:
+            _fill(network, record, origin)
+            # A CDN's own desk takes the notice: its network's parent is never needed.
+            self._choose(network, record, notes, parent=not (cdn and cdn.abuse))
         return network
+
+    def _choose(
+        self, network: NetworkTrace, record: NetworkRecord, notes: list[str], *, parent: bool
+    ) -> None:
+        """Choose NETWORK's contacts from RECORD's, passing over registry placeholders; with
+        nothing else, its parent network's (PARENT: may ask RDAP, only then), then a
+        placeholder."""
+        ranked = record.ranked()
+        own = choose_contacts(ranked, self.placeholders)
+        choice = own
+        label = network.name or network.cidr or network.ip
+        if not own.abuse:
+            found = self._parent_contacts(record, network.registry, label, notes) if parent else ()
+            if found:
+                choice = Choice(found, PARENT)
+            elif own.placeholders:
+                choice = Choice(own.placeholders, PLACEHOLDER)
+        for address in own.placeholders:
+            registry = self.placeholders.registry_of(address) or "a registry"
+            if address in choice.abuse:
+                _note(notes, f"no other contact for {label}: using {registry}'s {address}")
+            else:
+                _note(notes, f"passed over registry placeholder {address} ({registry}) on {label}")
+        network.abuse, network.abuse_source = list(choice.abuse), choice.source
+        network.abuse_fallback, network.others = choice.fallback, list(choice.others)
+        network.contacts = [
+            {"email": c.address, "source": c.source}
+            | ({"placeholder": True} if c.address in self.placeholders else {})
+            for c in ranked
+        ]
+
+    def _parent_contacts(
+        self, record: NetworkRecord, registry: str | None, label: str, notes: list[str]
+    ) -> tuple[str, ...]:
+        """Return the contacts of the network holding RECORD's (its parent), if RDAP has any."""
+        try:
+            parent = self.rdap.lookup_parent(record.cidr, record.handle, registry)
+        except LookupFailed as error:
+            _note(notes, f"{label} names no contact; its parent's lookup failed: {error.message}")
+            return ()
+        except ValueError:  # no CIDR to take the parent of
+            return ()
+        found = choose_contacts(parent.ranked(), self.placeholders) if parent else Choice()
+        if parent is not None and found.abuse:
+            name = parent.name or parent.cidr
+            _note(notes, f"{label} names no contact: using its parent network's ({name})")
+        return found.abuse
 
     def upstream_contacts(self, trace: dict[str, Any]) -> list[str]:
         """Return the abuse contacts of the routing network's parent (the upstream), if any;
@@ -329,16 +410,21 @@ class Tracer:
             notes.append(f"{ip} is in no announced prefix (no ASN)")
         return origin
 
-    def _route(self, trace: Trace) -> None:
+    def _route(self, trace: Trace, platform: PlatformMatch | None) -> None:
+        desk = platform.platform.desk if platform else ()
         decision: Decision = decide_route(
             [n.hosting() for n in trace.networks],
             self.country,
             self.hotlines.referral_address,
+            platform=desk,
         )
         trace.route = decision.route.value if decision.route else None
         trace.country = decision.country
         trace.abuse = list(decision.recipients)
         trace.abuse_fallback = decision.fallback
+        trace.abuse_source = decision.source
+        trace.network_abuse = list(decision.network_recipients)
+        trace.network_abuse_source = decision.network_source
         trace.reason = decision.reason
         cdns = [
             n.cdn["name"]
@@ -349,9 +435,14 @@ class Tracer:
         routing = [
             n for n in trace.networks if n.hosting().country == decision.country and not n.cdn
         ]
-        trace.fallback = list(
-            dict.fromkeys(a for n in routing for a in n.others if a not in trace.abuse)
-        )
+        # On a platform, the networks' own contacts come after the platform's desk.
+        after = [*trace.network_abuse] if desk else []
+        after += [a for n in routing for a in n.others]
+        trace.fallback = list(dict.fromkeys(a for a in after if a not in trace.abuse))
+        if platform is not None and decision.route is not None:
+            kept = ", ".join(trace.network_abuse) or "none known"
+            name = platform.platform.name
+            _note(trace.notes, f"on the platform {name}: noticed there; network contacts: {kept}")
         if decision.hotline is not None and decision.country is not None:
             hotline = self.hotlines.get(decision.country)
             trace.hotline = {
@@ -372,9 +463,13 @@ def _fill(network: NetworkTrace, record: NetworkRecord, origin: Origin | None) -
     network.cidr, network.handle, network.name = record.cidr, record.handle, record.name
     # The network's own country (RDAP) decides, not the ASN's (ipwhois issue 278).
     network.country = record.country or (origin.country if origin else None)
-    network.abuse, network.abuse_fallback = list(record.abuse), record.abuse_fallback
-    network.others = list(record.others)
     network.cached = record.cached
+
+
+def _note(notes: list[str], note: str) -> None:
+    """Add NOTE to the trace's notes once (a dual-stack host meets a network twice)."""
+    if note not in notes:
+        notes.append(note)
 
 
 def _iso(moment: dt.datetime) -> str:
