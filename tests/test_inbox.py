@@ -388,3 +388,17 @@ def _client(stack: Stack, rt: Runtime) -> Iterator[tuple[TestClient, dict[str, s
         token = accounts.issue_token(session, user, now=rt.clock())
         session.commit()
         yield client, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("status", [NoticeStatus.SENDING, NoticeStatus.UNCERTAIN])
+def test_a_bounce_that_beats_the_record_of_sending_or_finds_it_uncertain_still_moves_on(
+    stack: Stack, rt: Runtime, status: str
+) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    with rt.sessions() as session:  # as if the relay's acceptance were not recorded yet
+        session.execute(update(Notice).values(status=status, sent_at=None))
+        session.commit()
+    taken = take_message(rt, returned("postfix-bounce.eml", notice, case_id), "file")
+    assert (taken.kind, taken.moved) == ("bounce", [case_id])
+    assert sent_notice(rt).status == NoticeStatus.FAILED
+    assert kinds(stack).count("escalated_after_refusal") == 1

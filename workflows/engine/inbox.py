@@ -199,10 +199,13 @@ def _bounced(
     if failed != recipients:
         return []  # someone it was sent to got it: the cases wait for their answer
     # Sent → failed once (compare-and-set): the same bounce read twice, or a second bounce
-    # for the same notice, moves nothing again.
+    # for the same notice, moves nothing again. A bounce may also beat the sending run's
+    # own record of the relay's acceptance (sending: it then keeps this outcome), or come
+    # for a notice left uncertain: it proves the notice left, and failed.
+    arrived = (NoticeStatus.SENT, NoticeStatus.SENDING, NoticeStatus.UNCERTAIN)
     turned = session.execute(
         update(Notice)
-        .where(Notice.id == notice.id, Notice.status == NoticeStatus.SENT)
+        .where(Notice.id == notice.id, Notice.status.in_(arrived))
         .values(status=NoticeStatus.FAILED, smtp_reply=reason[:500])
     )
     if getattr(turned, "rowcount", 0) != 1:
