@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.broker import client_url
 from workflows.sim import Desk, DeskRunner, SimInternet, SimProxy, SMTPServer, WebServer, World
-from workflows.store.db import database_url
+from workflows.store.db import database_url, migrate
 from workflows.store.models import Base, Case, Check, Event, Notice, NoticeItem
 
 DATA = Path(__file__).parent / "data"
@@ -214,6 +214,7 @@ def _reset_services(env: dict[str, str]) -> None:
     with engine.begin() as connection:
         Base.metadata.drop_all(connection)
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate(engine)  # as `takedown migrate` would: no command migrates PostgreSQL itself
     engine.dispose()
     client = redis.Redis.from_url(client_url(env["TAKEDOWN_REDIS_URL"]))
     client.flushdb()

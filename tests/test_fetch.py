@@ -269,6 +269,7 @@ def world() -> World:
             "rebind.test": [("A", "127.0.0.2")],
             "drip.test": [("A", "127.0.0.2")],
             "flaky.test": [("A", "127.0.0.1")],
+            "nat64.test": [("AAAA", "64:ff9b::7f00:1")],  # 127.0.0.1 through NAT64
         },
         dns_faults={"flaky.test": "servfail"},
     )
@@ -451,6 +452,19 @@ def test_guard_blocks_a_literal_special_use_address(resolver: dns.resolver.Resol
         "blocked",
         "10.0.0.5 resolves only to special-use addresses: 10.0.0.5 is private",
     )
+
+
+@pytest.mark.parametrize(
+    "host", ["nat64.test", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[64:ff9b:1::7f00:1]"]
+)
+def test_guard_blocks_loopback_carried_in_ipv6_and_never_connects(
+    fetcher: Fetcher, site: Site, connects: list[tuple[str, int]], host: str
+) -> None:
+    # 127.0.0.0/8 is allow-listed for IPv4; its NAT64 and 6to4 forms are not let through.
+    site.routes["/"] = respond(200, b"must not be fetched")
+    result = fetcher.fetch(url(site, "/", host=host))
+    assert result.outcome == "blocked" and result.reason.endswith("is loopback"), result.reason
+    assert (site.connections, connects) == (0, [])
 
 
 def test_refused_addresses_beside_permitted_ones_are_skipped(

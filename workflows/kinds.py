@@ -7,6 +7,7 @@
     CheckOutcome    what one re-check of a URL found
     EventKind       what a case's timeline records
     Role            what a desk user may do
+    AuditAction     what an account's audit trail records
 
 Each is a `StrEnum`, so a member equals its stored string and serialises as it in JSON.
 """
@@ -134,3 +135,19 @@ class Role(StrEnum):
 
     ANALYST = "analyst"
     SUPERVISOR = "supervisor"
+
+
+class AuditAction(StrEnum):
+    """What the audit trail records: every account and token action, the `action` of a row."""
+
+    USER_ADDED = "user_added"
+    USER_DISABLED = "user_disabled"  # its sessions ended, its tokens refused while disabled
+    USER_ENABLED = "user_enabled"
+    PASSWORD_RESET = "password_reset"  # by a supervisor or the command line
+    PASSWORD_CHANGED = "password_changed"  # by the user, with the old password
+    SESSIONS_ENDED = "sessions_ended"  # a supervisor (or the command line) signed them out
+    TOKEN_ISSUED = "token_issued"
+    TOKEN_REVOKED = "token_revoked"
+    SIGNED_IN = "signed_in"
+    SIGNED_OUT = "signed_out"
+    SIGN_IN_LOCKED = "sign_in_locked"  # failed sign-ins locked an account or an address

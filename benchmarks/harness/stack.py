@@ -42,7 +42,7 @@ from harness.worlds import BenchWorld
 from workflows.cli.launch import takedown_command
 from workflows.engine.broker import stop_orphaned
 from workflows.sim import SimInternet, SMTPServer
-from workflows.store.db import database_url, make_engine
+from workflows.store.db import database_url, make_engine, migrate
 
 POLICY = Path(__file__).resolve().parent.parent / "bench-policy.toml"
 SENDER = "reports@hotline.example"
@@ -116,6 +116,8 @@ class EngineStack:
         configured = services.database_url if services is not None else None
         self.db: Engine = make_engine(database_url(configured, self.home))
         self.exits.callback(self.db.dispose)
+        if services is not None:
+            migrate(self.db)  # as `takedown migrate`: workers refuse an empty PostgreSQL
         self.sampler = ProcessSampler(f"TAKEDOWN_HOME={self.home}", self._embedded_redis)
         self.sampler.start()
         self.exits.callback(self.sampler.stop)

@@ -20,7 +20,7 @@ from workflows.engine.inbox import poll_mailbox, take_message
 from workflows.engine.runtime import Runtime
 from workflows.errors import InputError
 from workflows.notify.inbound import MAX_BYTES
-from workflows.store.db import migrate
+from workflows.store.db import require_schema, upgrades_itself
 
 
 def inbox_command(settings: Settings, source: str | None, as_json: bool) -> int:
@@ -33,7 +33,7 @@ def inbox_command(settings: Settings, source: str | None, as_json: bool) -> int:
     rt = Runtime.from_settings(settings)
     try:
         _ = rt.imap  # a bad TAKEDOWN_IMAP_URL is bad input: exit 2 before anything changes
-        migrate(rt.engine)
+        require_schema(rt.engine, upgrade=upgrades_itself(rt.engine))
         if source is None:
             try:
                 all_taken = poll_mailbox(rt)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from workflows.config.home import private_file
 from workflows.engine.broker import stop_orphaned
 from workflows.kinds import NoticeStatus
 from workflows.sim import (
@@ -172,7 +173,7 @@ def report_urls(env: dict[str, str], urls: list[str]) -> subprocess.CompletedPro
 
 def start_worker(stack: ExitStack, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
     """Start `takedown worker` logging to HOME/worker.log; closing STACK stops it."""
-    log = stack.enter_context((home / "worker.log").open("wb"))
+    log = stack.enter_context(private_file(home / "worker.log").open("wb"))
     command = [*takedown_command(), "worker", "--pool", "threads", "--concurrency", "4"]
     worker = subprocess.Popen(
         command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT

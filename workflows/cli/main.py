@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true", help="count them, change nothing")
     purge.add_argument("--json", action="store_true", help="print what was purged as JSON")
     _add_desk_parsers(commands)
+    commands.add_parser("migrate", help="upgrade the database schema (workers refuse an old one)")
+    health = commands.add_parser(
+        "health", help="check the database, schema, Redis, workers, sweep and queues"
+    )
+    health.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -172,6 +177,12 @@ def _case_commands(args: argparse.Namespace) -> int:
         from workflows.cli.stats import stats_command
 
         return stats_command(settings, args.since, args.output or "text", args.plot, None)
+    if args.command in ("migrate", "health"):
+        from workflows.cli import ops
+
+        if args.command == "migrate":
+            return ops.migrate_command(settings)
+        return ops.health_command(settings, args.json)
     if args.command in ("serve", "user"):
         from workflows.cli import desk as desk_commands
 
@@ -200,6 +211,28 @@ def _add_desk_parsers(commands: Any) -> None:
     tokens.add_argument("name")
     revoke = actions.add_parser("revoke", help="revoke an API token: refused from now on")
     revoke.add_argument("token_id", type=_token_id, metavar="TOKEN_ID", help="as listed")
+    _add_account_parsers(actions)
+
+
+def _add_account_parsers(actions: Any) -> None:
+    """Add `user list|disable|enable|passwd|logout|audit` (run by cli/users.py)."""
+    listed = actions.add_parser("list", help="list users: role, disabled, sign-in locks")
+    listed.add_argument("--json", action="store_true", help="print the users as JSON")
+    for name, text in (
+        ("disable", "disable a user: its sessions end, its API tokens are refused"),
+        ("enable", "enable a disabled user (its tokens work again, its sign-in is unlocked)"),
+        ("logout", "end every web session of a user"),
+    ):
+        actions.add_parser(name, help=text).add_argument("name")
+    passwd = actions.add_parser("passwd", help="set a user's password; its sessions end")
+    passwd.add_argument("name")
+    passwd.add_argument(
+        "--password-file", metavar="PATH", help="first line: the password (none: a random one)"
+    )
+    trail = actions.add_parser("audit", help="the audit trail of accounts and tokens")
+    trail.add_argument("name", nargs="?", help="only what concerns this user")
+    trail.add_argument("--limit", type=int, default=100, help="rows, newest first (100)")
+    trail.add_argument("--json", action="store_true", help="print the rows as JSON")
 
 
 def _port(text: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import sys
@@ -11,6 +10,7 @@ from typing import Any
 
 from workflows.config.settings import Settings
 from workflows.core.figures import parse_since, share, span
+from workflows.core.spreadsheet import csv_writer
 from workflows.core.stats import WINDOWS, Durations, Group, Stats
 from workflows.errors import InputError
 from workflows.store.db import opened_store, utcnow
@@ -144,8 +144,8 @@ def _csv_row(dimension: str, g: Group) -> dict[str, Any]:
 
 
 def write_csv(stats: Stats, out: Any) -> None:
-    """Write the groups as CSV to OUT."""
+    """Write the groups as CSV to OUT (a provider's name cannot be a formula)."""
     rows = csv_rows(stats)
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv_writer(out, list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)

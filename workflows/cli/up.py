@@ -32,14 +32,23 @@ from typing import Any
 from sqlalchemy import func, select
 
 from workflows.cli import launch
+from workflows.config.home import private_dir, private_file
 from workflows.config.settings import Settings, load_settings
 from workflows.engine.broker import stop_orphaned
 from workflows.engine.runtime import check_start
 from workflows.errors import ConfigError, InputError
-from workflows.kinds import Role
+from workflows.kinds import AuditAction, Role
 from workflows.sim import demo_world
+from workflows.store import audit
 from workflows.store.accounts import create_user
-from workflows.store.db import database_url, make_engine, migrate, opened_store, transaction
+from workflows.store.db import (
+    database_url,
+    make_engine,
+    migrate,
+    opened_store,
+    transaction,
+    utcnow,
+)
 from workflows.store.models import User
 
 FIRST_USER = "admin"
@@ -119,8 +128,8 @@ def _spawn(command: list[str], env: dict[str, str], **options: Any) -> subproces
 
 def start_worker(running: ExitStack, env: dict[str, str], home: Path) -> None:
     """Start `takedown worker` (it runs the sweep too), logging to HOME/worker.log."""
-    home.mkdir(parents=True, exist_ok=True)
-    log = running.enter_context((home / "worker.log").open("ab"))
+    private_dir(home)
+    log = running.enter_context(private_file(home / "worker.log").open("ab"))
     command = [*launch.takedown_command(), "worker", "--pool", "threads"]
     worker = _spawn(command, env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     running.callback(_stop, worker, lambda: stop_orphaned(home))
@@ -187,6 +196,15 @@ def first_supervisor(settings: Settings) -> tuple[str, str] | None:
             return None
         password = secrets.token_urlsafe(15)  # 20 characters, about 120 bits
         create_user(session, FIRST_USER, Role.SUPERVISOR, password)
+        detail = {"role": str(Role.SUPERVISOR), "can_sign_in": True}
+        audit.record(
+            session,
+            AuditAction.USER_ADDED,
+            actor="takedown up",
+            now=utcnow(),
+            subject=FIRST_USER,
+            detail=detail,
+        )
         return FIRST_USER, password
 
 
@@ -194,6 +212,7 @@ def serve(settings: Settings, port: int, demo: bool, first: tuple[str, str] | No
     """Print where the desk is (and how to sign in as FIRST), then serve it until stopped."""
     import uvicorn
 
+    from workflows.engine.logs import uvicorn_log_config
     from workflows.web.app import create_app
 
     app = create_app(settings)
@@ -205,7 +224,9 @@ def serve(settings: Settings, port: int, demo: bool, first: tuple[str, str] | No
         _say("takedown up --demo: paste these on the Report page and watch them go to removed:")
         for url in demo_world.demo_urls(DEMO_SHOWN):
             _say(f"  {url}")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    logs = uvicorn_log_config(settings.log_format)  # TAKEDOWN_LOG_FORMAT; no query strings
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=logs)
+    server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
 

@@ -55,6 +55,7 @@ class Settings:
     fetch_proxies: tuple[str, ...] = ()  # vantages of re-checks; empty: direct
     fetch_user_agent: str | None = None  # None: a current mainstream browser's
     fetch_allow: tuple[str, ...] = ()  # CIDRs the re-checker may reach though not global
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/-Proto the desk believes
     fetch_deadline: float = 30.0  # seconds one re-check may take in all, redirects included
     fetch_max_bytes: int = 16 * 1024 * 1024  # body bytes hashed; a longer body is cut there
     fetch_per_host: int = 4  # re-checks at once to one host name, per worker process
@@ -64,6 +65,8 @@ class Settings:
     claim_lease: float = 150.0  # seconds a sweep's claim lasts before the work is handed out again
     sweep_lease: float = 30.0  # seconds a dead sweeper's lock holds the sweep from the others
     retention: float | None = None  # seconds after closing that a case is purged; None: never
+    metrics_address: tuple[str, int] | None = None  # a worker's /metrics; None: not served
+    log_format: str = "text"  # text | json (one object per line)
 
     def __repr__(self) -> str:
         """Show the settings without secrets."""
@@ -120,6 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_proxies=_proxies(get("FETCH_PROXY")),
         fetch_user_agent=_user_agent(get("FETCH_USER_AGENT")),
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
+        trusted_proxies=_cidrs(get("TRUSTED_PROXIES") or "", "TRUSTED_PROXIES"),
         fetch_deadline=seconds("FETCH_DEADLINE", "30s"),
         fetch_max_bytes=_positive_int(get("FETCH_MAX_BYTES") or "16777216", "FETCH_MAX_BYTES"),
         fetch_per_host=_positive_int(get("FETCH_PER_HOST") or "4", "FETCH_PER_HOST"),
@@ -129,6 +133,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         claim_lease=seconds("CLAIM_LEASE", "150s"),
         sweep_lease=seconds("SWEEP_LEASE", "30s"),
         retention=_retention(get("RETENTION")),
+        metrics_address=_metrics_address(get("METRICS_PORT")),
+        log_format=_log_format(get("LOG_FORMAT")),
     )
 
 
@@ -302,6 +308,33 @@ def _retention(text: str | None) -> float | None:
     return None if text is None else parse_retention(text, PREFIX + "RETENTION")
 
 
+def _metrics_address(text: str | None) -> tuple[str, int] | None:
+    """Parse TAKEDOWN_METRICS_PORT: PORT (on 127.0.0.1) or HOST:PORT, e.g. 0.0.0.0:9464."""
+    if text is None:
+        return None
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = ""
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{PREFIX}METRICS_PORT: {text!r} is not a port (1-65535) or an IP address:port"
+        )
+    return host, int(port)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(text: str | None) -> str:
+    value = (text or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{PREFIX}LOG_FORMAT: {text!r}: expected text or json")
+    return value
+
+
 def _proxies(text: str | None) -> tuple[str, ...]:
     """Return the fetch proxies of a comma list: each a vantage re-checks rotate between."""
     found: list[str] = []
@@ -324,7 +357,7 @@ def _user_agent(text: str | None) -> str | None:
     return None if text is None else text.strip()
 
 
-def _cidrs(text: str) -> tuple[str, ...]:
+def _cidrs(text: str, name: str = "FETCH_ALLOW") -> tuple[str, ...]:
     found = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -332,7 +365,7 @@ def _cidrs(text: str) -> tuple[str, ...]:
         try:
             found.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise ConfigError(f"{PREFIX}FETCH_ALLOW: {item!r} is not a CIDR") from None
+            raise ConfigError(f"{PREFIX}{name}: {item!r} is not a CIDR") from None
     return tuple(found)
 
 

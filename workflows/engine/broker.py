@@ -26,6 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from workflows.config.home import private_dir
 from workflows.config.settings import Settings
 
 USERS = "takedown:embedded-users"  # pids of the processes using an embedded server
@@ -64,7 +65,8 @@ class Broker:
 
     def _start_embedded(self, folder: Path, socket_file: str | None = None) -> str:
         """Start (or join) the embedded server; return its broker URL."""
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder.parent)  # TAKEDOWN_HOME, when the worker is the first to make it
+        private_dir(folder)
         # Between the server's start and our holding it, a SIGTERM would orphan it.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
@@ -163,6 +165,14 @@ def _registered_socket(folder: Path) -> str | None:
     return socket_file if Path(socket_file).parent.is_dir() else None
 
 
+def embedded_url(home: Path) -> str | None:
+    """Return the broker URL of HOME's embedded Redis if one runs now, without starting one."""
+    socket_file = _registered_socket(home / "redis")
+    if socket_file is None or not _answers(socket_file):
+        return None
+    return f"redis+socket://{socket_file}"
+
+
 def _answers(socket_file: str) -> bool:
     """Tell whether a Redis server answers PING on SOCKET_FILE."""
     client = redis.Redis(
@@ -184,14 +194,22 @@ def client_url(url: str) -> str:
     return url
 
 
-class SweepLock:
-    """A Redis lease that lets exactly one process run the sweep scheduler."""
+SWEEP_LOCK = "takedown:sweep-lock"
 
-    def __init__(self, client: redis.Redis, ttl: float, key: str = "takedown:sweep-lock"):
+
+class SweepLock:
+    """A Redis lease that lets exactly one process run the sweep scheduler.
+
+    Its value names the holder ("HOLDER/random"), so `takedown health` can tell who sweeps.
+    """
+
+    def __init__(
+        self, client: redis.Redis, ttl: float, key: str = SWEEP_LOCK, holder: str | None = None
+    ):
         self.client = client
         self.key = key
         self.ttl_ms = max(1000, int(ttl * 1000))
-        self.token = uuid.uuid4().hex
+        self.token = f"{holder}/{uuid.uuid4().hex}" if holder else uuid.uuid4().hex
 
     def acquire(self) -> bool:
         """Take the lease if it is free, or renew it if it is ours."""

@@ -25,6 +25,7 @@ from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
 from workflows.core.policy import Policy
 from workflows.engine.broker import client_url
+from workflows.engine.metrics import observe_fetch
 from workflows.errors import ConfigError
 from workflows.notify.mailbox import IMAPSettings, parse_imap_url
 from workflows.notify.mailer import SMTPSettings, parse_smtp_url
@@ -126,7 +127,9 @@ class Runtime:
     def fetch_loop(self) -> FetchLoop:
         """Return the event loop that runs this process's re-checks, bounded per host and
         overall (TAKEDOWN_FETCH_PER_HOST, TAKEDOWN_FETCH_PARALLEL)."""
-        loop = FetchLoop(self.settings.fetch_per_host, self.settings.fetch_parallel)
+        loop = FetchLoop(
+            self.settings.fetch_per_host, self.settings.fetch_parallel, observe=observe_fetch
+        )
         self._closers.append(loop.close)
         return loop
 

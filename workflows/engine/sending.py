@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from workflows.config.settings import VERP_TOKEN
 from workflows.core.policy import trace_retry_delay
 from workflows.core.steps import next_step, past_party
+from workflows.engine.metrics import timed
 from workflows.engine.outbox import notice_request
 from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
@@ -47,7 +48,9 @@ def send_notice(rt: Runtime, notice_id: int) -> str:
     if isinstance(begun, str):
         return begun
     message, token = begun
-    delivery = send_message(message, rt.smtp, envelope_from=return_path(rt, token))
+    with timed("send") as timer:
+        delivery = send_message(message, rt.smtp, envelope_from=return_path(rt, token))
+        timer.set(delivery.status)
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
             return _record_outcome(rt, notice_id, now, delivery)

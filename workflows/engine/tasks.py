@@ -25,10 +25,12 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 from sqlalchemy.exc import OperationalError
 
 from workflows.config.settings import load_settings
 from workflows.engine import acting, inbox, sending, tracing
+from workflows.engine.logs import enter_context, leave_context
 from workflows.engine.runtime import Runtime
 
 QUEUE = "takedown"
@@ -55,6 +57,11 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": VISIBILITY},
+    # Task events (received, started, succeeded, failed; sent by the publisher), so Flower
+    # and `celery events` can follow the work. They go to a Redis pub/sub channel: nothing
+    # is kept when nobody listens.
+    worker_send_task_events=True,
+    task_send_sent_event=True,
 )
 RETRY: dict[str, Any] = {
     # Database and broker hiccups are transient: back off with jitter, a minute at most;
@@ -120,6 +127,28 @@ def send_task(ids: Sequence[int]) -> None:
 def inbox_task(ids: Sequence[int]) -> None:
     """Read the mailbox once (IDS is empty: every task takes a list of ids)."""
     inbox.poll_mailbox(runtime())
+
+
+_log_tokens: dict[str, object] = {}  # task id → its log context, while it runs
+
+
+@task_prerun.connect
+def _log_ids(task_id: str, task: Any, args: Sequence[Any] = (), **_: Any) -> None:
+    """Put the running task's ids on every line it logs (JSON logs: case_ids, notice_ids)."""
+    ids = list(args[0]) if args and isinstance(args[0], list | tuple) else []
+    what = "notice_ids" if task.name == "takedown.send" else "case_ids"
+    fields: dict[str, Any] = {"task": task.name, "task_id": task_id}
+    if ids:
+        fields[what] = ids
+    _log_tokens[task_id] = enter_context(**fields)
+
+
+@task_postrun.connect
+def _forget_ids(task_id: str, **_: Any) -> None:
+    """Take the finished task's ids off the lines logged after it."""
+    token = _log_tokens.pop(task_id, None)
+    if token is not None:
+        leave_context(token)
 
 
 _queues: dict[str, str] = dict(DEFAULT_QUEUES)

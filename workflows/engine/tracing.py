@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from workflows.core.policy import trace_retry_delay
 from workflows.core.urls import normalize_url
+from workflows.engine.metrics import timed
 from workflows.engine.runtime import Runtime
 from workflows.kinds import CaseState, EventKind
 from workflows.store.cases import record, release
@@ -53,7 +54,8 @@ def trace_cases(rt: Runtime, ids: Sequence[int], *, keep_claims: bool = False) -
         for case in load_cases(rt, ids, TRACEABLE):
             if awaits_confirmation(case):
                 continue  # its content changed: it is re-checked, not traced, until settled
-            traced.append((case, rt.tracer.trace(normalize_url(case.url))))
+            with timed("trace"):
+                traced.append((case, rt.tracer.trace(normalize_url(case.url))))
     routed: list[int] = []
     with transaction(rt.sessions) as session:  # one write for the batch; each case by CAS
         for case, result in traced:

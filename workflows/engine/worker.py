@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
-import os
+import shutil
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+
+import celery.apps.worker as celery_worker
+from celery.signals import worker_process_init
 
 from workflows.config.settings import Settings, redact_url
+from workflows.engine import health, metrics
 from workflows.engine.broker import Broker, SweepLock
+from workflows.engine.logs import configure_logging, say_as_json
+from workflows.engine.opsserver import OpsServer
 from workflows.engine.runtime import Runtime, check_start
 from workflows.engine.sweep import sweep
 from workflows.engine.tasks import app, publish, route_queues
 from workflows.errors import ConfigError
-from workflows.store.db import migrate
+from workflows.store.db import engine_for, require_schema, schema_revision, upgrades_itself
 
 log = logging.getLogger("takedown.worker")
 
@@ -22,10 +30,11 @@ log = logging.getLogger("takedown.worker")
 class Scheduler(threading.Thread):
     """Run the sweep every `sweep_every`, but only while this process holds the lock."""
 
-    def __init__(self, rt: Runtime, lock: SweepLock) -> None:
+    def __init__(self, rt: Runtime, lock: SweepLock, name: str = "") -> None:
         super().__init__(name="takedown-sweep", daemon=True)
         self.rt = rt
         self.lock = lock
+        self.name_in_redis = name or health.worker_name()  # who sweeps, for `takedown health`
         self.stopping = threading.Event()
         self.sweeps = 0
         self.holding = False
@@ -40,8 +49,12 @@ class Scheduler(threading.Thread):
                     self.holding = holding
                     log.info("sweep lock %s", "taken: this worker sweeps" if holding else "lost")
                 if holding:
+                    began = time.time()
                     report = sweep(self.rt, publish, self.backlog)
                     self.sweeps += 1
+                    health.record_sweep(
+                        self.lock.client, self.name_in_redis, began, len(report.tasks)
+                    )
                     if report.tasks:
                         log.info(
                             "sweep: %d traced, %d stepped, %d checked, %d notices built, %d sent",
@@ -132,54 +145,108 @@ def run_worker(
         raise ConfigError(
             f"--queues: {', '.join(unknown)}: no task goes there (queues: {', '.join(every_queue)})"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with Broker(settings) as broker:
+    check_schema(settings)  # before anything starts: an old schema stops us here
+    configure_logging(settings.log_format)
+    if settings.log_format == "json":
+        celery_worker.safe_say = say_as_json  # its shutdown lines: JSON lines too
+    taken = list(queues or every_queue)
+    name = health.worker_name()
+    with Broker(settings) as broker, ExitStack() as running:
         rt = Runtime.from_settings(settings, policy)
-        migrate(rt.engine)
+        running.callback(rt.close)
         app.conf.broker_url = broker.url
-        scheduler = None
-        watchdog = Watchdog(broker) if broker.embedded else None
-        if watchdog is not None:
-            watchdog.start()
+        assert broker.client is not None
+        if broker.embedded:
+            _start(running, Watchdog(broker))
         if sweep_enabled:
             # The lease outlives a stalled process for a while; a dead holder's passes on
             # within it (TAKEDOWN_SWEEP_LEASE, at least three sweeps). It is renewed by a
             # heartbeat, not by the sweeps, so a long sweep cannot let a second scheduler in.
             ttl = max(settings.sweep_lease, 3 * rt.policy.sweep_every)
-            assert broker.client is not None
-            scheduler = Scheduler(rt, SweepLock(broker.client, ttl))
-            scheduler.start()
+            _start(running, Scheduler(rt, SweepLock(broker.client, ttl, holder=name), name))
+        _start(running, health.Heartbeat(broker.client, name, taken))
+        if settings.metrics_address is not None:
+            running.enter_context(_operations(settings, rt, pool))
         log.info(
             "takedown worker: broker %s%s, database %s, queues %s",
             redact_url(broker.url),
             " (embedded)" if broker.embedded else "",
             rt.engine.url.render_as_string(),
-            ",".join(queues or every_queue),
+            ",".join(taken),
         )
         try:
-            app.worker_main(
-                [
-                    "worker",
-                    "--pool",
-                    pool,
-                    "--concurrency",
-                    str(concurrency),
-                    "--queues",
-                    ",".join(queues or every_queue),
-                    "--loglevel",
-                    "INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--hostname",
-                    f"takedown-{os.getpid()}@%h",
-                ]
-            )
+            app.worker_main(_celery_argv(settings, pool, concurrency, taken))
         finally:
-            if watchdog is not None:
-                watchdog.stop()
-            if scheduler is not None:
-                scheduler.stop()
-            rt.close()
+            running.close()  # watchdog, scheduler and heartbeat stop before Redis closes
             # An embedded Redis stops with its last client: Celery's pools must go first.
             app.close()
     return 0
+
+
+def check_schema(settings: Settings) -> None:
+    """Refuse an old schema (ConfigError: exit 2, "run `takedown migrate`").
+
+    A worker never upgrades a schema: other workers of the older version may still run on
+    it. It only creates the tables of a new embedded database (SQLite with none yet),
+    which no other process can be using, so `takedown worker` works on a fresh home."""
+    engine = engine_for(settings)
+    try:
+        fresh = upgrades_itself(engine) and schema_revision(engine) is None
+        require_schema(engine, upgrade=fresh)
+    finally:
+        engine.dispose()
+
+
+def _start(running: ExitStack, thread: Watchdog | Scheduler | health.Heartbeat) -> None:
+    """Start THREAD; stop it when RUNNING closes."""
+    thread.start()
+    running.callback(thread.stop)
+
+
+@contextmanager
+def _operations(settings: Settings, rt: Runtime, pool: str) -> Iterator[None]:
+    """Serve /metrics, /healthz and /readyz on TAKEDOWN_METRICS_PORT while the worker runs.
+
+    The prefork pool runs tasks in children: their latencies go to files the server reads."""
+    assert settings.metrics_address is not None
+    folder = metrics.use_files_for_children() if pool == "prefork" else None
+    server = OpsServer(settings.metrics_address, rt.engine, settings).start()
+
+    def close_in_child(**_: object) -> None:
+        server.close_inherited()
+
+    worker_process_init.connect(close_in_child, weak=False)
+    log.info("metrics, healthz and readyz on port %d", server.port)
+    try:
+        yield
+    finally:
+        worker_process_init.disconnect(close_in_child)
+        server.stop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _celery_argv(settings: Settings, pool: str, concurrency: int, queues: list[str]) -> list[str]:
+    """Return Celery's command line; JSON logs leave out its banner (not a JSON line)."""
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    return [
+        *quiet,
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        ",".join(queues),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        name_for_celery(),
+    ]
+
+
+def name_for_celery() -> str:
+    """Return the worker's Celery hostname: takedown-PID@%h (Celery fills in the host)."""
+    return health.worker_name().rpartition("@")[0] + "@%h"

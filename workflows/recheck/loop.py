@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -41,9 +43,14 @@ class FetchLoop:
     """An event loop on a thread of its own that runs fetches, bounded per host and overall."""
 
     def __init__(
-        self, per_host: int = PER_HOST, overall: int = OVERALL, io_threads: int = IO_THREADS
+        self,
+        per_host: int = PER_HOST,
+        overall: int = OVERALL,
+        io_threads: int = IO_THREADS,
+        observe: Callable[[FetchResult, float], None] | None = None,
     ) -> None:
-        """Start the loop's thread."""
+        """Start the loop's thread; OBSERVE hears each fetch's result and seconds taken."""
+        self.observe = observe
         if min(per_host, overall, io_threads) < 1:
             raise ValueError("per_host, overall and io_threads must be at least 1")
         self.per_host = per_host
@@ -85,8 +92,12 @@ class FetchLoop:
                 self._active[host] += 1
                 self.peak_per_host = max(self.peak_per_host, self._active[host])
                 self.peak = max(self.peak, self._active.total())
+                started = time.monotonic()  # past both gates: the fetch's own time
                 try:
-                    return await fetcher.afetch(url, resolutions)
+                    result = await fetcher.afetch(url, resolutions)
+                    if self.observe is not None:
+                        self.observe(result, time.monotonic() - started)
+                    return result
                 finally:
                     self._active[host] -= 1
                     if not self._active[host]:

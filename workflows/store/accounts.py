@@ -7,7 +7,8 @@ secrets are 256-bit random strings handed out once; the database keeps only thei
 so a copy of it lets nobody sign in. A session's CSRF token is derived from its secret,
 so it needs no storage and dies with the session. An API token lives until it is revoked
 (its row deleted: the next request with it is refused); its last use is noted to the
-minute, so a supervisor can tell a token in use from a forgotten one.
+minute, so a supervisor can tell a token in use from a forgotten one. A disabled user's
+sessions are ended and its API tokens refused until it is enabled again.
 """
 
 from __future__ import annotations
@@ -126,9 +127,15 @@ def issue_token(
 
 
 def user_for_token(
-    session: Session, secret: str, kind: str, *, now: dt.datetime | None = None
+    session: Session,
+    secret: str,
+    kind: str,
+    *,
+    now: dt.datetime | None = None,
+    note_use: bool = True,
 ) -> User | None:
-    """Return the user a live token or session secret belongs to, or None."""
+    """Return the user a live token or session secret belongs to, or None; NOTE_USE: stamp
+    an API token's last use (the caller commits)."""
     if not secret.startswith(TOKEN_PREFIXES.get(kind, "\0")) or len(secret) > 200:
         return None
     # Looked up by digest: timing reveals at most a digest prefix, which gives no secret.
@@ -140,12 +147,13 @@ def user_for_token(
             Token.digest == digest(secret),
             Token.kind == kind,
             or_(Token.expires_at.is_(None), Token.expires_at > now),
+            User.disabled_at.is_(None),  # a disabled user's tokens are refused at once
         )
     ).first()
     if found is None:
         return None
     user, token = found
-    if kind == "api":
+    if kind == "api" and note_use:
         _note_use(session, token, now)
     return user
 
@@ -219,3 +227,25 @@ def create_session(
 def end_session(session: Session, secret: str) -> None:
     """End the web session whose cookie holds SECRET (signing out)."""
     session.execute(delete(Token).where(Token.kind == "session", Token.digest == digest(secret)))
+
+
+def end_sessions(session: Session, user: User, *, keep: str | None = None) -> int:
+    """End every web session of USER (but the one whose secret is KEEP); return how many."""
+    query = delete(Token).where(Token.user_id == user.id, Token.kind == "session")
+    if keep is not None:
+        query = query.where(Token.digest != digest(keep))
+    ended = session.execute(query)
+    return int(ended.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def set_password(session: Session, user: User, password: str, *, keep: str | None = None) -> None:
+    """Give USER a new password (the policy's); end every session it had but KEEP's."""
+    user.password_hash = hasher().hash(check_password(password))
+    end_sessions(session, user, keep=keep)
+
+
+def set_disabled(session: Session, user: User, disabled_at: dt.datetime | None) -> None:
+    """Disable USER at DISABLED_AT (its sessions end; its tokens are refused), or enable it."""
+    user.disabled_at = disabled_at
+    if disabled_at is not None:
+        end_sessions(session, user)

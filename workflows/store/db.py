@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflows.config.home import private_dir, private_file
 from workflows.config.settings import Settings
 from workflows.errors import ConfigError
 
@@ -40,14 +42,42 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except Exception as error:  # noqa: BLE001 - SQLAlchemy raises several kinds here
         raise ConfigError(f"TAKEDOWN_DATABASE_URL: cannot parse {url!r}: {error}") from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        _WRITERS[engine] = threading.RLock()
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": 30})
+            if parsed.database and parsed.database != ":memory:":
+                private_dir(Path(parsed.database).parent)
+                event.listen(engine, "do_connect", _private_sqlite(Path(parsed.database)))
+            event.listen(engine, "connect", _sqlite_pragmas)
+            _WRITERS[engine] = threading.RLock()
+            return engine
+        # A server that never answers must not hold a command or a health check for the
+        # minutes a TCP connect can take (libpq's connect_timeout, unless the URL sets one).
+        postgres = parsed.get_backend_name() == "postgresql"
+        connect = (
+            {"connect_timeout": 10} if postgres and "connect_timeout" not in parsed.query else {}
+        )
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect
+        )
+    except (ArgumentError, ImportError):  # a dialect or driver takedown does not ship
+        raise ConfigError(
+            f"TAKEDOWN_DATABASE_URL: {parsed.drivername}: not a database takedown can use "
+            "(postgresql:// or sqlite:///)"
+        ) from None
+
+
+def _private_sqlite(database: Path) -> Any:
+    """Return a listener that makes DATABASE a 0600 file just before SQLite opens it (and
+    creates it, with the umask's mode otherwise); SQLite gives its -wal and -shm files the
+    mode of the database file, so they follow it. Nothing is created before a connection."""
+    sidecars = [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")]
+
+    def before_connect(*_: Any) -> None:
+        for path in (database, *(p for p in sidecars if p.exists())):
+            private_file(path)
+
+    return before_connect
 
 
 # One lock per SQLite engine: the process's writers queue here, not in SQLite's busy handler.
@@ -69,7 +99,7 @@ MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 def head_revision() -> str:
     """Return the newest schema revision this code knows, without loading alembic."""
-    return max(p.name.split("_", 1)[0] for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return max(known_revisions())
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -78,6 +108,46 @@ def schema_revision(engine: Engine) -> str | None:
         if not inspect(connection).has_table("alembic_version"):
             return None
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrades_itself(engine: Engine) -> bool:
+    """Tell whether the commands bring this database's schema up to date themselves.
+
+    SQLite (the embedded default) does: one machine, one file, one desk, so `takedown up`,
+    `demo`, `serve`, `report` and the rest keep working from a fresh install and after an
+    upgrade with no extra step. PostgreSQL does not: several machines may run several
+    versions during a deploy, so only `takedown migrate` changes its schema, once.
+    """
+    return engine.dialect.name == "sqlite"
+
+
+def require_schema(engine: Engine, *, upgrade: bool) -> None:
+    """Make sure the database's schema is the one this code knows, else refuse to run.
+
+    UPGRADE: migrate an old (or empty) schema; without it an old schema stops the caller
+    with ConfigError naming `takedown migrate`. A schema newer than this code (a later
+    version migrated it) is always refused: this code would misread it.
+    """
+    current, head = schema_revision(engine), head_revision()
+    if current == head:
+        return
+    if current is not None and (current > head or current not in known_revisions()):
+        raise ConfigError(
+            f"the database schema is at revision {current}, newer than this takedown's "
+            f"{head}: run the takedown version that migrated it (or newer)"
+        )
+    if not upgrade:
+        found = f"at revision {current}" if current else "empty (no tables yet)"
+        raise ConfigError(
+            f"the database schema is {found}; this takedown needs revision {head}: "
+            "run `takedown migrate` first"
+        )
+    migrate(engine)
+
+
+def known_revisions() -> set[str]:
+    """Return every schema revision this code can migrate from."""
+    return {p.name.split("_", 1)[0] for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py")}
 
 
 def migrate(engine: Engine) -> None:
@@ -110,7 +180,7 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "w") as lock:
+    with private_file(Path(f"{database}.migrate-lock")).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -148,10 +218,11 @@ def engine_for(settings: Settings) -> Engine:
 
 @contextmanager
 def opened_store(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """Yield a session factory on the migrated database; dispose of its engine afterwards."""
+    """Yield a session factory on a database at the newest schema (SQLite is migrated
+    here, PostgreSQL must be by `takedown migrate`); dispose of its engine afterwards."""
     engine = engine_for(settings)
     try:
-        migrate(engine)
+        require_schema(engine, upgrade=upgrades_itself(engine))
         yield session_factory(engine)
     finally:
         engine.dispose()

@@ -202,6 +202,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(Text)  # Argon2id (PHC string); None: no login
     created_at: Mapped[dt.datetime]
+    disabled_at: Mapped[dt.datetime | None]  # set: its tokens and sessions are refused
 
 
 class Token(Base):
@@ -251,3 +252,31 @@ class DeadRecipient(Base):
     reason: Mapped[str] = mapped_column(Text)
     notice_id: Mapped[int | None] = mapped_column(Integer)
     recorded_at: Mapped[dt.datetime]
+
+
+class AuditEvent(Base):
+    """An append-only record of an account or token action: who did what to whom, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(120))  # a user's name, or cli:<login>
+    action: Mapped[str] = mapped_column(String(40))  # kinds.AuditAction
+    subject: Mapped[str | None] = mapped_column(String(120), index=True)  # the user acted on
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's, for web requests
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Throttle(Base):
+    """Failed sign-ins (or unknown tokens) of one account or client address, and its lock.
+
+    Shared through the database, so every web process counts the same attempts.
+    """
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # core.throttle keys
+    failures: Mapped[int] = mapped_column(default=0)
+    last_at: Mapped[dt.datetime]  # the latest attempt counted
+    locked_until: Mapped[dt.datetime | None]

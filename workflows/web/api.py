@@ -16,7 +16,7 @@ from workflows.errors import BadValue, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
 from workflows.store.queries import case_detail, case_objects
-from workflows.web import api_admin, api_inbox, api_notices, csv_upload
+from workflows.web import api_admin, api_inbox, api_notices, api_users, csv_upload
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor, Watch
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
@@ -49,8 +49,9 @@ after the message data, may or may not have arrived; it is never resent automati
 
 **Errors** are JSON `{"error": "…", "field": "…"}`: 401 unauthenticated, 403 wrong role
 or missing CSRF token, 404 unknown case, notice, user or token, 409 the case's (or
-notice's) state does not allow it, 422 bad input (the field is named). Times are ISO 8601
-UTC.
+notice's) state does not allow it, 413 a body over its limit (read no further), 422 bad
+input (the field is named), 429 too many failed sign-ins or unknown tokens (wait
+`Retry-After` seconds). Times are ISO 8601 UTC.
 """
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -58,7 +59,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "Wrong role, or a cookie POST without CSRF token"},
     404: {"model": ErrorBody, "description": "No such case, notice, user or token"},
     409: {"model": ErrorBody, "description": "The case's (or notice's) state does not allow this"},
+    413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
     422: {"model": ErrorBody, "description": "Bad input: `field` names it"},
+    429: {
+        "model": ErrorBody,
+        "description": "Too many failed sign-ins or unknown tokens: wait Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    },
 }
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
 CSVFile = Annotated[UploadFile, File(description="UTF-8 CSV; header row: url, reference, category")]
@@ -238,3 +245,4 @@ router.include_router(cases)
 router.include_router(api_notices.router)
 router.include_router(api_inbox.router)
 router.include_router(api_admin.router)
+router.include_router(api_users.router)

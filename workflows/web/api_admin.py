@@ -11,12 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso, parse_since
+from workflows.core.throttle import account_key
 from workflows.errors import BadValue, InputError, NotFound
 from workflows.kinds import Role
-from workflows.store import accounts
+from workflows.store import accounts, throttle, user_admin
 from workflows.store.models import Token, User
 from workflows.store.queries import compute_stats
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
+from workflows.web.client import client_of
 from workflows.web.schemas import Me, TokenInfo, TokenOut, UserCreated, UserIn, UserOut
 
 router = APIRouter()
@@ -24,13 +26,22 @@ UserName = Annotated[str, Path(max_length=120, description="the user's name")]
 TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the token's id, as listed")]
 
 
-def user_object(user: User) -> dict[str, Any]:
-    """Return what the API shows of a user."""
+def user_objects(session: Session, users: list[User], now: dt.datetime) -> list[dict[str, Any]]:
+    """Return what the API shows of USERS, with their sign-in locks."""
+    found = throttle.states(session, [account_key(u.name) for u in users], now)
+    return [user_object(u, found.get(account_key(u.name))) for u in users]
+
+
+def user_object(user: User, state: throttle.State | None = None) -> dict[str, Any]:
+    """Return what the API shows of a user (STATE: its failed sign-ins and lock, if any)."""
     return {
         "name": user.name,
         "role": user.role,
         "created_at": iso(user.created_at),
         "can_sign_in": user.password_hash is not None,
+        "disabled_at": iso(user.disabled_at),
+        "locked_until": iso(state.locked_until) if state else None,
+        "failed_sign_ins": state.failures if state else 0,
     }
 
 
@@ -41,9 +52,9 @@ def me(request: Request, user: CurrentUser) -> Any:
 
 
 @router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users")
-def list_users(user: Supervisor, session: DB) -> Any:
-    """Return every user, by name (supervisor)."""
-    return [user_object(u) for u in session.scalars(select(User).order_by(User.name))]
+def list_users(user: Supervisor, session: DB, now: Now) -> Any:
+    """Return every user, by name, with their sign-in locks (supervisor)."""
+    return user_objects(session, list(session.scalars(select(User).order_by(User.name))), now)
 
 
 @router.post(
@@ -53,10 +64,11 @@ def list_users(user: Supervisor, session: DB) -> Any:
     tags=["users"],
     summary="Add a user, with a first API token",
 )
-def add_user(body: UserIn, user: Supervisor, session: DB, now: Now) -> Any:
+def add_user(request: Request, body: UserIn, user: Supervisor, session: DB, now: Now) -> Any:
     """Create the user (supervisor); 409 if the name is taken. The token is shown once."""
-    created = accounts.create_user(session, body.name, body.role, body.password, now=now)
-    token = accounts.issue_token(session, created, now=now)
+    created, token = user_admin.add_user(
+        session, body.name, body.role, body.password, **acting(request, user, now)
+    )
     session.commit()
     return {**user_object(created), "token": token}
 
@@ -68,12 +80,17 @@ def add_user(body: UserIn, user: Supervisor, session: DB, now: Now) -> Any:
     tags=["users"],
     summary="Issue another API token for a user",
 )
-def add_token(name: UserName, user: CurrentUser, session: DB, now: Now) -> Any:
+def add_token(request: Request, name: UserName, user: CurrentUser, session: DB, now: Now) -> Any:
     """Issue a token (supervisors for anyone, others for themselves); shown once."""
     owner = _owner(session, user, name, "issue tokens for")
-    token = accounts.issue_token(session, owner, now=now)
+    token = user_admin.issue_token(session, owner, **acting(request, user, now))
     session.commit()
     return {"user": owner.name, "token": token}
+
+
+def acting(request: Request, user: User, now: dt.datetime) -> dict[str, Any]:
+    """Return who acts, when and from where, for the audit row of an action."""
+    return {"actor": user.name, "now": now, "address": client_of(request).address}
 
 
 def _owner(session: Session, user: User, name: str, doing: str) -> User:
@@ -114,7 +131,9 @@ def list_tokens(name: UserName, user: CurrentUser, session: DB) -> Any:
     tags=["users"],
     summary="Revoke an API token: it is refused from now on",
 )
-def revoke_token(token_id: TokenId, user: CurrentUser, session: DB) -> Any:
+def revoke_token(
+    request: Request, token_id: TokenId, user: CurrentUser, session: DB, now: Now
+) -> Any:
     """Revoke the token (supervisors any, others their own); return what it was."""
     found = accounts.find_token(session, token_id)
     if found is None:
@@ -123,7 +142,7 @@ def revoke_token(token_id: TokenId, user: CurrentUser, session: DB) -> Any:
     if user.role != Role.SUPERVISOR and owner.id != user.id:
         raise HTTPException(403, "only a supervisor may revoke someone else's token")
     shown = token_object(token, owner)
-    accounts.revoke_token(session, token)
+    user_admin.revoke_token(session, token, owner, **acting(request, user, now))
     session.commit()
     return shown
 

@@ -19,10 +19,18 @@ from workflows import __version__
 from workflows.config.forms import load_forms
 from workflows.config.policy import load_policy
 from workflows.config.settings import Settings
+from workflows.core.proxies import parse_networks
 from workflows.errors import Conflict, InputError, NotFound
-from workflows.store.db import engine_for, migrate, session_factory, utcnow
-from workflows.web import api
-from workflows.web.auth import SESSION_COOKIE
+from workflows.store.db import (
+    engine_for,
+    require_schema,
+    session_factory,
+    upgrades_itself,
+    utcnow,
+)
+from workflows.web import api, ops
+from workflows.web.auth import SESSION_COOKIE, signed_in
+from workflows.web.body_limit import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
 API_PREFIX = "/api"
@@ -30,9 +38,11 @@ PAGES = "workflows.web.pages"
 
 
 def create_app(settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> FastAPI:
-    """Build the app on a migrated database; CLOCK is injected by tests."""
+    """Build the app on a database at the newest schema; CLOCK is injected by tests.
+
+    SQLite is migrated here; an old PostgreSQL schema stops start-up (`takedown migrate`)."""
     engine = engine_for(settings)
-    migrate(engine)
+    require_schema(engine, upgrade=upgrades_itself(engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,12 +63,15 @@ def create_app(settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow)
     app.state.policy = load_policy(settings.policy)  # a bad file stops start-up, naming its line
     app.state.forms = load_forms(settings.forms)  # the web-form desks, for their names
     app.state.sessions, app.state.clock = session_factory(engine), clock
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)  # web/client.py
     app.include_router(api.router)
+    app.include_router(ops.router)  # /healthz, /readyz, /metrics: no sign-in
     if importlib.util.find_spec(PAGES) is not None:  # the desk's pages, when installed
         app.include_router(importlib.import_module(PAGES).router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, authenticated=signed_in)  # before anything reads a body
     app.middleware("http")(_credentials_first)
     app.middleware("http")(_security_headers)
     return app

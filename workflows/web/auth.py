@@ -4,6 +4,10 @@ A cookie is sent by the browser on its own, so a cookie-authenticated unsafe req
 also prove it came from our page: the X-CSRF-Token header or the csrf_token form field,
 equal to the session's CSRF token (OWASP's synchronizer token pattern). A bearer token is
 never sent by a browser on its own, so it needs no CSRF token.
+
+An unknown token or session counts against the client's address (core/throttle.py): a
+client that keeps presenting them is answered 429 with Retry-After for a while. A
+disabled user's tokens and sessions are unknown from the moment it is disabled.
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
+from workflows.core.throttle import address_key
 from workflows.kinds import Role
+from workflows.store import throttle
 from workflows.store.accounts import csrf_token, user_for_token
 from workflows.store.models import User
+from workflows.web.client import client_of, too_many
 
 SESSION_COOKIE = "takedown_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -76,6 +85,28 @@ async def credentials(request: Request) -> Credentials:
     return Credentials(bearer, cookie, csrf, malformed)
 
 
+async def signed_in(scope: Scope) -> bool:
+    """Tell whether a request carries a valid API token or session, before its body is read
+    (the body limit's test for bulk uploads; CSRF and roles are checked later, as always)."""
+    request = Request(scope)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    bearer = value.strip() if scheme.lower() == "bearer" else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    state = request.app.state
+
+    def lookup() -> bool:
+        with state.sessions() as session:
+            if bearer:
+                found = user_for_token(session, bearer, "api", now=state.clock(), note_use=False)
+            elif cookie:
+                found = user_for_token(session, cookie, "session", now=state.clock())
+            else:
+                found = None
+            return found is not None
+
+    return await run_in_threadpool(lookup)
+
+
 def unauthenticated(message: str) -> HTTPException:
     """Return the 401 to raise (API: JSON; the app sends pages to /login instead)."""
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
@@ -93,7 +124,9 @@ def current_user(
     if creds.bearer is not None:
         user = user_for_token(session, creds.bearer, "api", now=now)
         if user is None:
-            raise unauthenticated("the API token is not valid (revoked or mistyped)")
+            raise _refused(
+                request, session, now, "the API token is not valid (revoked or mistyped)"
+            )
         session.commit()  # its last use, kept even when the request is then refused
         request.state.user, request.state.csrf_token = user, None
         return user
@@ -101,7 +134,7 @@ def current_user(
         raise unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
     user = user_for_token(session, creds.cookie, "session", now=now)
     if user is None:
-        raise unauthenticated("the session has expired or ended: sign in again")
+        raise _refused(request, session, now, "the session has expired or ended: sign in again")
     expected = csrf_token(creds.cookie)
     if request.method in UNSAFE_METHODS and not hmac.compare_digest(
         (creds.csrf or "").encode("utf-8"), expected.encode("utf-8")
@@ -109,6 +142,15 @@ def current_user(
         raise HTTPException(403, f"CSRF token missing or wrong: send the {CSRF_HEADER} header")
     request.state.user, request.state.csrf_token = user, expected
     return user
+
+
+def _refused(request: Request, session: Session, now: dt.datetime, message: str) -> HTTPException:
+    """Count an unknown token or session against the client's address: 401, or 429 once
+    the address is locked (a valid token from there still works: only guessing stops)."""
+    key = address_key(client_of(request).address, "token")
+    locked = throttle.admit(session, [key], now)
+    session.commit()
+    return unauthenticated(message) if locked is None else too_many(locked, now)
 
 
 def require_role(role: str) -> Callable[[User], User]:

@@ -23,7 +23,7 @@ from workflows.kinds import Role
 from workflows.store.cases import report
 from workflows.store.models import Case, InboundMessage, NoticeItem
 from workflows.store.queries import compute_stats
-from workflows.web import charts, desk, signin
+from workflows.web import account, charts, desk, signin
 from workflows.web.api_inbox import dead_recipients, inbound_counts, inbound_objects
 from workflows.web.api_notices import form_tasks
 from workflows.web.auth import DB, CurrentUser, Now, Watch
@@ -35,6 +35,7 @@ SUPERVISOR_ACTIONS = frozenset({"close", "reopen", "hold", "release"})
 
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
+router.include_router(account.router)
 
 
 @router.get("/")

@@ -8,7 +8,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from workflows.core.intake import FIELD_LIMITS
 from workflows.engine.actions import MAX_TEXT
-from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, NoticeStatus, Role
+from workflows.kinds import (
+    AuditAction,
+    CaseState,
+    CheckOutcome,
+    EventKind,
+    NoticeKind,
+    NoticeStatus,
+    Role,
+)
 
 Time = Annotated[str | None, Field(description="ISO 8601 UTC, e.g. 2026-11-25T09:30:00Z")]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
@@ -171,6 +179,50 @@ class UserOut(BaseModel):
     role: Role
     created_at: Time
     can_sign_in: bool = Field(description="has a password for the web desk")
+    disabled_at: Time = Field(None, description="set: its sessions and API tokens are refused")
+    locked_until: Time = Field(None, description="web sign-in locked by failed attempts until")
+    failed_sign_ins: int = Field(0, description="failed sign-ins counted toward a lock")
+
+
+class PasswordIn(Strict):
+    """A new password set by a supervisor (the user's sessions end)."""
+
+    password: str = Field(min_length=12, max_length=1024)
+
+
+class PasswordChangeIn(Strict):
+    """A user's own new password, with the current one."""
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=12, max_length=1024)
+
+
+class SessionsEnded(BaseModel):
+    """How many web sessions of a user were ended."""
+
+    user: str
+    ended: int
+
+
+class AuditOut(BaseModel):
+    """One account or token action: who did what to whom, when, from where."""
+
+    id: int
+    at: Time
+    actor: str = Field(description="a user's name, cli:<login> or takedown")
+    action: AuditAction
+    subject: str | None = Field(description="the user acted on")
+    address: str | None = Field(description="the client's address (web requests)")
+    detail: dict[str, Any] | None
+
+
+class LockOut(BaseModel):
+    """A sign-in lock: an account, a client address, or an address sending unknown tokens."""
+
+    kind: Literal["account", "address", "token"]
+    key: str = Field(description="the user's name, or the address (IPv6: its /64)")
+    failures: int
+    locked_until: Time
 
 
 class TokenOut(BaseModel):
