@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +77,34 @@ def test_an_existing_home_keeps_the_mode_its_operator_gave_it(tmp_path: Path) ->
     home.chmod(0o750)
     private_dir(home)
     assert mode(home) == 0o750
+
+
+def test_a_new_connection_never_drops_the_locks_the_open_ones_hold(tmp_path: Path) -> None:
+    # Closing any descriptor of a SQLite file drops this process's POSIX locks on it: the
+    # hook that keeps the files private must not open them, or writers collide (corrupt).
+    database = tmp_path / "home" / "takedown.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as first:
+            first.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            first.commit()
+            first.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, held from here
+            first.exec_driver_sql("INSERT INTO t VALUES (1)")
+            with engine.connect() as second:  # a new connection runs the hook
+                second.exec_driver_sql("SELECT 1")
+            other = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0); "
+                    "c.execute('BEGIN IMMEDIATE')",
+                    str(database),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert other.returncode != 0 and "locked" in other.stderr
+            first.rollback()
+    finally:
+        engine.dispose()

@@ -10,6 +10,7 @@ leave the folder open to every local user.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -32,10 +33,20 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create PATH if missing, and make it 0600 (ours: the database, a lock, a log)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+    """Create PATH if missing, and make it 0600 (ours: the database, a lock, a log).
+
+    An existing file is never opened, only chmod-ed by name: closing any descriptor of a
+    SQLite database drops every POSIX lock this process holds on it (fcntl semantics), so
+    a second connection's open-and-close would let two writers in at once and corrupt it.
+    """
     try:
-        os.fchmod(descriptor, FILE_MODE)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        if stat.S_IMODE(os.stat(path).st_mode) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+        return path
+    try:
+        os.fchmod(descriptor, FILE_MODE)  # the umask may have taken bits off the mode
     finally:
         os.close(descriptor)
     return path
