@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_cli_cases import run
 
 from workflows.config.settings import load_settings, parse_dns_servers
 from workflows.core.durations import format_duration, parse_duration
@@ -143,3 +144,124 @@ def test_parse_origin_multi_origin_and_as_name() -> None:
         parse_as_name("13335 | US | arin | 2010-07-14 | CLOUDFLARENET - Cloudflare, Inc., US")
         == "CLOUDFLARENET - Cloudflare, Inc., US"
     )
+
+
+# --- secrets from files (TAKEDOWN_<NAME>_FILE) ------------------------------------------
+
+SECRET = "Pa55-w0rd-in-a-file"
+SECRET_VALUES = [
+    ("DATABASE_URL", f"postgresql://takedown:{SECRET}@db.example/takedown", "database_url"),
+    ("REDIS_URL", f"redis://:{SECRET}@redis.example:6379/0", "redis_url"),
+    ("SMTP_URL", f"smtp://hotline:{SECRET}@mail.example:587?starttls=1", "smtp_url"),
+    ("SMTP_PASSWORD", SECRET, "smtp_password"),
+    ("IMAP_URL", f"imaps://hotline:{SECRET}@mail.example/INBOX", "imap_url"),
+    ("IMAP_PASSWORD", SECRET, "imap_password"),
+    ("FETCH_PROXY", f"http://vantage:{SECRET}@proxy.example:3128", "fetch_proxies"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"), SECRET_VALUES, ids=[s[0] for s in SECRET_VALUES]
+)
+def test_every_secret_may_come_from_a_file(
+    tmp_path: Path, name: str, value: str, field: str
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(f"  {value}\n", encoding="utf-8")  # as `echo` and editors leave it
+    from_file = getattr(load_settings({f"TAKEDOWN_{name}_FILE": str(secret)}), field)
+    from_variable = getattr(load_settings({f"TAKEDOWN_{name}": value}), field)
+    assert from_file == from_variable
+    assert value in (from_file if isinstance(from_file, tuple) else (from_file,))
+
+
+@pytest.mark.parametrize("name", [s[0] for s in SECRET_VALUES])
+def test_a_secret_set_both_ways_is_refused_naming_both(tmp_path: Path, name: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET, encoding="utf-8")
+    variable = f"TAKEDOWN_{name}"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: SECRET, variable + "_FILE": str(secret)})
+    message = str(caught.value)
+    assert f"{variable} and {variable}_FILE are both set" in message
+    assert SECRET not in message
+
+
+def unusable_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Make a file of each unusable kind; return them with the words that must explain it."""
+    made = {
+        "empty": ("\n  \n", "is empty"),
+        "two-lines": (f"{SECRET}\nsecond-line-{SECRET}\n", "more than one line"),
+        "not-utf8": (b"\xff\xfe" + SECRET.encode(), "not UTF-8"),
+        "huge": (SECRET * 10_000, "larger than"),
+    }
+    found: dict[str, tuple[Path, str]] = {}
+    for kind, (content, words) in made.items():
+        path = tmp_path / kind
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        found[kind] = (path, words)
+    found["missing"] = (tmp_path / "nonexistent", "cannot read")
+    found["folder"] = (tmp_path, "cannot read")
+    return found
+
+
+@pytest.mark.parametrize("kind", ["empty", "two-lines", "not-utf8", "huge", "missing", "folder"])
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "SMTP_PASSWORD", "IMAP_URL"])
+def test_an_unusable_secret_file_is_named_without_its_content(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    path, words = unusable_files(tmp_path)[kind]
+    variable = f"TAKEDOWN_{name}_FILE"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: str(path)})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}: ") and words in message and str(path) in message
+    assert SECRET not in message and len(message.splitlines()) == 1
+
+
+def test_a_bad_url_from_a_file_is_named_by_the_file_variable_and_redacted(tmp_path: Path) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text(f"takedown:{SECRET}@db.example/takedown\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TAKEDOWN_DATABASE_URL_FILE": str(secret)})
+    assert str(caught.value).startswith("TAKEDOWN_DATABASE_URL_FILE: ")
+    assert "not a database URL" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_the_environment_decides_a_secret_over_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "takedown.toml"
+    config.write_text('smtp_password = "from-the-config-file"\n', encoding="utf-8")
+    secret = tmp_path / "smtp-password"
+    secret.write_text(SECRET, encoding="utf-8")
+    both = {"TAKEDOWN_CONFIG": str(config), "TAKEDOWN_SMTP_PASSWORD_FILE": str(secret)}
+    assert load_settings(both).smtp_password == SECRET  # not "both set": two levels
+    assert load_settings({"TAKEDOWN_CONFIG": str(config)}).smtp_password == "from-the-config-file"
+    # An empty variable in the environment unsets the file's, as for every variable.
+    cleared = {"TAKEDOWN_CONFIG": str(config), "TAKEDOWN_SMTP_PASSWORD": ""}
+    assert load_settings(cleared).smtp_password is None
+    config.write_text(f'smtp_password = "x"\nsmtp_password_file = "{secret}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="TAKEDOWN_SMTP_PASSWORD and TAKEDOWN_SMTP_PASSWORD_FILE"):
+        load_settings({"TAKEDOWN_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("variable", "file_kind", "words"),
+    [
+        ("TAKEDOWN_REDIS_URL_FILE", "missing", "cannot read"),
+        ("TAKEDOWN_DATABASE_URL_FILE", "empty", "is empty"),
+        ("TAKEDOWN_IMAP_PASSWORD_FILE", "two-lines", "more than one line"),
+    ],
+)
+def test_a_command_stops_at_an_unusable_secret_file_with_one_line(
+    takedown_command: list[str], tmp_path: Path, variable: str, file_kind: str, words: str
+) -> None:
+    home = tmp_path / "home"
+    path, _ = unusable_files(tmp_path)[file_kind]
+    env = {variable: str(path), "TAKEDOWN_SENDER": "reports@hotline.example"}
+    done = run(takedown_command, home, "worker", **env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and variable in done.stderr and words in done.stderr
+    assert SECRET not in done.stderr + done.stdout
+    assert not (home / "takedown.db").exists()

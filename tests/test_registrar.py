@@ -22,8 +22,8 @@ from workflows.sim import Network, SimInternet, World
 from workflows.sim.world import Registrar
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import decode_json
+from workflows.trace.rdaphttp import MAX_BODY
 from workflows.trace.registrar import (
-    MAX_BODY,
     MISS_TTL,
     Bootstrap,
     RegistrarClient,

@@ -1,7 +1,16 @@
 """Read takedown's configuration from the environment (and an optional TOML file).
 
 Every variable is validated once, at start-up; a bad value raises ConfigError naming the
-variable, so the CLI can exit 2 with one line before anything is changed.
+variable, so the CLI can exit 2 with one line before anything is changed. A variable that
+may hold a password may name a file holding it instead (TAKEDOWN_<NAME>_FILE, secrets.py);
+messages show such values with the password replaced (redact_url), never whole.
+
+Hand-written, not pydantic-settings (weighed for issue 13): that package is not installed
+(FastAPI does not depend on it); its ValidationError runs to several lines, names the
+field rather than the variable and quotes the input (a password in a URL); it reads
+os.environ, not the mapping that tests, `takedown up` and the demo pass; it knows no
+NAME_FILE (only a secrets folder with one file per field) and takes lower-case names too.
+Keeping every message here would mean a validator of our own per field anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from workflows.config.secrets import read_secrets
 from workflows.core.durations import parse_duration
 from workflows.core.emails import email_problem
 from workflows.errors import ConfigError
@@ -80,9 +90,14 @@ def default_home(environ: Mapping[str, str]) -> Path:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from ENVIRON (default: os.environ) and TAKEDOWN_CONFIG, if set."""
+    """Build Settings from ENVIRON (default: os.environ) and TAKEDOWN_CONFIG, if set.
+
+    The secrets (secrets.SECRETS) may come from TAKEDOWN_<NAME>_FILE instead.
+    """
     env = dict(os.environ if environ is None else environ)
-    values = {**_file_values(env.get(PREFIX + "CONFIG")), **env}
+    from_file = _file_values(env.get(PREFIX + "CONFIG"))
+    values = {**from_file, **env}
+    secrets = read_secrets(from_file, env)
 
     def get(name: str) -> str | None:
         value = values.get(PREFIX + name)
@@ -109,18 +124,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         forms=_existing_file(get("FORMS"), "FORMS"),
         platforms=_existing_file(get("PLATFORMS"), "PLATFORMS"),
         placeholders=_existing_file(get("PLACEHOLDERS"), "PLACEHOLDERS"),
-        database_url=_database_url(get("DATABASE_URL")),
-        redis_url=_redis_url(get("REDIS_URL")),
-        smtp_url=get("SMTP_URL") or "smtp://localhost:25",
-        smtp_password=_secret(values, "SMTP_PASSWORD"),
+        database_url=_database_url(secrets["DATABASE_URL"].value, secrets["DATABASE_URL"].variable),
+        redis_url=_redis_url(secrets["REDIS_URL"].value, secrets["REDIS_URL"].variable),
+        smtp_url=secrets["SMTP_URL"].value or "smtp://localhost:25",
+        smtp_password=secrets["SMTP_PASSWORD"].value,
         sender=_sender(get("SENDER")),
         sender_name=get("SENDER_NAME") or "takedown",
         return_path=_return_path(get("RETURN_PATH")),
-        imap_url=get("IMAP_URL"),
-        imap_password=_secret(values, "IMAP_PASSWORD"),
+        imap_url=secrets["IMAP_URL"].value,
+        imap_password=secrets["IMAP_PASSWORD"].value,
         policy=_existing_file(get("POLICY"), "POLICY"),
         templates=_existing_dir(get("TEMPLATES"), "TEMPLATES"),
-        fetch_proxies=_proxies(get("FETCH_PROXY")),
+        fetch_proxies=_proxies(secrets["FETCH_PROXY"].value, secrets["FETCH_PROXY"].variable),
         fetch_user_agent=_user_agent(get("FETCH_USER_AGENT")),
         fetch_allow=_cidrs(get("FETCH_ALLOW") or ""),
         trusted_proxies=_cidrs(get("TRUSTED_PROXIES") or "", "TRUSTED_PROXIES"),
@@ -277,18 +292,17 @@ def _existing_dir(text: str | None, name: str) -> Path | None:
     return path
 
 
-def _redis_url(text: str | None) -> str | None:
+def _redis_url(text: str | None, variable: str) -> str | None:
     if text is None:
         return None
     if urlsplit(text).scheme not in ("redis", "rediss", "redis+socket", "unix"):
         raise ConfigError(
-            f"{PREFIX}REDIS_URL: {redact_url(text)!r} is not a redis://, rediss:// or "
-            "redis+socket:// URL"
+            f"{variable}: {redact_url(text)!r} is not a redis://, rediss:// or redis+socket:// URL"
         )
     return text
 
 
-def _database_url(text: str | None) -> str | None:
+def _database_url(text: str | None, variable: str) -> str | None:
     if text is None:
         return None
     from sqlalchemy.engine import make_url  # here: `takedown trace` never loads SQLAlchemy
@@ -298,7 +312,7 @@ def _database_url(text: str | None) -> str | None:
         make_url(text)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"{PREFIX}DATABASE_URL: {redact_url(text)!r} is not a database URL like "
+            f"{variable}: {redact_url(text)!r} is not a database URL like "
             "postgresql://user:password@host/takedown"
         ) from None
     return text
@@ -335,7 +349,7 @@ def _log_format(text: str | None) -> str:
     return value
 
 
-def _proxies(text: str | None) -> tuple[str, ...]:
+def _proxies(text: str | None, variable: str) -> tuple[str, ...]:
     """Return the fetch proxies of a comma list: each a vantage re-checks rotate between."""
     found: list[str] = []
     for item in (part.strip() for part in (text or "").split(",")):
@@ -344,7 +358,7 @@ def _proxies(text: str | None) -> tuple[str, ...]:
         parts = urlsplit(item)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             shown = redact_url(item)
-            raise ConfigError(f"{PREFIX}FETCH_PROXY: {shown!r} is not an http(s) proxy URL")
+            raise ConfigError(f"{variable}: {shown!r} is not an http(s) proxy URL")
         if item not in found:
             found.append(item)
     return tuple(found)
@@ -394,20 +408,6 @@ def _return_path(text: str | None) -> str | None:
     if (problem := email_problem(sample)) is not None:
         raise ConfigError(f"{PREFIX}RETURN_PATH: {text!r} {problem}")
     return text
-
-
-def _secret(values: Mapping[str, str], name: str) -> str | None:
-    """Read a secret from TAKEDOWN_<NAME> or the file named by TAKEDOWN_<NAME>_FILE."""
-    direct = values.get(PREFIX + name)
-    path = values.get(PREFIX + name + "_FILE")
-    if direct:
-        return direct
-    if not path:
-        return None
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ConfigError(f"{PREFIX}{name}_FILE: cannot read {path}: {error.strerror}") from None
 
 
 def _positive_int(text: str, name: str) -> int:

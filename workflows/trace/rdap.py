@@ -12,9 +12,12 @@ entities and remarks included, so ARIN's abuse POC costs no extra request.
                        (or its block on the registry, unasked)
     rdap_unavailable   5xx, connection error, timeout                transient
                        (an RFC 9083 error object sent with status 200 counts as its errorCode)
-    rdap_malformed     not JSON (a body cut short)                   transient
+    rdap_malformed     not JSON (a body cut short), or larger than   transient
+                       rdaphttp.MAX_BODY
                        JSON, but no ip network object with a usable  permanent: the same
                        range holding the address                     record comes again
+    rdap_refused       a redirect that is not https, goes past five  permanent
+                       hops or to a special-use address (rdaphttp.py)
 
 Everything in an answer is untrusted: nesting deeper than MAX_JSON_DEPTH is cut off before
 parsing (a server that serialises an entity loop nests without end), entity loops are
@@ -43,6 +46,7 @@ from workflows.config.placeholders import shipped_placeholders
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import Contact, choose_contacts, rank_contacts
 from workflows.trace.ranges import cidr_text, network_range
+from workflows.trace.rdaphttp import Answer, get_answer
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -326,24 +330,14 @@ class RDAPClient:
             if self.limiter.acquire(key, max_wait=self.max_wait) is None:
                 raise _rate_limited(url, self.limiter.blocked_for(key))
             self.queries += 1
-            response = self._get(url)
-            if response.status_code != 429:
-                return _json_of(response, url)
-            wait = retry_after(response.headers.get("Retry-After"))
+            answer = get_answer(self.http, url)
+            if answer.status != 429:
+                return _json_of(answer, url)
+            wait = retry_after(answer.retry_after)
             self.limiter.block(key, wait)
             if attempt == 1 or wait > self.max_wait:
                 raise _rate_limited(url, wait)
         raise AssertionError("unreachable")
-
-    def _get(self, url: str) -> httpx.Response:
-        try:
-            return self.http.get(url, headers={"Accept": "application/rdap+json"})
-        except httpx.HTTPError as error:
-            raise LookupFailed(
-                f"RDAP request failed: {type(error).__name__}: {url}",
-                kind="rdap_unavailable",
-                permanent=False,
-            ) from None
 
 
 def _rate_limited(url: str, wait: float) -> LookupFailed:
@@ -371,15 +365,15 @@ def retry_after(value: str | None, now: float | None = None) -> float:
     return min(max(0.0, wait), MAX_RETRY_AFTER)
 
 
-def _json_of(response: httpx.Response, url: str) -> Any:
-    status = response.status_code
+def _json_of(answer: Answer, url: str) -> Any:
+    status = answer.status
     if status == 404:
         raise LookupFailed(f"no RDAP record (404): {url}", kind="rdap_not_found", permanent=True)
     if status != 200:
         raise LookupFailed(
             f"RDAP server answered {status}: {url}", kind="rdap_unavailable", permanent=False
         )
-    return decode_json(response.content, url)
+    return decode_json(answer.body, url)
 
 
 def decode_json(content: bytes, source: str) -> Any:

@@ -17,7 +17,8 @@ then an `abuse` entity at the top level of the answer.
     rdap_no_server     no TAKEDOWN_RDAP_BASE and no bootstrap entry   permanent
     rdap_not_found     404: no such domain                            permanent
     rdap_malformed     JSON, but not this domain's domain object      permanent
-                       not JSON, or larger than MAX_BODY              transient
+                       not JSON, or larger than rdaphttp.MAX_BODY     transient
+    rdap_refused       a redirect refused (rdaphttp.py)               permanent
     rdap_rate_limited  429 that outlasts TAKEDOWN_RDAP_MAX_WAIT       transient (retry_after)
     rdap_unavailable   5xx, connection error, timeout                 transient
 
@@ -46,13 +47,12 @@ from publicsuffixlist import PublicSuffixList
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import MAX_ENTITIES, entity_roles, extract_contacts, vcard_emails
 from workflows.trace.rdap import FAILURE_TTL, Pace, decode_json, retry_after
+from workflows.trace.rdaphttp import get_answer
 
 MISS_TTL = 3600.0  # seconds a permanent failure (no such domain) is answered from memory
 PRUNE_EVERY = 60.0  # seconds between sweeps of expired entries out of the caches
-MAX_BODY = 1024 * 1024  # bytes: a domain object is a few kilobytes
 MAX_TEXT = 200  # characters kept of a registrar's name or handle
 IANA_ID = "iana registrar id"  # ICANN gTLD RDAP profile §2.4.1 publicIds type
-ACCEPT = {"Accept": "application/rdap+json", "Accept-Encoding": "identity"}
 
 
 @dataclass(frozen=True)
@@ -256,9 +256,10 @@ class RegistrarClient:
             if self.limiter.acquire(key, max_wait=self.max_wait) is None:
                 raise _rate_limited(url, self.limiter.blocked_for(key))
             self.queries += 1
-            status, wait_header, body = self._get(url)
+            answer = get_answer(self.http, url)
+            status = answer.status
             if status == 200:
-                return decode_json(body, url)
+                return decode_json(answer.body, url)
             if status == 404:
                 raise LookupFailed(
                     f"no such domain (404): {url}", kind="rdap_not_found", permanent=True
@@ -269,34 +270,11 @@ class RegistrarClient:
                     kind="rdap_unavailable",
                     permanent=False,
                 )
-            wait = retry_after(wait_header)
+            wait = retry_after(answer.retry_after)
             self.limiter.block(key, wait)
             if attempt == 1 or wait > self.max_wait:
                 raise _rate_limited(url, wait)
         raise AssertionError("unreachable")
-
-    def _get(self, url: str) -> tuple[int, str | None, bytes]:
-        """Return the status, Retry-After and body (a 200's only, at most MAX_BODY) of URL."""
-        try:
-            with self.http.stream("GET", url, headers=ACCEPT) as response:
-                if response.status_code != 200:
-                    return response.status_code, response.headers.get("Retry-After"), b""
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BODY:
-                        raise LookupFailed(
-                            f"RDAP answer larger than {MAX_BODY} bytes: {url}",
-                            kind="rdap_malformed",
-                            permanent=False,
-                        )
-                return 200, None, bytes(body)
-        except httpx.HTTPError as error:
-            raise LookupFailed(
-                f"RDAP request failed: {type(error).__name__}: {url}",
-                kind="rdap_unavailable",
-                permanent=False,
-            ) from None
 
 
 def _rate_limited(url: str, wait: float) -> LookupFailed:

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dns.resolver
-import httpx
 
 from workflows.config.cdns import CDNDirectory, load_cdns
 from workflows.config.hotlines import HotlineDirectory, load_hotlines
@@ -38,6 +37,7 @@ from workflows.trace.contacts import Choice, choose_contacts
 from workflows.trace.dns import Resolution, make_resolver, resolve_host
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.rdap import NetworkCache, NetworkRecord, Pace, RDAPClient, SharedCache
+from workflows.trace.rdaphttp import rdap_http
 from workflows.trace.registrar import RegistrarClient, RegistrarRecord
 
 PARENT, PLACEHOLDER = "parent", "placeholder"
@@ -169,8 +169,13 @@ class Tracer:
         every worker shares (Redis), behind this process's own; PACE: wraps this process's
         rate limiter into the one every worker shares."""
         local = RateLimiter(settings.rdap_rate)
-        http = httpx.Client(
-            timeout=settings.rdap_timeout, follow_redirects=True, max_redirects=5, trust_env=False
+        resolver = make_resolver(settings.dns_servers, settings.dns_timeout)
+        # Redirects are followed by rdaphttp.get_answer, held to the re-checks' egress rule.
+        http = rdap_http(
+            resolver,
+            timeout=settings.rdap_timeout,
+            base=settings.rdap_base,
+            allow=settings.fetch_allow,
         )
         rdap = RDAPClient(
             http,
@@ -188,7 +193,7 @@ class Tracer:
             max_wait=settings.rdap_max_wait,
         )
         return cls(
-            make_resolver(settings.dns_servers, settings.dns_timeout),
+            resolver,
             rdap,
             load_cdns(settings.cdns),
             load_hotlines(settings.hotlines),
