@@ -27,9 +27,10 @@ XSS_URL = 'http://xss.test/a"><img/src=x/onerror=alert(1)><script>alert(2)</scri
 
 
 @pytest.fixture(scope="module")
-def desk(takedown_command: list[str]) -> Iterator[Up]:
+def desk(takedown_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """Run `takedown up --demo` for the module; the last test stops it and checks."""
-    up = start(takedown_command, plain_env(), "--demo", "--port", str(free_port()))
+    env = plain_env(TAKEDOWN_HOME=str(tmp_path_factory.mktemp("home")))  # it keeps a demo/
+    up = start(takedown_command, env, "--demo", "--port", str(free_port()))
     try:
         up.wait_for(lambda text: text.count("\n  http://") >= 10, "the demo URLs")
         up.wait_until_serving()
@@ -239,5 +240,5 @@ def test_up_stops_everything_it_started(desk: Up) -> None:
     assert leftovers(home), "the worker should be running in the demo home"
     assert desk.stop() == 0, desk.output
     assert "stopping the worker and the demo world" in desk.output
-    assert not Path(home).exists()
+    assert (Path(home) / "takedown.db").exists()  # the demo's state is kept (issue 14)
     assert leftovers(home) == []

@@ -139,13 +139,18 @@ def test_up_refuses_a_port_in_use(takedown_command: list[str], tmp_path: Path) -
     )
 
 
-def test_up_demo_in_proxy_mode_removes_a_pasted_url(takedown_command: list[str]) -> None:
-    env = plain_env(TAKEDOWN_DEMO_ISOLATION="0")  # as where namespaces are not allowed
+def test_up_demo_in_proxy_mode_removes_a_pasted_url(
+    takedown_command: list[str], tmp_path: Path
+) -> None:
+    # TAKEDOWN_DEMO_ISOLATION=0: as where namespaces are not allowed.
+    env = plain_env(TAKEDOWN_DEMO_ISOLATION="0", TAKEDOWN_HOME=str(tmp_path))
     up = start_up(takedown_command, env, "--demo", "--port", str(free_port()))
     try:
         up.wait_until_serving()
         assert "through a proxy on 127.0.0.1" in up.output
         home = up.match(DEMO_HOME).group(1)
+        assert home == str(tmp_path / "demo")  # under TAKEDOWN_HOME, printed
+        assert f"TAKEDOWN_HOME={home} takedown user add" in up.output
         added = subprocess.run(
             [*takedown_command, "user", "add", "robot", "--role", "analyst"],
             env=plain_env(TAKEDOWN_HOME=home),
@@ -163,7 +168,7 @@ def test_up_demo_in_proxy_mode_removes_a_pasted_url(takedown_command: list[str])
             time.sleep(0.5)
     finally:
         assert up.stop() == 0, up.output
-    assert not Path(home).exists() and leftovers(home) == []
+    assert (Path(home) / "takedown.db").exists() and leftovers(home) == []  # state kept
 
 
 def test_up_stops_and_says_so_when_its_worker_dies(

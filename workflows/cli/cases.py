@@ -123,6 +123,17 @@ def case_command(settings: Settings, case_id: str, as_json: bool) -> int:
     return 0
 
 
+def readable(value: Any) -> str:
+    """Return an event detail's value as text a reader expects: no Python reprs."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items() if v is not None)
+    return str(value)
+
+
 def format_case(c: dict[str, Any]) -> str:
     """Return a readable page for one case."""
     lines = [
@@ -136,8 +147,12 @@ def format_case(c: dict[str, Any]) -> str:
         lines.append(f"Problem  {c['last_error']}")
     lines.append("\nTimeline")
     for e in c["events"]:
-        detail = ", ".join(f"{k}={v}" for k, v in (e["detail"] or {}).items() if v is not None)
-        lines.append(f"  {e['at']}  {e['kind']:<22} {detail}")
+        detail = "; ".join(
+            f"{k.replace('_', ' ')}: {readable(v)}"
+            for k, v in (e["detail"] or {}).items()
+            if v not in (None, [], {}, "")
+        )
+        lines.append(f"  {e['at']}  {e['kind']:<22} {detail} · {e['actor']}".rstrip())
     for n in c["notices"]:
         lines.append(
             f"\nNotice {n['id']} ({n['kind']}, {n['status']}) to {', '.join(n['to'])}"

@@ -76,6 +76,7 @@ def run_demo(urls: int, limit: float) -> int:
             ) as home,
         ):
             _say(f"demo home: {home} (SQLite, embedded Redis, worker log; removed at the end)")
+            _say("  (to keep a demo's state and sign in to it: takedown up --demo)")
             return _run(world, isolated, Path(home), reported, limit)
     except KeyboardInterrupt:
         _say("\ninterrupted: the worker and the servers are stopped, the demo home is removed")

@@ -8,8 +8,10 @@ with no route); 2 bad input or configuration (one line on stderr, nothing change
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from workflows import __version__
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--urls", type=int, default=36, help="how many URLs to report (6-200)")
     demo.add_argument(
         "--limit",
-        type=float,
+        type=_seconds,
         default=100.0,
         help="stop after this many seconds even if cases are still open",
     )
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="worker, sweep and web desk in one command")
     up.add_argument("--port", type=int, default=8000, help="web desk on 127.0.0.1:PORT (8000)")
     up.add_argument("--demo", action="store_true", help="also run the simulated internet")
+    up.add_argument(
+        "--demo-home",
+        metavar="DIR",
+        help="where --demo keeps its state (default: the demo folder in TAKEDOWN_HOME)",
+    )
     inbox = commands.add_parser(
         "inbox", help="take one returned message (bounce, reply): from FILE, or - for stdin"
     )
@@ -100,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # a bare `takedown` asks what there is: not a mistake, exit 0
+        return 0
+    args = parser.parse_args(argv)
     try:
         if args.command == "trace":
             from workflows.cli.trace import trace_command  # no store, no web, no Celery
@@ -172,7 +183,10 @@ def _case_commands(args: argparse.Namespace) -> int:
 
         if not 0 < args.port < 65536:
             raise InputError(f"--port {args.port}: not a port number (1-65535)")
-        return run_up(settings, port=args.port, demo=args.demo)
+        if args.demo_home is not None and not args.demo:
+            raise InputError("--demo-home: only with --demo")
+        demo_home = Path(args.demo_home).expanduser() if args.demo_home else None
+        return run_up(settings, port=args.port, demo=args.demo, demo_home=demo_home)
     if args.command == "stats":
         from workflows.cli.stats import stats_command
 
@@ -233,6 +247,17 @@ def _add_account_parsers(actions: Any) -> None:
     trail.add_argument("name", nargs="?", help="only what concerns this user")
     trail.add_argument("--limit", type=int, default=100, help="rows, newest first (100)")
     trail.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def _seconds(text: str) -> float:
+    """Return a positive, finite number of seconds (a limit of -1, 0 or nan means nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: give a positive number of seconds")
+    return value
 
 
 def _port(text: str) -> int:

@@ -15,25 +15,32 @@ from workflows.core.figures import span, unit_for
 from workflows.core.stats import WINDOWS, Stats
 
 REPORT, NOTICE, SLOW, CALM = "#1f5f8b", "#e08a1e", "#b03a2e", "#7f8c8d"
+MAX_NAME = 32  # characters of a provider's name on the chart
 
 
 def plot_stats(stats: Stats, target: Path) -> None:
     """Write a two-panel chart of STATS to TARGET (PNG)."""
+    # Constrained layout makes room for titles, labels and long provider names, and the
+    # tight bounding box keeps whatever still reaches past the edge on the canvas.
     figure, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 5.6), dpi=110, gridspec_kw={"width_ratios": [1.15, 1]}
+        1,
+        2,
+        figsize=(13, 5.8),
+        dpi=110,
+        gridspec_kw={"width_ratios": [1.15, 1]},
+        layout="constrained",
     )
     try:
         _distribution(left, stats)
         _league(right, stats)
         o = stats.overall
-        period = f"since {stats.since:%Y-%m-%d %H:%M} UTC" if stats.since else "all time"
+        period = f"since {stats.since:%Y-%m-%d %H:%M} UTC" if stats.since else "at any time"
         figure.suptitle(
-            f"Time to removal — cases reported {period}: {o.cases} cases, "
-            f"{o.removed} removed, {o.open} still open  (as of {stats.now:%Y-%m-%d %H:%M} UTC)",
+            f"Time to removal — cases reported {period}\n{o.cases} cases, "
+            f"{o.removed} removed, {o.open} still open (as of {stats.now:%Y-%m-%d %H:%M} UTC)",
             fontsize=12,
         )
-        figure.tight_layout(rect=(0, 0, 1, 0.95))
-        figure.savefig(target, format="png")
+        figure.savefig(target, format="png", bbox_inches="tight", pad_inches=0.25)
     finally:
         plt.close(figure)
 
@@ -72,9 +79,7 @@ def _distribution(ax: Axes, stats: Stats) -> None:
 
 def _league(ax: Axes, stats: Stats) -> None:
     """Draw the slowest providers: median time online after the first notice."""
-    ax.set_title(
-        "Slowest providers: median time online after the first notice", fontsize=11, loc="left"
-    )
+    ax.set_title("Slowest providers: median time online after notice", fontsize=11, loc="left")
     rows = list(reversed(stats.slowest))  # barh draws bottom-up: the slowest on top
     if not rows:
         _empty(ax, "no provider has been noticed yet")
@@ -82,14 +87,20 @@ def _league(ax: Axes, stats: Stats) -> None:
     unit, size = unit_for(max(r.median_online for r in rows))
     values = [r.median_online / size for r in rows]
     colors = [SLOW if r.online else CALM for r in rows]
-    bars = ax.barh([r.provider for r in rows], values, color=colors, height=0.6)
+    names = [_short(r.provider) for r in rows]
+    bars = ax.barh(names, values, color=colors, height=0.6)
     for bar, r in zip(bars, rows, strict=True):
         note = f"  {r.online} online of {r.noticed}" if r.online else f"  {r.noticed} removed"
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, note, va="center", fontsize=9)
     ax.set_xlim(0, max(values) * 1.35)
-    ax.set_xlabel(f"median time online ({unit}); red: content still online at some cases")
+    ax.set_xlabel(f"median time online ({unit})\nred: content still online at some cases")
     ax.tick_params(axis="y", labelsize=9)
     ax.grid(True, axis="x", alpha=0.3)
+
+
+def _short(name: str, most: int = MAX_NAME) -> str:
+    """Return NAME cut to MOST characters (a provider's name may have 200)."""
+    return name if len(name) <= most else name[: most - 1].rstrip() + "…"
 
 
 def _empty(ax: Axes, text: str) -> None:

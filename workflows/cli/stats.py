@@ -22,7 +22,8 @@ DIMENSIONS = ("country", "network", "provider", "route")
 def stats_command(
     settings: Settings, since: str | None, output: str, plot: str | None, now: dt.datetime | None
 ) -> int:
-    """Print the statistics as OUTPUT ("text", "json", "csv"); write a chart to PLOT."""
+    """Print the statistics as OUTPUT ("text", "json", "csv"); write a chart to PLOT (exit
+    1, no chart, when no case was reported in the period)."""
     now = now or utcnow()
     start = parse_since(since, now)
     target = Path(plot) if plot else None
@@ -38,6 +39,11 @@ def stats_command(
         write_csv(stats, sys.stdout)
     else:
         print(format_stats(stats))
+    if target is not None and stats.overall.cases == 0:
+        # An empty chart would pass for a chart of nothing removed: say so instead.
+        period = "in all time" if start is None else f"since {_moment(start)}"
+        print(f"takedown: --plot: no case reported {period}: no chart written", file=sys.stderr)
+        return 1
     if target is not None:
         from workflows.cli.plot import plot_stats  # matplotlib loads only when asked
 

@@ -8,7 +8,9 @@ may not, exactly as `takedown demo` does) and starts the worker there; the web s
 stays in the caller's network, so the browser on this machine can reach it.
 
 Ctrl-C or SIGTERM stops the web server, then the worker (a warm shutdown, which stops the
-embedded Redis it started), then the simulated internet; a demo's home is removed.
+embedded Redis it started), then the simulated internet. A demo's state is kept, in the
+`demo` folder of TAKEDOWN_HOME unless --demo-home says otherwise: `up --demo` prints the
+TAKEDOWN_HOME with which `user add`, `stats` and `case` reach it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import errno
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -52,14 +54,19 @@ from workflows.store.db import (
 from workflows.store.models import User
 
 FIRST_USER = "admin"
+DEMO_FOLDER = "demo"  # up --demo's state, under TAKEDOWN_HOME
 DEMO_SHOWN = 10  # demo URLs printed to paste: 8 hosted ones and the 2 that need an analyst
 DEMO_CONTENT = 200  # demo URLs whose content the simulated sites serve
 STOP_WAIT = 30.0  # seconds a child may take to stop before it is killed
 PR_SET_PDEATHSIG = 1
 
 
-def run_up(settings: Settings, *, port: int, demo: bool) -> int:
-    """Run the desk until Ctrl-C or SIGTERM; return the exit code."""
+def run_up(settings: Settings, *, port: int, demo: bool, demo_home: Path | None = None) -> int:
+    """Run the desk until Ctrl-C or SIGTERM; return the exit code.
+
+    DEMO_HOME: where --demo keeps its state; by default the `demo` folder in TAKEDOWN_HOME,
+    kept after the end, so `takedown user add`, `stats` and `case` work beside it.
+    """
     check_port(port)
     if not demo:
         check_worker_settings(settings)
@@ -69,7 +76,8 @@ def run_up(settings: Settings, *, port: int, demo: bool) -> int:
             # The database is migrated before any worker starts: two processes creating the
             # tables of a fresh SQLite file at once would collide.
             if demo:
-                settings = start_demo(running)  # its process migrates, then starts the worker
+                home = demo_home or settings.home / DEMO_FOLDER
+                settings = start_demo(running, home)  # it migrates, then starts the worker
                 first = first_supervisor(settings)
             else:
                 first = first_supervisor(settings)
@@ -137,11 +145,10 @@ def start_worker(running: ExitStack, env: dict[str, str], home: Path) -> None:
     _watch(worker, "the worker")
 
 
-def start_demo(running: ExitStack) -> Settings:
-    """Start the demo world (and its worker) in a child process; return its settings."""
-    home = Path(running.enter_context(
-        tempfile.TemporaryDirectory(prefix="takedown-up-demo-", ignore_cleanup_errors=True)
-    ))  # fmt: skip
+def start_demo(running: ExitStack, home: Path) -> Settings:
+    """Start the demo world (and its worker) in a child process, its state kept in HOME;
+    return its settings."""
+    private_dir(home)
     command = [sys.executable, "-m", "workflows.cli.up", str(home)]
     world = _spawn(command, dict(os.environ), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     running.callback(_stop, world, lambda: stop_orphaned(home))
@@ -151,9 +158,22 @@ def start_demo(running: ExitStack) -> Settings:
         raise InputError(f"the demo world did not start (exit {world.wait()})")
     ready = json.loads(line)
     _say(f"takedown up --demo: simulated internet ready; network: {ready['network']}")
-    _say(f"takedown up --demo: demo home {home} (removed when you stop)")
+    for said in demo_home_lines(home):
+        _say(said)
     _watch(world, "the demo world")
     return load_settings(ready["env"])
+
+
+def demo_home_lines(home: Path) -> list[str]:
+    """Return what `up --demo` says about where its state lives and how to reach it."""
+    where = shlex.quote(str(home))
+    return [
+        f"takedown up --demo: demo home {home} (SQLite, embedded Redis, worker log; kept when"
+        " you stop)",
+        f"takedown up --demo: the other commands reach it with TAKEDOWN_HOME={where}, e.g.",
+        f"  TAKEDOWN_HOME={where} takedown user add alice --role analyst --password-file PATH",
+        f"  TAKEDOWN_HOME={where} takedown stats --plot stats.png",
+    ]
 
 
 def _stop(child: subprocess.Popen[bytes], then: Callable[[], None]) -> None:

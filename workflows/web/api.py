@@ -6,12 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from workflows.config.hotlines import HotlineDirectory, load_hotlines
 from workflows.core.intake import check_field, normalize_lines
-from workflows.engine import actions
+from workflows.engine import actions, hand_routing
 from workflows.errors import BadValue, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
@@ -29,6 +30,7 @@ from workflows.web.schemas import (
     ReasonIn,
     ReportedCase,
     ReportIn,
+    RouteIn,
 )
 
 DESCRIPTION = """\
@@ -39,8 +41,9 @@ Report URLs, follow their cases, and act on them.
 POST or DELETE must carry the session's CSRF token in the `X-CSRF-Token` header. API
 tokens last until revoked (`DELETE /api/tokens/{id}`); a revoked token is refused at once.
 
-**Roles**: `analyst` reports, views, adds notes and asks for re-checks; `supervisor` may
-also close, reopen and hold cases, settle uncertain notices and manage users.
+**Roles**: `analyst` reports, views, adds notes, asks for re-checks and routes a case that
+needs an analyst by hand; `supervisor` may also close, reopen and hold cases, settle
+uncertain notices and manage users.
 
 **Uncertain notices**: a notice whose worker died mid-send, or whose relay fell silent
 after the message data, may or may not have arrived; it is never resent automatically.
@@ -187,6 +190,40 @@ def reopen_case(
     """Trace the URL again and start its notices over (supervisor); 409 if another is open."""
     reason = body.reason if body else None
     return _done(session, actions.reopen(session, case_id, user, now=now, reason=reason))
+
+
+def hotlines_of(request: Request) -> HotlineDirectory:
+    """Return the partner hotline directory (read once per app, as the policy is)."""
+    state = request.app.state
+    if getattr(state, "hotlines", None) is None:
+        state.hotlines = load_hotlines(state.settings.hotlines)
+    directory: HotlineDirectory = state.hotlines
+    return directory
+
+
+@cases.post(
+    "/cases/{case_id}/route",
+    response_model=CaseOut,
+    summary="Route a case that needs an analyst by hand: its workflow starts",
+)
+def route_case(
+    case_id: CaseId, body: RouteIn, request: Request, user: CurrentUser, session: DB, now: Now
+) -> Any:
+    """Set the route, country and recipients (the analyst's choice); the first notice is
+    owed at once. 409 unless the case needs an analyst; 422 naming the bad field."""
+    case = hand_routing.route_by_hand(
+        session,
+        case_id,
+        user,
+        route=body.route,
+        country=body.country,
+        recipients=body.recipients,
+        now=now,
+        routes=request.app.state.policy.workflows,
+        hotlines=hotlines_of(request),
+        reason=body.reason,
+    )
+    return _done(session, case)
 
 
 @cases.post("/cases/{case_id}/notes", status_code=201, response_model=CaseOut, summary="Add a note")

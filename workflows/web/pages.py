@@ -17,13 +17,14 @@ from sqlalchemy import select
 
 from workflows.core.figures import parse_since
 from workflows.core.intake import check_field, normalize_lines
-from workflows.engine import actions, notice_actions
+from workflows.engine import actions, hand_routing, notice_actions
 from workflows.errors import Conflict, FieldError, InputError, NotFound
 from workflows.kinds import Role
 from workflows.store.cases import report
 from workflows.store.models import Case, InboundMessage, NoticeItem
 from workflows.store.queries import compute_stats
 from workflows.web import account, charts, desk, signin
+from workflows.web.api import hotlines_of
 from workflows.web.api_inbox import dead_recipients, inbound_counts, inbound_objects
 from workflows.web.api_notices import form_tasks
 from workflows.web.auth import DB, CurrentUser, Now, Watch
@@ -145,6 +146,40 @@ def _case(
         timeline=timeline(detail["case"]["events"]),
         **detail,
     )
+
+
+@router.post("/cases/{case_id}/route")
+def route_by_hand(
+    request: Request,
+    case_id: int,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    route: Annotated[str, Form(max_length=40)] = "",
+    country: Annotated[str, Form(max_length=20)] = "",
+    recipients: Annotated[str, Form(max_length=10_000)] = "",
+    reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+) -> Response:
+    """Route a case that needs an analyst from its page: one address per line (or commas)."""
+    addresses = [a for a in recipients.replace(",", "\n").splitlines() if a.strip()]
+    try:
+        hand_routing.route_by_hand(
+            session,
+            case_id,
+            user,
+            route=route,
+            country=country,
+            recipients=addresses,
+            now=now,
+            routes=request.app.state.policy.workflows,
+            hotlines=hotlines_of(request),
+            reason=reason.strip() or None,
+        )
+    except InputError as refused:
+        session.rollback()
+        return _refused(request, session, case_id, user.role, now, refused)
+    session.commit()
+    return redirect(f"/cases/{case_id}")
 
 
 @router.post("/cases/{case_id}/{action}")

@@ -150,6 +150,22 @@ class ConfirmIn(Strict):
     reason: Text | None = None
 
 
+class RouteIn(Strict):
+    """Route a case that needs an analyst by hand: its workflow starts, the first notice
+    to RECIPIENTS (for hotline_referral: to the country's partner hotline)."""
+
+    route: str = Field(
+        max_length=40, description="the workflow: host_notice, hotline_referral or no_partner"
+    )
+    country: str = Field(max_length=20, description="ISO 3166 alpha-2, e.g. GB (not UK)")
+    recipients: list[Annotated[str, StringConstraints(max_length=320)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="the host's abuse addresses, the analyst's choice",
+    )
+    reason: Text | None = None
+
+
 class NoteIn(Strict):
     """A note for the case's timeline."""
 
