@@ -127,7 +127,9 @@ def test_a_hold_pauses_the_workflow_clock_so_no_chaser_falls_due_during_it(
     swept(rt)
     resumed = case_of(rt, case_id)
     assert resumed.state == CaseState.ACTIVE
-    assert resumed.routed_at == first_routed + dt.timedelta(seconds=60)
+    # The steps' clock moves on by the pause; when it was routed stays what it was.
+    assert resumed.steps_from == first_routed + dt.timedelta(seconds=60)
+    assert resumed.routed_at == first_routed
     act_cases(rt, [case_id])
     assert items(rt, case_id) == [(0, 0, "notice")]  # owed again; the chaser not yet
     advance(rt, 3)

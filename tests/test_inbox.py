@@ -114,6 +114,7 @@ def test_a_bounce_fails_the_notice_marks_the_desk_dead_and_moves_the_case_on_onc
     assert sent_notice(rt).status == NoticeStatus.FAILED
     case = stack.case(URL)
     assert (case.state, case.steps_done, case.due_at) == (CaseState.ACTIVE, 2, rt.clock())
+    assert case.routed_at is not None and case.routed_at >= case.opened_at  # a fact, kept
     with rt.sessions() as session:
         dead = session.get(DeadRecipient, DESK)
         assert dead is not None and dead.notice_id == notice.id and "5.1.1" in dead.reason

@@ -67,7 +67,7 @@ def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
         if any(
             step.send in CHASING
             for step in _decide(
-                rt, c.route or "", c.steps_done, c.routed_at or now, sent[c.id], now
+                rt, c.route or "", c.steps_done, steps_clock(c) or now, sent[c.id], now
             ).due
         )
     }
@@ -176,7 +176,7 @@ def _due_steps(
     GONE_SEEN: the last check saw the content gone; a chaser or escalation then waits for
     the confirming check instead of going out for content that may already be down.
     """
-    route, routed_at = case.route or "", case.routed_at or now
+    route, routed_at = case.route or "", steps_clock(case) or now
     done, round_ = case.steps_done, case.round
     decision = _decide(rt, route, done, routed_at, sent, now)
     owed = list(decision.due)
@@ -236,6 +236,7 @@ def _hop(
         round=round_ + 1,
         route=moved["route"],
         routed_at=now,
+        steps_from=None,
         content_hash=None,
         gone_streak=0,
     )
@@ -302,6 +303,12 @@ def _owe(
             **({"fallback": True} if fallback else {}),
         }
     )
+
+
+def steps_clock(case: Case) -> dt.datetime | None:
+    """Return when CASE's workflow steps count from: its routing, unless a refusal brought
+    a step forward or a hold moved them on (steps_from)."""
+    return case.steps_from or case.routed_at
 
 
 def _dead_recipients(rt: Runtime, now: dt.datetime) -> frozenset[str]:
@@ -569,6 +576,7 @@ def _reopen(
         round=round_,
         steps_done=0,
         routed_at=now,
+        steps_from=None,
         removed_at=None,
         removed_by=None,
         watch_until=None,

@@ -351,8 +351,9 @@ def _release(session: Session, case_id: int, actor: str, kind: EventKind, now: d
         }
         if back == CaseState.ACTIVE:
             values["check_due_at"] = now  # is it still there after the pause?
-            if case.routed_at is not None and case.held_at is not None:
-                values["routed_at"] = case.routed_at + (now - case.held_at)
+            clock = case.steps_from or case.routed_at
+            if clock is not None and case.held_at is not None:
+                values["steps_from"] = clock + (now - case.held_at)  # steps move on, not routing
         return values
 
     case, _ = _apply(session, case_id, decide)

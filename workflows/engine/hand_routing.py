@@ -104,6 +104,7 @@ def route_by_hand(
             # (case, round, step) keys of those stay spent, as after a reopen.
             "round": case.round + 1 if _owed_before(session, case) else case.round,
             "routed_at": now,
+            "steps_from": None,
             "steps_done": 0,
             "trace_attempts": 0,
             "last_error": None,

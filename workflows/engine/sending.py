@@ -336,6 +336,7 @@ def _next_party(
         values = {
             "round": case.round + 1,
             "routed_at": now,
+            "steps_from": None,
             "steps_done": 0,
             "recipients": ",".join(fallback),
             "due_at": now,
@@ -350,7 +351,9 @@ def _next_party(
         return {"steps_done": done}, None
     if step is not None:
         values = {
-            "routed_at": now - dt.timedelta(seconds=step.after),
+            # The steps' clock, not routed_at (a fact: the case's routing time): the step
+            # falls due now, and routed_at never shows a time before the report.
+            "steps_from": now - dt.timedelta(seconds=step.after),
             "due_at": now,
             "steps_done": done,
         }

@@ -93,6 +93,7 @@ def _route(session: Session, rt: Runtime, case: Case, result: Trace, keep_claim:
         case,
         state=CaseState.ACTIVE,
         routed_at=now,
+        steps_from=None,
         steps_done=0,
         trace_attempts=0,
         last_error=None,

@@ -68,6 +68,9 @@ class Case(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))  # first hash seen present
     opened_at: Mapped[dt.datetime] = mapped_column(index=True)
     routed_at: Mapped[dt.datetime | None]
+    # The clock the workflow's steps count from when it is not routed_at: moved forward to
+    # bring a step forward after a refusal, or on by a hold's length (routed_at stays).
+    steps_from: Mapped[dt.datetime | None]
     first_notice_at: Mapped[dt.datetime | None]
     removed_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
