@@ -198,9 +198,21 @@ def check_schema(settings: Settings) -> None:
 
 
 def _start(running: ExitStack, thread: Watchdog | Scheduler | health.Heartbeat) -> None:
-    """Start THREAD; stop it when RUNNING closes."""
+    """Start THREAD; stop it when RUNNING closes.
+
+    The stop is registered first: a SIGTERM landing between the two must still stop the
+    thread (a watchdog left running would restart the embedded Redis the broker just
+    stopped, and leave it behind)."""
+    running.callback(_stop, thread)
     thread.start()
-    running.callback(thread.stop)
+
+
+def _stop(thread: Watchdog | Scheduler | health.Heartbeat) -> None:
+    """Stop THREAD if it was started."""
+    if thread.ident is None:
+        thread.stopping.set()  # never started: nothing runs, nothing to join
+        return
+    thread.stop()
 
 
 @contextmanager
