@@ -42,6 +42,9 @@ def test_dns_servers(text: str, servers: tuple[tuple[str, int], ...]) -> None:
         ("TAKEDOWN_DNS_SERVERS", "dns.google", "not an IP address"),
         ("TAKEDOWN_DNS_SERVERS", "127.0.0.1:99999", "bad port"),
         ("TAKEDOWN_COUNTRY", "United Kingdom", "ISO 3166"),
+        ("TAKEDOWN_COUNTRY", "UK", 'use "GB" for the United Kingdom'),  # routed GB as foreign
+        ("TAKEDOWN_COUNTRY", "XX", "ISO 3166"),
+        ("TAKEDOWN_COUNTRY", "EL", 'use "GR"'),
         ("TAKEDOWN_RDAP_BASE", "ftp://x", "not an http(s) URL"),
         ("TAKEDOWN_RDAP_RATE", "-1", "positive number"),
         ("TAKEDOWN_DNS_TIMEOUT", "soon", "not a duration"),
@@ -82,6 +85,7 @@ def test_config_file_sets_variables_and_environment_wins(tmp_path: Path) -> None
     settings = load_settings({"TAKEDOWN_CONFIG": str(config)})
     assert (settings.country, settings.rdap_rate) == ("DE", 2.0)
     assert load_settings({"TAKEDOWN_CONFIG": str(config), "TAKEDOWN_COUNTRY": "FR"}).country == "FR"
+    assert load_settings({"TAKEDOWN_COUNTRY": " gb "}).country == "GB"
 
 
 def test_bad_config_file_is_named(tmp_path: Path) -> None:

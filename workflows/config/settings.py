@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workflows.config.secrets import read_secrets
+from workflows.config.tomlfile import country_problem
 from workflows.core.durations import parse_duration
 from workflows.core.emails import email_problem
 from workflows.errors import ConfigError
@@ -231,9 +232,13 @@ def _port(text: str, item: str) -> int:
 
 
 def _country(text: str) -> str:
+    """Return the hotline's country: an assigned ISO 3166-1 alpha-2 code (UK and XX are
+    not: they would route every domestic host as foreign)."""
     code = text.strip().upper()
-    if not _COUNTRY.match(code):
-        raise ConfigError(f"{PREFIX}COUNTRY: {text!r} is not an ISO 3166 alpha-2 code like GB")
+    problem = country_problem(code) if _COUNTRY.match(code) else None
+    if not _COUNTRY.match(code) or problem is not None:
+        problem = problem or 'must be an ISO 3166 alpha-2 code like "GB"'
+        raise ConfigError(f"{PREFIX}COUNTRY: {text!r} {problem}")
     return code
 
 
