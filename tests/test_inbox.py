@@ -36,6 +36,7 @@ from workflows.sim.bounces import Answered, returned_mail
 from workflows.sim.imapserver import DovecotServer
 from workflows.store import accounts
 from workflows.store.models import Case, DeadRecipient, InboundMessage, Notice, NoticeItem
+from workflows.store.queries import compute_stats
 from workflows.web.app import create_app
 
 with warnings.catch_warnings():
@@ -403,3 +404,11 @@ def test_a_bounce_that_beats_the_record_of_sending_or_finds_it_uncertain_still_m
     assert (taken.kind, taken.moved) == ("bounce", [case_id])
     assert sent_notice(rt).status == NoticeStatus.FAILED
     assert kinds(stack).count("escalated_after_refusal") == 1
+
+
+def test_the_league_table_shows_the_bounced_desk_as_unreachable(stack: Stack, rt: Runtime) -> None:
+    notice, case_id = sent_notice(rt), case_id_of(stack)
+    take_message(rt, returned("postfix-bounce.eml", notice, case_id), "file")
+    with rt.sessions() as session:
+        (row,) = compute_stats(session, since=None, now=rt.clock()).slowest
+    assert row.bounced == 1 and row.online == 1

@@ -189,6 +189,22 @@ def test_league_ranks_providers_by_time_online_counting_open_cases_at_their_age(
     assert (ignores.median_online, ignores.median_removal) == (100 * H, 2 * H)
 
 
+def test_a_provider_that_cannot_be_reached_ranks_among_the_worst_not_the_fastest() -> None:
+    cases = [
+        row("removed", 300, 0, 30, provider="Slow"),
+        # Its notice bounced at once; the upstream then had it removed within an hour: the
+        # provider never got the notice, so it is timed from the report and ranked first.
+        dataclasses.replace(row("removed", 300, 0, 1, provider="Bouncing"), bounced=1),
+        # Refused at sending: no first notice at all, still online since its report.
+        dataclasses.replace(row("active", 10, None, provider="Dead desk"), bounced=2),
+    ]
+    rows = league(cases, NOW)
+    assert [r.provider for r in rows] == ["Dead desk", "Bouncing", "Slow"]
+    assert [r.bounced for r in rows] == [1, 1, 0]
+    assert rows[0].median_online == 10 * H and rows[0].online == 1
+    assert rows[1].median_removal == 1 * H  # from the report (it was never reached)
+
+
 def test_league_keeps_the_slowest_ten() -> None:
     cases = [row("removed", 300, 0, n, provider=f"P{n:02d}") for n in range(1, 15)]
     assert [r.provider for r in league(cases, NOW)] == [f"P{n:02d}" for n in range(14, 4, -1)]

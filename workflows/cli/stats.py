@@ -88,13 +88,28 @@ def format_stats(stats: Stats) -> str:
     lines += [
         "",
         "slowest providers (time online after the first notice; open cases count "
-        "with their age so far)",
+        "with their age so far; a provider whose notices bounced counts from the report "
+        "and ranks first)",
     ]
     league = [
-        [r.provider, str(r.noticed), str(r.online), span(r.median_online), span(r.median_removal)]
+        [
+            r.provider,
+            str(r.noticed),
+            str(r.online),
+            str(r.bounced),
+            span(r.median_online),
+            span(r.median_removal),
+        ]
         for r in stats.slowest
     ]
-    header = ["provider, slowest first", "noticed", "online", "median online", "median removal"]
+    header = [
+        "provider, slowest first",
+        "noticed",
+        "online",
+        "bounced",
+        "median online",
+        "median removal",
+    ]
     lines += _table(header, league) if league else ["  (no provider has been noticed yet)"]
     return "\n".join(lines)
 

@@ -19,7 +19,10 @@ Definitions (the same for the CLI, the API and the web page):
   reported an hour ago is not counted as slow, and one that is still online after a week
   is not left out. Cases closed by an analyst without removal are left out;
 - the slowest providers are ranked by the median time online after the first notice, a
-  case still online counting with its age so far (a lower bound).
+  case still online counting with its age so far (a lower bound). A provider whose
+  notices bounced (refused at sending, or returned later) could not be reached: its
+  cases count from their report, not from a notice it never got, and it ranks among the
+  worst, above every provider that could be reached, never among the fastest.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class CaseRow:
     first_notice_at: dt.datetime | None
     removed_at: dt.datetime | None
     past: tuple[Round, ...] = ()  # rounds removed before the content came back
+    bounced: int = 0  # its notices to its host that bounced (refused or returned)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class LeagueRow:
     online: int
     median_online: float  # seconds online after the first notice; open cases at their age
     median_removal: float | None  # seconds from first notice, removed cases only
+    bounced: int = 0  # cases whose notice to this provider bounced: it could not be reached
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -150,6 +155,7 @@ class LeagueRow:
             "online": self.online,
             "median_online_s": self.median_online,
             "median_removal_s": self.median_removal,
+            "bounced": self.bounced,
         }
 
 
@@ -293,14 +299,19 @@ def league(cases: Iterable[CaseRow], now: dt.datetime, size: int = LEAGUE_SIZE) 
     online: dict[str, list[float]] = defaultdict(list)
     removal: dict[str, list[float]] = defaultdict(list)
     still: dict[str, int] = defaultdict(int)
+    bounced: dict[str, int] = defaultdict(int)
     for case in cases:
-        if case.first_notice_at is None or case.provider is None:
+        if case.provider is None or (case.first_notice_at is None and not case.bounced):
             continue
+        # A provider that never got its notice is timed from the report.
+        start = case.opened_at if case.bounced else case.first_notice_at
+        assert start is not None
+        bounced[case.provider] += case.bounced > 0
         if case.removed_at is not None:
-            seconds = max(0.0, (case.removed_at - case.first_notice_at).total_seconds())
+            seconds = max(0.0, (case.removed_at - start).total_seconds())
             removal[case.provider].append(seconds)
         elif case.state in OPEN_STATES:
-            seconds = (now - case.first_notice_at).total_seconds()
+            seconds = (now - start).total_seconds()
             still[case.provider] += 1
         else:
             continue  # closed by an analyst: neither removed nor still online
@@ -313,10 +324,13 @@ def league(cases: Iterable[CaseRow], now: dt.datetime, size: int = LEAGUE_SIZE) 
             online=still[name],
             median_online=statistics.median(times),
             median_removal=statistics.median(removal[name]) if removal[name] else None,
+            bounced=bounced[name],
         )
         for name, times in online.items()
     ]
-    rows.sort(key=lambda r: (-r.median_online, -r.online, r.provider))
+    # A provider that could not be reached is among the worst, however fast the party
+    # after it acted.
+    rows.sort(key=lambda r: (r.bounced == 0, -r.median_online, -r.online, r.provider))
     return rows[:size]
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
 from workflows.core.stats import CaseRow, NoticeRow, Round, Stats, summarize
+from workflows.kinds import NoticeStatus, Party
 from workflows.store.models import Case, Check, Event, Notice, NoticeItem
 
 
@@ -141,8 +143,27 @@ def _at(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+def _bounced_cases(session: Session, since: dt.datetime | None) -> dict[int, int]:
+    """Return, by case, how many of its current round's notices to its host bounced."""
+    query = (
+        select(NoticeItem.case_id, func.count())
+        .join(Notice, Notice.id == NoticeItem.notice_id)
+        .join(Case, Case.id == NoticeItem.case_id)
+        .where(
+            Notice.status == NoticeStatus.FAILED,
+            NoticeItem.party == Party.HOST,
+            NoticeItem.round == Case.round,
+        )
+        .group_by(NoticeItem.case_id)
+    )
+    if since is not None:
+        query = query.where(Case.opened_at >= since)
+    return {case_id: int(count) for case_id, count in session.execute(query)}
+
+
 def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.datetime) -> Stats:
     """Read the cases reported (and notices made) since SINCE and summarise them at NOW."""
+    ids_query = select(Case.id)
     cases = select(
         Case.state,
         Case.route,
@@ -159,7 +180,12 @@ def compute_stats(session: Session, *, since: dt.datetime | None, now: dt.dateti
     notices = select(Notice.kind, Notice.status)
     if since is not None:
         cases = cases.where(Case.opened_at >= since)
+        ids_query = ids_query.where(Case.opened_at >= since)
         notices = notices.where(Notice.created_at >= since)
+    cases, ids_query = cases.order_by(Case.id), ids_query.order_by(Case.id)
+    ids = list(session.scalars(ids_query))
     case_rows = [_case_row(*row) for row in session.execute(cases)]
+    bounced = _bounced_cases(session, since)
+    case_rows = [replace(r, bounced=bounced.get(i, 0)) for i, r in zip(ids, case_rows, strict=True)]
     notice_rows = [NoticeRow(*row) for row in session.execute(notices)]
     return summarize(case_rows, notice_rows, since=since, now=now)
