@@ -19,7 +19,6 @@ Every problem is a `ConfigError` naming the file and line, so start-up stops on 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import as_file, files
@@ -32,7 +31,6 @@ from workflows.config.tomlfile import (
     country_problem,
     load_toml,
     quote,
-    type_name,
     url_problem,
 )
 from workflows.core.emails import email_problem
@@ -43,7 +41,6 @@ KEYS = ("name", "asns", "prefixes", "abuse", "abuse_form", "country", "note")
 MAX_ASN = 4294967295
 # A prefix this broad would claim most of the internet for one CDN: surely a typo.
 _MIN_PREFIX = {4: 8, 6: 16}
-_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _HINT = 'use [cdn.name] tables, name being lowercase like "cloudflare"'
 
 
@@ -120,14 +117,8 @@ def parse_cdns(source: Source, data: dict[str, Any]) -> CDNDirectory:
     """Validate parsed CDN data, naming the line of the first problem."""
     owners: dict[object, str] = {}  # ASN or prefix -> key of the CDN listing it
     cdns = []
-    for key, body in source.sections(data, "cdn", _HINT).items():
-        table = ("cdn", key)
-        if not _KEY.fullmatch(key):
-            problem = "must be 1-40 lowercase letters, digits, '-' or '_'"
-            raise source.error(table, None, f"the table name {problem}; {_HINT}")
-        if not isinstance(body, dict):
-            raise source.error(table, None, f"must be a table, not {type_name(body)}; {_HINT}")
-        entry = Entry(source, table, body)
+    for entry in source.named_entries(data, "cdn", _HINT):
+        key = entry.table[1]
         cdn = _cdn(entry, key)
         _claim(entry, "asns", [(asn, f"AS{asn}") for asn in sorted(cdn.asns)], owners)
         _claim(entry, "prefixes", [(net, f'"{net}"') for net in cdn.prefixes], owners)

@@ -25,13 +25,12 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
-from workflows.config.tomlfile import Entry, Source, load_toml, quote, type_name, url_problem
+from workflows.config.tomlfile import Entry, Source, load_toml, quote, url_problem
 from workflows.core.emails import email_problem
 
 KEYS = ("name", "match", "url", "note")
 MATCH_KEYS = ("asns", "domains", "abuse")
 MAX_ASN = 4294967295
-_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _HINT = 'use [form.name] tables, name being lowercase like "examplehost"'
 
@@ -101,16 +100,11 @@ def parse_forms(source: Source, data: dict[str, Any]) -> FormDirectory:
     """Validate parsed form data, naming the line of the first problem."""
     forms: list[FormDesk] = []
     urls: dict[str, str] = {}
-    for key, body in source.sections(data, "form", _HINT).items():
-        table = ("form", key)
-        if not _KEY.fullmatch(key):
-            problem = "must be 1-40 lowercase letters, digits, '-' or '_'"
-            raise source.error(table, None, f"the table name {problem}; {_HINT}")
-        if not isinstance(body, dict):
-            raise source.error(table, None, f"must be a table, not {type_name(body)}; {_HINT}")
-        form = _form(Entry(source, table, body), key)
+    for entry in source.named_entries(data, "form", _HINT):
+        key = entry.table[1]
+        form = _form(entry, key)
         if form.url in urls:
-            raise source.error(table, "url", f"url is also the form of [form.{urls[form.url]}]")
+            raise entry.error("url", f"url is also the form of [form.{urls[form.url]}]")
         urls[form.url] = key
         forms.append(form)
     return FormDirectory(forms)

@@ -21,18 +21,16 @@ Every problem is a `ConfigError` naming the file and line, so start-up stops on 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
-from workflows.config.tomlfile import Entry, Source, load_toml, quote, type_name
+from workflows.config.tomlfile import Entry, Source, load_toml, quote
 from workflows.core.emails import email_problem
 
 KEYS = ("registry", "addresses", "note")
-_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _HINT = 'use [placeholder.name] tables, name being lowercase like "krnic"'
 
 
@@ -88,14 +86,8 @@ def parse_placeholders(source: Source, data: dict[str, Any]) -> PlaceholderList:
     """Validate parsed placeholder data, naming the line of the first problem."""
     owners: dict[str, str] = {}  # address -> key of the entry listing it
     entries = []
-    for key, body in source.sections(data, "placeholder", _HINT).items():
-        table = ("placeholder", key)
-        if not _KEY.fullmatch(key):
-            problem = "must be 1-40 lowercase letters, digits, '-' or '_'"
-            raise source.error(table, None, f"the table name {problem}; {_HINT}")
-        if not isinstance(body, dict):
-            raise source.error(table, None, f"must be a table, not {type_name(body)}; {_HINT}")
-        entry = Entry(source, table, body)
+    for entry in source.named_entries(data, "placeholder", _HINT):
+        key = entry.table[1]
         entry.check_keys(KEYS)
         addresses = _addresses(entry)
         for address in addresses:

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from workflows.config.forms import is_form_address
-from workflows.config.tomlfile import Entry, Source, load_toml, quote, type_name, url_problem
+from workflows.config.tomlfile import Entry, Source, load_toml, quote, url_problem
 from workflows.core.emails import email_problem
 
 KEYS = ("name", "hosts", "abuse", "form", "source", "note")
-_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _HINT = 'use [platform.name] tables, name being lowercase like "exampleblogs"'
 
@@ -119,14 +118,8 @@ def parse_platforms(source: Source, data: dict[str, Any]) -> PlatformDirectory:
     """Validate parsed platform data, naming the line of the first problem."""
     owners: dict[str, str] = {}  # host -> key of the platform listing it
     platforms = []
-    for key, body in source.sections(data, "platform", _HINT).items():
-        table = ("platform", key)
-        if not _KEY.fullmatch(key):
-            problem = "must be 1-40 lowercase letters, digits, '-' or '_'"
-            raise source.error(table, None, f"the table name {problem}; {_HINT}")
-        if not isinstance(body, dict):
-            raise source.error(table, None, f"must be a table, not {type_name(body)}; {_HINT}")
-        entry = Entry(source, table, body)
+    for entry in source.named_entries(data, "platform", _HINT):
+        key = entry.table[1]
         platform = _platform(entry, key)
         for host in platform.hosts:
             other = owners.setdefault(host, key)

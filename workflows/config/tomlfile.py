@@ -40,6 +40,7 @@ _COUNTRY_HINTS = {"UK": 'use "GB" for the United Kingdom', "EL": 'use "GR" for G
 
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = r"""[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
+_ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # [cdn.name], [form.name], …
 _KEY = rf"\s*(?:{_KEY_PART})\s*(?:\.\s*(?:{_KEY_PART})\s*)*"
 _HEADER = re.compile(rf"\s*\[\[?({_KEY})\]\]?\s*(?:#.*)?$")
 _ASSIGN = re.compile(rf"({_KEY})=")
@@ -253,6 +254,20 @@ class Source:
         """Build the one-line error for a problem in `[table]`, at `key` if given."""
         label = f" [{table_name(table)}]:" if table else ""
         return ConfigError(f"{where(self.path, self.text, table, key)}:{label} {problem}")
+
+    def named_entries(self, data: dict[str, Any], section: str, hint: str) -> list[Entry]:
+        """Return the `[section.name]` tables as Entries, refusing any other top-level key,
+        a name that is not a short lowercase key and a value that is not a table."""
+        entries = []
+        for key, body in self.sections(data, section, hint).items():
+            table = (section, key)
+            if not _ENTRY_NAME.fullmatch(key):
+                problem = "must be 1-40 lowercase letters, digits, '-' or '_'"
+                raise self.error(table, None, f"the table name {problem}; {hint}")
+            if not isinstance(body, dict):
+                raise self.error(table, None, f"must be a table, not {type_name(body)}; {hint}")
+            entries.append(Entry(self, table, body))
+        return entries
 
     def sections(self, data: dict[str, Any], section: str, hint: str) -> dict[str, Any]:
         """Return the `[section]` table after refusing any other top-level key."""
