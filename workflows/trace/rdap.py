@@ -328,7 +328,7 @@ class RDAPClient:
             # A long block fails at once: sleeping it out would hold a worker thread for
             # as long as the server asked (an hour, say) and delay every other lookup.
             if self.limiter.acquire(key, max_wait=self.max_wait) is None:
-                raise _rate_limited(url, self.limiter.blocked_for(key))
+                raise rate_limited(url, self.limiter.blocked_for(key))
             self.queries += 1
             answer = get_answer(self.http, url)
             if answer.status != 429:
@@ -336,11 +336,12 @@ class RDAPClient:
             wait = retry_after(answer.retry_after)
             self.limiter.block(key, wait)
             if attempt == 1 or wait > self.max_wait:
-                raise _rate_limited(url, wait)
+                raise rate_limited(url, wait)
         raise AssertionError("unreachable")
 
 
-def _rate_limited(url: str, wait: float) -> LookupFailed:
+def rate_limited(url: str, wait: float) -> LookupFailed:
+    """Return the transient failure of a lookup held back WAIT seconds by a registry."""
     # Whole seconds: the reason is stored on the case, and a new one each try is noise.
     return LookupFailed(
         f"RDAP server rate-limited us (429, retry after {math.ceil(wait)}s): {url}",

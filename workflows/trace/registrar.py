@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-import math
 import threading
 import time
 import unicodedata
@@ -46,7 +45,7 @@ from publicsuffixlist import PublicSuffixList
 
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import MAX_ENTITIES, entity_roles, extract_contacts, vcard_emails
-from workflows.trace.rdap import FAILURE_TTL, Pace, decode_json, retry_after
+from workflows.trace.rdap import FAILURE_TTL, Pace, decode_json, rate_limited, retry_after
 from workflows.trace.rdaphttp import get_answer
 
 MISS_TTL = 3600.0  # seconds a permanent failure (no such domain) is answered from memory
@@ -254,7 +253,7 @@ class RegistrarClient:
         """GET URL as JSON, waiting out a Retry-After of at most max_wait, once."""
         for attempt in range(2):
             if self.limiter.acquire(key, max_wait=self.max_wait) is None:
-                raise _rate_limited(url, self.limiter.blocked_for(key))
+                raise rate_limited(url, self.limiter.blocked_for(key))
             self.queries += 1
             answer = get_answer(self.http, url)
             status = answer.status
@@ -273,17 +272,8 @@ class RegistrarClient:
             wait = retry_after(answer.retry_after)
             self.limiter.block(key, wait)
             if attempt == 1 or wait > self.max_wait:
-                raise _rate_limited(url, wait)
+                raise rate_limited(url, wait)
         raise AssertionError("unreachable")
-
-
-def _rate_limited(url: str, wait: float) -> LookupFailed:
-    return LookupFailed(
-        f"RDAP server rate-limited us (429, retry after {math.ceil(wait)}s): {url}",
-        kind="rdap_rate_limited",
-        permanent=False,
-        retry_after=wait,
-    )
 
 
 def parse_domain(data: Any, source: str, domain: str) -> RegistrarRecord:
