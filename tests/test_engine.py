@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -180,6 +182,43 @@ def test_only_one_process_holds_the_sweep_lock(tmp_path: Path) -> None:
         assert second.acquire() and not first.acquire()
         second.release()
         assert first.acquire()
+
+
+def test_a_slow_embedded_redis_is_not_replaced_and_a_dead_one_is(tmp_path: Path) -> None:
+    """The watchdog restarts a server whose process is gone, never one that is only slow:
+    a second server on a living one's socket would leave the first running, unreachable."""
+    settings = load_settings({"TAKEDOWN_HOME": str(tmp_path)})
+    with Broker(settings) as broker:
+        socket_file, pid = str(broker._embedded.socket_file), broker._embedded.pid
+        assert _servers_on(socket_file) == {pid}
+        os.kill(pid, signal.SIGSTOP)  # alive, but it answers no PING
+        try:
+            assert broker.keep_alive() is False
+            assert _servers_on(socket_file) == {pid}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not broker.keep_alive():  # the process is gone: restarted on the same socket
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert broker.client is not None and broker.client.ping()
+        (restarted,) = _servers_on(socket_file)
+        assert restarted != pid
+    assert _servers_on(socket_file) == set()
+
+
+def _servers_on(socket_file: str) -> set[int]:
+    """Return the pids of the redis-servers listening on SOCKET_FILE (their process title)."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes()
+        except OSError:
+            continue
+        if b"redis-server" in command and socket_file.encode() in command:
+            found.add(int(cmdline.parent.name))
+    return found
 
 
 def test_two_workers_share_the_work_and_only_one_sweeps(stack: Stack) -> None:

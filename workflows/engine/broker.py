@@ -76,7 +76,7 @@ class Broker:
                 # A registered server that died (its users killed) is restarted on its
                 # socket, so processes still holding that address reconnect to it.
                 socket_file = socket_file or _registered_socket(folder)
-                if socket_file is not None and _answers(socket_file):
+                if socket_file is not None and not _dead(socket_file, _registered_pid(folder)):
                     socket_file = None  # it runs (another process restarted it): join it
                 self._embedded = _launch(folder / "redis.db", socket_file)
                 self.restarted = socket_file is not None
@@ -95,7 +95,7 @@ class Broker:
         server = self._embedded
         socket_file, folder = str(server.socket_file), Path(server.dbdir)
         restarted = False
-        if not _answers(socket_file):
+        if _dead(socket_file, _registered_pid(folder)):
             server.pidfile = None  # the dead server's object must not clean up later
             server.connection_pool.disconnect()
             self._start_embedded(folder, socket_file)  # joins it if another process won
@@ -163,6 +163,35 @@ def _registered_socket(folder: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return socket_file if Path(socket_file).parent.is_dir() else None
+
+
+def _registered_pid(folder: Path) -> int | None:
+    """Return the pid of FOLDER's registered server (from its pidfile), if there is one."""
+    try:
+        settings = json.loads((folder / "redis.db.settings").read_text("utf-8"))
+        return int(Path(settings["pidfile"]).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _dead(socket_file: str, pid: int | None) -> bool:
+    """Tell whether the server on SOCKET_FILE (process PID) is gone, not merely slow.
+
+    A server that does not answer within the ping's timeout but whose process still runs
+    (a loaded machine, a long command) is not restarted: a second server on its socket
+    would orphan the first, left running with its socket deleted."""
+    if _answers(socket_file):
+        return False
+    return not _running(pid)
+
+
+def _running(pid: int | None) -> bool:
+    """Tell whether PID is a running redis-server: not gone, not a zombie (killed, not
+    yet reaped: its command line is empty), not another program that got its pid since."""
+    try:
+        return pid is not None and b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def embedded_url(home: Path) -> str | None:
@@ -247,18 +276,19 @@ def stop_orphaned(home: Path) -> None:
     """Shut down the embedded Redis of HOME if its last user died without stopping it."""
     registry = home / "redis" / "redis.db.settings"
     try:
-        settings = json.loads(registry.read_text("utf-8"))
-        socket_file = Path(settings["unixsocket"])
-        pid = int(Path(settings["pidfile"]).read_text())
+        socket_file = Path(json.loads(registry.read_text("utf-8"))["unixsocket"])
     except (OSError, ValueError, KeyError, TypeError):
         return  # no registry: it was stopped already, or never started
-    _shutdown(socket_file, pid, str(socket_file.parent))
+    _shutdown(socket_file, _registered_pid(home / "redis"), str(socket_file.parent))
     with contextlib.suppress(OSError):
         registry.unlink()
 
 
 def _shutdown(socket_file: Path, pid: int | None, folder: str | None) -> None:
-    """Ask the server on SOCKET_FILE to exit, wait for PID, remove its folder."""
+    """Ask the server on SOCKET_FILE to exit, wait for PID, remove its folder.
+
+    A server that the SHUTDOWN did not reach (a timeout on a loaded machine) gets SIGTERM,
+    on which Redis exits too: its folder must not go while it still runs."""
     # No retries: the server closing the connection is how SHUTDOWN succeeds.
     client = redis.Redis(
         unix_socket_path=str(socket_file), socket_timeout=5, retry=Retry(NoBackoff(), 0)
@@ -266,20 +296,23 @@ def _shutdown(socket_file: Path, pid: int | None, folder: str | None) -> None:
     with contextlib.suppress(redis.RedisError):
         client.shutdown(nosave=True)  # due work lives in the database: nothing to save
     client.close()
-    if pid:
+    if pid and not _reap(pid) and _running(pid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
         _reap(pid)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _reap(pid: int) -> None:
-    """Wait (briefly) for PID to exit; collect it when it is our child."""
+def _reap(pid: int) -> bool:
+    """Wait (briefly) for PID to exit; collect it when it is our child. True if it exited."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:  # not our child: watch /proc instead
-            done = 0 if Path(f"/proc/{pid}").exists() else pid
+            done = pid if not _running(pid) else 0
         if done:
-            return
+            return True
         time.sleep(0.02)
+    return False
