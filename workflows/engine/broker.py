@@ -95,7 +95,11 @@ class Broker:
         server = self._embedded
         socket_file, folder = str(server.socket_file), Path(server.dbdir)
         restarted = False
-        if _dead(socket_file, _registered_pid(folder)):
+        if _answers(socket_file):
+            pass
+        elif _running(_registered_pid(folder)):
+            return False  # slow (a loaded machine), not dead: never a second server
+        else:
             server.pidfile = None  # the dead server's object must not clean up later
             server.connection_pool.disconnect()
             self._start_embedded(folder, socket_file)  # joins it if another process won
