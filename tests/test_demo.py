@@ -103,9 +103,10 @@ def test_one_notice_lists_several_urls(demo: tuple[str, str]) -> None:
 
 def test_demo_shows_each_kind_of_desk(demo: tuple[str, str]) -> None:
     notices = {row[4] for row in table(demo[1]).values()}
-    assert any("✗550 → upstream" in n for n in notices)  # bounced, escalated at once
-    assert any("hop → notice" in n for n in notices)  # followed to its new host
-    assert "referral" in notices  # the partner hotline took it
+    # On failure, the whole run: what each case did and why an open one was still open.
+    assert any("✗550 → upstream" in n for n in notices), demo[1]  # bounced, escalated at once
+    assert any("hop → notice" in n for n in notices), demo[1]  # followed to its new host
+    assert "referral" in notices, demo[1]  # the partner hotline took it
     # The CDN's desk, not the origin's: Cloudflare's is a web form, submitted by the demo's
     # analyst, and the content is removed after it.
     assert "is a web form to submit (Cloudflare: https://abuse.cloudflare.com/)" in demo[1]
