@@ -46,8 +46,9 @@ from workflows.store.db import database_url, make_engine, migrate
 
 POLICY = Path(__file__).resolve().parent.parent / "bench-policy.toml"
 SENDER = "reports@hotline.example"
-# What `takedown up` and the demo run: one process, a pool of threads.
-WORKER_ARGS = ("--pool", "threads", "--concurrency", "4")
+# What `takedown up` and the demo run: one process, a pool of threads (TAKEDOWN_BENCH_WORKER
+# ="--pool prefork --concurrency 2" tries another shape; RESULTS.md says which ran).
+WORKER_ARGS = tuple(os.environ.get("TAKEDOWN_BENCH_WORKER", "--pool threads --concurrency 4").split())
 READY = " ready."  # Celery's line once a worker consumes
 STOP_WAIT = 30.0  # seconds a warm shutdown may take before the worker is killed
 

@@ -28,7 +28,7 @@ from workflows.engine.broker import client_url
 from workflows.engine.metrics import observe_fetch
 from workflows.errors import ConfigError
 from workflows.notify.mailbox import IMAPSettings, parse_imap_url
-from workflows.notify.mailer import SMTPSettings, parse_smtp_url
+from workflows.notify.mailer import Relay, SMTPSettings, parse_smtp_url
 from workflows.notify.notices import template_environment
 from workflows.recheck.fetch import DEFAULT_USER_AGENT, Fetcher
 from workflows.recheck.loop import FetchLoop
@@ -143,6 +143,13 @@ class Runtime:
     def smtp(self) -> SMTPSettings:
         """Return the validated SMTP settings."""
         return parse_smtp_url(self.settings.smtp_url, password=self.settings.smtp_password)
+
+    @cached_property
+    def relay(self) -> Relay:
+        """Return this process's mail relay, its connections kept open between notices."""
+        relay = Relay(self.smtp)
+        self._closers.append(relay.close)
+        return relay
 
     @cached_property
     def imap(self) -> IMAPSettings | None:

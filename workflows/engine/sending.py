@@ -49,7 +49,9 @@ def send_notice(rt: Runtime, notice_id: int) -> str:
         return begun
     message, token = begun
     with timed("send") as timer:
-        delivery = send_message(message, rt.smtp, envelope_from=return_path(rt, token))
+        delivery = send_message(
+            message, rt.smtp, envelope_from=return_path(rt, token), relay=rt.relay
+        )
         timer.set(delivery.status)
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:

@@ -28,6 +28,7 @@ from workflows.store.db import transaction
 from workflows.store.models import Notice
 from workflows.store.purge import purge_closed, reclaim
 
+SEND_CHUNK = 8  # notices in one send task
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 INBOX = "takedown.inbox"
 BATCH = 25  # cases per trace or steps task: one host's URLs travel together
@@ -82,7 +83,11 @@ def sweep(rt: Runtime, publish: Publish, backlog: Backlog | None = None) -> Swee
     report.notices_built = len(batch_notices(rt))
     with transaction(rt.sessions) as session:
         sending = claim_notices(session, now, rt.lease)
-    report.tasks += [(SEND, [notice_id]) for notice_id in sending]
+    # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
+    # not the worker's threads, set the pace of a burst of notices.
+    report.tasks += [
+        (SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)
+    ]
     report.notices_sent = len(sending)
     if inbox_due(rt, now):
         report.tasks.append((INBOX, []))
