@@ -30,7 +30,7 @@ from workflows.engine.sending import send_notice
 from workflows.engine.sweep import recover_notices
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.notify.mailer import SMTPSettings
-from workflows.store.claims import claim_notices
+from workflows.store.claims import claim_due, claim_notices
 from workflows.store.db import transaction
 from workflows.store.models import Case, Notice, NoticeItem
 
@@ -120,6 +120,26 @@ def test_a_refusal_moves_the_case_on_to_the_next_party(stack: Stack, rt: Runtime
         owed = session.execute(select(NoticeItem.step, NoticeItem.recipients)).all()
     assert sorted(owed) == [(0, DESK), (2, UPSTREAM)]
     assert "escalated_after_refusal" in event_kinds(stack)
+
+
+def test_a_refusal_while_a_task_holds_the_case_makes_it_claimable_at_once(
+    stack: Stack, rt: Runtime
+) -> None:
+    """A check task holds the case when the refusal lands: its write will lose the
+    compare-and-set, so the claim must not outlive the refusal (the demo's case 5 waited
+    the whole lease for its escalation)."""
+    case_id = stack.case(URL).id
+    with transaction(rt.sessions) as session:  # a task claims the case for a lease
+        session.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(claimed_until=rt.clock() + dt.timedelta(seconds=rt.lease))
+        )
+    stack.smtp.set_fault(DESK, "550")
+    assert send_notice(rt, the_notice(rt).id) == NoticeStatus.FAILED
+    with transaction(rt.sessions) as session:
+        claimed = claim_due(session, rt.clock(), rt.lease)
+    assert [c.id for c in claimed] == [case_id]
 
 
 def test_a_notice_on_its_way_holds_its_chaser_back_until_it_is_refused(

@@ -31,7 +31,7 @@ from workflows.errors import ConfigError
 from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
 from workflows.notify.mailer import Delivery, send_message
 from workflows.notify.notices import RenderedNotice, build_message
-from workflows.store.cases import SYSTEM, record, rescheduled
+from workflows.store.cases import SYSTEM, record, release
 from workflows.store.db import transaction
 from workflows.store.models import Case, DeadRecipient, Notice, NoticeItem
 
@@ -309,17 +309,17 @@ def move_on(
     of a late bounce must not undo what an analyst did meanwhile (a close, a hold). Return
     whether the case changed.
     """
+    if refused.step < 0:
+        return False  # a one-off notice by an analyst (one_off.py): no workflow step to pass
     for _ in range(MOVE_ON_ATTEMPTS):
         case = session.get(Case, refused.case_id, populate_existing=True)
         if case is None or case.state != CaseState.ACTIVE or case.round != refused.round:
             return False  # closed, held, or the content hopped: the refusal concerns the past
         values, event = _next_party(session, rt, case, refused, now, reply)
-        changed = session.execute(
-            update(Case)
-            .where(Case.id == case.id, Case.version == case.version)
-            .values(version=Case.version + 1, **rescheduled(values))
-        )
-        if getattr(changed, "rowcount", 0) == 1:
+        # release: compare-and-set, and the claim dropped. A task holding the case now
+        # (a re-check) will lose its own write; its claim must not keep the sweep from
+        # the step just brought forward for the whole lease.
+        if release(session, case, **values):
             if event is not None:
                 record(session, case.id, event[0], now, **event[1])
             return True
