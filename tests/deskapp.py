@@ -154,10 +154,10 @@ def _row(obj: Any) -> tuple[Any, ...]:
 
 
 @contextmanager
-def running_desk(home: Path) -> Iterator[Desk]:
-    """Run the app on SQLite under HOME with a hand clock."""
+def running_desk(home: Path, **env: str) -> Iterator[Desk]:
+    """Run the app on SQLite under HOME with a hand clock (ENV: more TAKEDOWN_* settings)."""
     clock = Clock()
-    app = create_app(load_settings({"TAKEDOWN_HOME": str(home)}), clock=clock)
+    app = create_app(load_settings({"TAKEDOWN_HOME": str(home), **env}), clock=clock)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Desk(home, client, clock)
 

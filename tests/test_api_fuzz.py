@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from workflows.core.urls import normalize_url
 from workflows.errors import URLError
-from workflows.web.schemas import HoldIn, NoteIn, ReasonIn, ReportIn
+from workflows.web.schemas import CloseIn, HoldIn, NoteIn, ReasonIn, ReportIn
 
 FUZZ = settings(
     max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
@@ -41,7 +41,7 @@ JSON = st.recursive(
 # Each case endpoint, the body it takes, and whether it may come without one.
 ENDPOINTS: dict[str, tuple[type[BaseModel], bool]] = {
     "/api/cases": (ReportIn, False),
-    "/api/cases/{id}/close": (ReasonIn, True),
+    "/api/cases/{id}/close": (CloseIn, False),  # a close needs its reason's code
     "/api/cases/{id}/reopen": (ReasonIn, True),
     "/api/cases/{id}/notes": (NoteIn, False),
     "/api/cases/{id}/recheck": (ReasonIn, True),
@@ -54,7 +54,9 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     with running_desk(tmp_path) as running:
         running.report("http://files.example/1", "http://files.example/2")
         running.report("http://files.example/3")
-        closed = running.client.post(f"/api/cases/{CLOSED}/close", headers=running.supervisor)
+        closed = running.client.post(
+            f"/api/cases/{CLOSED}/close", json={"code": "duplicate"}, headers=running.supervisor
+        )
         assert closed.status_code == 200
         yield running
 

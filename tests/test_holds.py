@@ -18,7 +18,7 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import send_notice
 from workflows.engine.sweep import sweep
 from workflows.engine.tracing import trace_cases
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, CloseReason
 from workflows.sim import World
 from workflows.store import accounts
 from workflows.store.claims import claim_notices
@@ -173,7 +173,14 @@ def test_closing_a_held_case_ends_it_for_good(stack: Stack, rt: Runtime) -> None
     hold(rt, case_id, 10)
     user = supervisor(rt)
     with transaction(rt.sessions) as session:
-        actions.close(session, case_id, user, now=rt.clock(), reason="police took over")
+        actions.close(
+            session,
+            case_id,
+            user,
+            now=rt.clock(),
+            code=CloseReason.LAW_ENFORCEMENT,
+            reason="police took over",
+        )
     advance(rt, 10)
     assert swept(rt) == []
     closed = case_of(rt, case_id)

@@ -85,6 +85,15 @@ BAD_FILES = [
     pytest.param(
         policy('sweep_every = "0s"'), 1, "sweep_every must be longer than 0s", id="zero-sweep"
     ),
+    pytest.param(
+        policy("", 'overdue_after = "3 days"'),
+        2,
+        'overdue_after "3 days" is not a duration',
+        id="overdue-after-unit",
+    ),
+    pytest.param(
+        policy('overdue_after = "0s"'), 1, "overdue_after must be longer than 0s", id="overdue-0"
+    ),
     pytest.param(policy("sweep_every = true"), 1, "not true/false", id="duration-bool"),
     pytest.param(policy("notice_window = [1]"), 1, "not an array", id="duration-array"),
     pytest.param(policy("recheck_every = nan"), 1, "recheck_every must be", id="duration-nan"),
@@ -367,6 +376,7 @@ def test_shipped_policy_has_the_production_defaults(shipped: Policy) -> None:
         3600,
     )
     assert shipped.max_notice_urls == 500
+    assert shipped.overdue_after == 72 * 3600  # INHOPE's three days after the notice
     assert shipped.workflows == {
         "host_notice": (
             Step(0, 0, "notice", "host"),
@@ -396,6 +406,7 @@ def test_demo_policy_runs_in_seconds() -> None:
     assert (demo.sweep_every, demo.recheck_every, demo.notice_window) == (1, 2, 1)
     assert (demo.confirm_checks, demo.confirm_spacing) == (2, 1)
     assert (demo.retrace_every, demo.trace_retry_first, demo.trace_retry_max) == (5, 1, 5)
+    assert demo.overdue_after == 30  # the demo shows overdue cases within a minute
     plan = {route: [(s.after, s.send, s.to) for s in demo.workflows[route]] for route in Route}
     assert plan == {
         "host_notice": [
@@ -438,6 +449,8 @@ def test_knobs_default_when_absent() -> None:
             ['trace_retry = { first = "1m", max = "1m" }'], "trace_retry_max", 60, id="eq"
         ),
         pytest.param(["max_notice_urls = 1"], "max_notice_urls", 1, id="one-url-per-notice"),
+        pytest.param(['overdue_after = "90m"'], "overdue_after", 5400, id="overdue-after"),
+        pytest.param([], "overdue_after", 72 * 3600, id="overdue-after-default"),
         pytest.param(["\ufeffsweep_every = 2"], "sweep_every", 2, id="byte-order-mark"),
     ],
 )

@@ -27,7 +27,7 @@ from workflows.core.urls import normalize_url
 from workflows.engine.actions import add_note, close
 from workflows.engine.runtime import Runtime
 from workflows.engine.sweep import PURGE_EVERY, sweep
-from workflows.kinds import CaseState
+from workflows.kinds import CaseState, CloseReason
 from workflows.sim import Desk, Network, World
 from workflows.store.accounts import create_user
 from workflows.store.cases import report
@@ -97,7 +97,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         with Session(stack.engine) as session, session.begin():
             boss = create_user(session, "boss", "supervisor")
             add_note(session, stack.case(OLD[0]).id, boss, f"seen again at {OLD[0]}", now=utcnow())
-            close(session, stack.case(SHUT).id, boss, now=utcnow(), reason=f"duplicate: {SHUT}")
+            close(
+                session,
+                stack.case(SHUT).id,
+                boss,
+                now=utcnow(),
+                code=CloseReason.DUPLICATE,
+                reason=f"duplicate: {SHUT}",
+            )
         age(stack.engine, [stack.case(url).id for url in AGED], 400 * DAY)
         with stack.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -105,7 +105,10 @@ def test_a_referral_by_hand_goes_to_the_countrys_partner_hotline(desk: Desk) -> 
 
 def stuck_case_again(desk: Desk, case_id: int) -> int:
     """Close CASE_ID and report its URL afresh as a case that needs an analyst."""
-    assert desk.client.post(f"/api/cases/{case_id}/close", headers=desk.supervisor).is_success
+    closed = desk.client.post(
+        f"/api/cases/{case_id}/close", json={"code": "duplicate"}, headers=desk.supervisor
+    )
+    assert closed.is_success
     return stuck_case(desk)
 
 

@@ -8,6 +8,8 @@
     EventKind       what a case's timeline records
     Role            what a desk user may do
     AuditAction     what an account's audit trail records
+    CloseReason     why a case was closed (CLOSE_REASONS: the words people read)
+    BulkAction      what the case list does to many cases at once
 
 Each is a `StrEnum`, so a member equals its stored string and serialises as it in JSON.
 """
@@ -128,6 +130,7 @@ class EventKind(StrEnum):
     CONTACT_FALLBACK = "contact_fallback"  # the host's abuse desk is dead: its other roles
     FORM_TASK = "form_task"  # a step to a web-form desk became a task on the desk
     FORM_SUBMITTED = "form_submitted"  # an analyst submitted that form: as if sent
+    ONE_OFF_NOTICE = "one_off_notice"  # an analyst sent a notice to an address of their choice
 
 
 class Role(StrEnum):
@@ -151,3 +154,38 @@ class AuditAction(StrEnum):
     SIGNED_IN = "signed_in"
     SIGNED_OUT = "signed_out"
     SIGN_IN_LOCKED = "sign_in_locked"  # failed sign-ins locked an account or an address
+
+
+class CloseReason(StrEnum):
+    """Why an analyst closed a case: the code kept on its `closed` event (labels below)."""
+
+    NOT_ILLEGAL = "not_illegal"
+    DUPLICATE = "duplicate"
+    LAW_ENFORCEMENT = "law_enforcement"
+    HANDLED_ELSEWHERE = "handled_elsewhere"
+    UNREACHABLE = "unreachable"
+    REPORTED_IN_ERROR = "reported_in_error"
+    OTHER = "other"  # the free text is then required: it is the reason
+
+
+# What each close reason reads as, on the desk, in the API's description and the CLI.
+CLOSE_REASONS: dict[CloseReason, str] = {
+    CloseReason.NOT_ILLEGAL: "Assessed: not illegal or out of remit",
+    CloseReason.DUPLICATE: "Duplicate of another case",
+    CloseReason.LAW_ENFORCEMENT: "Law enforcement asked us to stop",
+    CloseReason.HANDLED_ELSEWHERE: "Another hotline or the platform handles it",
+    CloseReason.UNREACHABLE: "Nobody can be reached: given up",
+    CloseReason.REPORTED_IN_ERROR: "Reported in error",
+    CloseReason.OTHER: "Other (say why)",
+}
+
+
+class BulkAction(StrEnum):
+    """What the case list does to many selected cases, each as its single action would."""
+
+    HOLD = "hold"
+    RELEASE = "release"
+    CLOSE = "close"
+    RECHECK = "recheck"
+    CONFIRM_REMOVED = "confirm_removed"
+    CONFIRM_PRESENT = "confirm_present"

@@ -161,7 +161,7 @@ def test_newcomer_reports_demo_urls_and_watches_them_removed_live(desk: Up, page
         raise AssertionError(explain(page, desk)) from None
     assert page.evaluate("window.stillTheSamePage") is True and navigations == []
     badges = rows.locator(".state").all_inner_texts()
-    assert sorted(badges) == ["needs analyst"] * 2 + ["removed"] * 8
+    assert sorted(badges) == ["needs an analyst"] * 2 + ["removed"] * 8
     assert rows.locator("td.age", has_text="removed in").count() == 8
     shot(page, "cases-removed")
 

@@ -14,7 +14,7 @@ from workflows.config.settings import Settings
 from workflows.core.intake import check_field, normalize_lines
 from workflows.core.urls import NormalizedURL
 from workflows.errors import InputError
-from workflows.kinds import CaseState
+from workflows.kinds import CLOSE_REASONS, CaseState, EventKind
 from workflows.store.cases import report
 from workflows.store.db import (
     opened_store,
@@ -146,10 +146,14 @@ def format_case(c: dict[str, Any]) -> str:
     if c["last_error"]:
         lines.append(f"Problem  {c['last_error']}")
     lines.append("\nTimeline")
+    labels = {str(code): label for code, label in CLOSE_REASONS.items()}
     for e in c["events"]:
+        shown = dict(e["detail"] or {})
+        if e["kind"] == EventKind.CLOSED and shown.get("code") in labels:
+            shown["code"] = f"{shown['code']} ({labels[shown['code']]})"  # the desk's words
         detail = "; ".join(
             f"{k.replace('_', ' ')}: {readable(v)}"
-            for k, v in (e["detail"] or {}).items()
+            for k, v in shown.items()
             if v not in (None, [], {}, "")
         )
         lines.append(f"  {e['at']}  {e['kind']:<22} {detail} · {e['actor']}".rstrip())

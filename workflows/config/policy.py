@@ -39,6 +39,7 @@ _SCALARS = (
     "changed_checks",
     "inbox_every",
     "dead_contact_for",
+    "overdue_after",
 )
 KEYS = (*_SCALARS, "confirm_gone", "trace_retry", "watch_removed", "workflow")
 STEP_KEYS = ("after", "send", "to")
@@ -110,6 +111,7 @@ def _policy(source: Source, data: dict[str, Any]) -> Policy:
         watch_for=_duration(watch, "for", "90d"),
         inbox_every=_duration(top, "inbox_every", "1m", positive=True),
         dead_contact_for=_duration(top, "dead_contact_for", "7d"),
+        overdue_after=_duration(top, "overdue_after", "72h", positive=True),
     )
 
 

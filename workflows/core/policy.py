@@ -49,6 +49,7 @@ class Policy:
     watch_for: float = 90 * 86400.0  # for how long after its removal (0: not watched)
     inbox_every: float = 60.0  # how often TAKEDOWN_IMAP_URL is polled
     dead_contact_for: float = 7 * 86400.0  # how long a hard-bounced address is skipped
+    overdue_after: float = 72 * 3600.0  # a case still online this long after notice is late
 
 
 def removal_watch(now: dt.datetime, every: float, period: float) -> dict[str, dt.datetime | None]:

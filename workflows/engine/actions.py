@@ -1,12 +1,13 @@
 """What people do to cases: close, reopen, note, re-check now, confirm, hold and release
-(routing by hand: hand_routing.py).
+(routing by hand: hand_routing.py; a one-off notice: one_off.py; many cases: bulk.py).
 
 Each action is a compare-and-set on the case's version (a worker's claim or another
 person's action in between makes it read the case again) and an event whose actor is the
-user's name. A hold pauses the workflow: the case goes to HELD with the hold's end as its
-due time (so it stays visibly waiting), the sweep never hands it to a worker, and when the
-hold ends it returns to the state it came from with its workflow clock moved on by the
-hold's length, so no chaser falls due merely because time passed while it was held.
+user's name; a close keeps its reason's code (CloseReason) and text on its event. A hold
+pauses the workflow: the case goes to HELD with the hold's end as its due time (so it
+stays visibly waiting), the sweep never hands it to a worker, and when the hold ends it
+returns to the state it came from with its workflow clock moved on by the hold's length,
+so no chaser falls due merely because time passed while it was held.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from workflows.core.figures import iso
 from workflows.core.policy import removal_watch
 from workflows.core.verdict import Evidence
 from workflows.errors import BadValue, Conflict, NotFound
-from workflows.kinds import OPEN_STATES, TERMINAL_STATES, CaseState, CheckOutcome, EventKind
+from workflows.kinds import (
+    CLOSE_REASONS,
+    OPEN_STATES,
+    TERMINAL_STATES,
+    CaseState,
+    CheckOutcome,
+    CloseReason,
+    EventKind,
+)
 from workflows.store.cases import SYSTEM, record, release, url_key
 from workflows.store.models import Case, Check, NoticeItem, User
 
@@ -76,11 +85,32 @@ def check_text(field: str, value: str | None) -> str | None:
     return value
 
 
+def close_reason(code: str | None, reason: str | None) -> tuple[CloseReason, str | None]:
+    """Return the close reason CODE (required: one of CloseReason) and its text REASON
+    (required for `other`), blank text as none; else raise BadValue naming the field."""
+    choices = "; ".join(f"{c.value} ({label})" for c, label in CLOSE_REASONS.items())
+    if code is None or not str(code).strip():
+        raise BadValue("code", f"say why the case is closed, one of: {choices}")
+    if code not in CLOSE_REASONS:
+        raise BadValue("code", f"{str(code)[:40]!r} is not a close reason; one of: {choices}")
+    text = check_text("reason", (reason or "").strip() or None)
+    if code == CloseReason.OTHER and text is None:
+        raise BadValue("reason", "closing for another reason: say which in the text")
+    return CloseReason(code), text
+
+
 def close(
-    session: Session, case_id: int, user: User, *, now: dt.datetime, reason: str | None = None
+    session: Session,
+    case_id: int,
+    user: User,
+    *,
+    now: dt.datetime,
+    code: CloseReason,
+    reason: str | None = None,
 ) -> Case:
-    """Close an open case: its workflow stops and the URL may be reported afresh."""
-    check_text("reason", reason)
+    """Close an open case for CODE (and REASON's words): its workflow stops and the URL may
+    be reported afresh."""
+    code, reason = close_reason(code, reason)
 
     def decide(case: Case) -> dict[str, Any]:
         if case.state not in OPEN_STATES:
@@ -96,7 +126,16 @@ def close(
         }
 
     case, before = _apply(session, case_id, decide)
-    record(session, case.id, EventKind.CLOSED, now, user.name, reason=reason, was=before["state"])
+    record(
+        session,
+        case.id,
+        EventKind.CLOSED,
+        now,
+        user.name,
+        code=code,
+        reason=reason,
+        was=before["state"],
+    )
     return case
 
 
@@ -262,12 +301,7 @@ def hold(
 ) -> Case:
     """Pause an open case's workflow until UNTIL (a held case's hold is moved to UNTIL)."""
     check_text("reason", reason)
-    if until.tzinfo is None:
-        raise BadValue("until", "give a time zone, e.g. 2026-12-01T09:00:00Z")
-    if until <= now:
-        raise BadValue("until", "the hold must end in the future")
-    if until - now > MAX_HOLD:
-        raise BadValue("until", f"a hold lasts at most {MAX_HOLD.days} days")
+    check_until(until, now)
 
     def decide(case: Case) -> dict[str, Any]:
         if case.state not in OPEN_STATES:
@@ -296,6 +330,17 @@ def hold(
         was=before["state"],
     )
     return case
+
+
+def check_until(until: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """Return UNTIL if a hold may end then, else raise BadValue naming `until`."""
+    if until.tzinfo is None:
+        raise BadValue("until", "give a time zone, e.g. 2026-12-01T09:00:00Z")
+    if until <= now:
+        raise BadValue("until", "the hold must end in the future")
+    if until - now > MAX_HOLD:
+        raise BadValue("until", f"a hold lasts at most {MAX_HOLD.days} days")
+    return until
 
 
 def _unsent(case: Case) -> Any:

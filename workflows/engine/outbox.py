@@ -257,6 +257,9 @@ def _new_notice(
     return notice.id
 
 
+store_notice = _new_notice  # for a notice an analyst sends by hand (one_off.py)
+
+
 def notice_request(
     rt: Runtime,
     notice: Notice,

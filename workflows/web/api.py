@@ -17,12 +17,21 @@ from workflows.errors import BadValue, NotFound
 from workflows.store.cases import report
 from workflows.store.models import Case
 from workflows.store.queries import case_detail, case_objects
-from workflows.web import api_admin, api_inbox, api_notices, api_users, csv_upload
-from workflows.web.auth import DB, CurrentUser, Now, Supervisor, Watch
+from workflows.web import (
+    api_admin,
+    api_bulk,
+    api_export,
+    api_inbox,
+    api_notices,
+    api_users,
+    csv_upload,
+)
+from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, Supervisor, Watch
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
     CaseDetail,
     CaseOut,
+    CloseIn,
     ConfirmIn,
     ErrorBody,
     HoldIn,
@@ -41,9 +50,11 @@ Report URLs, follow their cases, and act on them.
 POST or DELETE must carry the session's CSRF token in the `X-CSRF-Token` header. API
 tokens last until revoked (`DELETE /api/tokens/{id}`); a revoked token is refused at once.
 
-**Roles**: `analyst` reports, views, adds notes, asks for re-checks and routes a case that
-needs an analyst by hand; `supervisor` may also close, reopen and hold cases, settle
-uncertain notices and manage users.
+**Roles**: `analyst` reports, views, adds notes, asks for re-checks, routes a case that
+needs an analyst by hand or sends it a one-off notice; `supervisor` may also close (with a
+reason's `code`), reopen and hold cases, settle uncertain notices and manage users.
+`POST /api/cases/bulk` does one action to many cases, each as its single action would, for
+the role that single action needs.
 
 **Uncertain notices**: a notice whose worker died mid-send, or whose relay fell silent
 after the message data, may or may not have arrived; it is never resent automatically.
@@ -142,10 +153,11 @@ def list_cases(
     filters: Annotated[CaseFilters, Query()],
     session: DB,
     now: Now,
+    late: OverdueAfter,
     user: CurrentUser,
 ) -> Any:
     """Return one page of the cases matching every filter given."""
-    where = case_filters(filters, now)
+    where = case_filters(filters, now, late)
     total = session.scalar(select(func.count()).select_from(Case).where(*where))
     response.headers["X-Total-Count"] = str(total or 0)
     page = session.scalars(
@@ -174,11 +186,13 @@ def _done(session: Session, case: Case) -> dict[str, Any]:
 
 @cases.post("/cases/{case_id}/close", response_model=CaseOut, summary="Close an open case")
 def close_case(
-    case_id: CaseId, user: Supervisor, session: DB, now: Now, body: ReasonIn | None = None
+    case_id: CaseId, user: Supervisor, session: DB, now: Now, body: CloseIn | None = None
 ) -> Any:
-    """Stop the case's workflow (supervisor)."""
-    reason = body.reason if body else None
-    return _done(session, actions.close(session, case_id, user, now=now, reason=reason))
+    """Stop the case's workflow (supervisor), saying why: `code` from the list, and `reason`
+    in words (required for `other`). 422 naming the field without them."""
+    given = body or CloseIn.model_validate({})
+    code, reason = actions.close_reason(given.code, given.reason)
+    return _done(session, actions.close(session, case_id, user, now=now, code=code, reason=reason))
 
 
 @cases.post(
@@ -278,7 +292,9 @@ def release_case(case_id: CaseId, user: Supervisor, session: DB, now: Now) -> An
     return _done(session, actions.release_hold(session, case_id, user, now=now))
 
 
+router.include_router(api_bulk.router)  # before cases: /cases/bulk is no case id
 router.include_router(cases)
+router.include_router(api_export.router)  # GET /cases.csv
 router.include_router(api_notices.router)
 router.include_router(api_inbox.router)
 router.include_router(api_admin.router)

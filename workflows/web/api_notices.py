@@ -1,5 +1,5 @@
 """The API's outbox: list notices (e.g. the uncertain ones), settle an uncertain one, list
-the web-form tasks and mark one submitted."""
+the web-form tasks and mark one submitted, send a one-off notice about a case."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflows.core.figures import iso
-from workflows.engine import notice_actions
+from workflows.engine import notice_actions, one_off
+from workflows.engine.runtime import Runtime
 from workflows.kinds import NoticeStatus
 from workflows.store.models import Case, Notice
 from workflows.store.queries import notice_object
 from workflows.web.auth import DB, CurrentUser, Now, Supervisor
-from workflows.web.schemas import FormTask, ListedNotice, ResolveIn, SubmittedIn
+from workflows.web.schemas import FormTask, ListedNotice, OneOffIn, ResolveIn, SubmittedIn
 
 MAX_ID = 2**31 - 1  # the id columns' range on PostgreSQL
 NoticeId = Annotated[int, Path(ge=1, le=MAX_ID, description="the notice's id (N-000042: 42)")]
@@ -143,6 +144,48 @@ def submitted(
     """Record that USER submitted the form (any analyst); 409 unless it waits as a form."""
     notice = notice_actions.submit_form(
         session, notice_id, user, now=now, reference=body.reference, forms=request.app.state.forms
+    )
+    session.commit()
+    return listed(session, [notice])[0]
+
+
+def outbox_runtime(request: Request) -> Runtime:
+    """Return what building a notice needs (settings, templates), made once per app; it
+    opens no connection: the sweep and the worker send what is stored."""
+    state = request.app.state
+    if getattr(state, "outbox_runtime", None) is None:
+        state.outbox_runtime = Runtime(state.settings, state.policy, state.engine, state.clock)
+    runtime: Runtime = state.outbox_runtime
+    return runtime
+
+
+@router.post(
+    "/cases/{case_id}/notices",
+    status_code=201,
+    response_model=ListedNotice,
+    summary="Send a one-off notice about a case that needs an analyst to an address",
+)
+def one_off_notice(
+    request: Request,
+    case_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the case's id")],
+    body: OneOffIn,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+) -> Any:
+    """Store a notice listing the case's URL to `to`, sent by the outbox like every notice
+    (at most once); the case's state does not change and no workflow starts. 409 unless
+    the case needs an analyst, or when the same notice to that address is on its way or
+    was delivered; 422 naming the field for a bad address."""
+    notice = one_off.send_one_off(
+        session,
+        outbox_runtime(request),
+        case_id,
+        user,
+        to=body.to,
+        kind=body.kind,
+        now=now,
+        reason=body.reason,
     )
     session.commit()
     return listed(session, [notice])[0]

@@ -59,6 +59,11 @@ def watch_removed(request: Request) -> tuple[float, float]:
     return (float(policy.watch_every), float(policy.watch_for))
 
 
+def overdue_after(request: Request) -> float:
+    """Return the policy's `overdue_after`: how long online after the notice is late."""
+    return float(request.app.state.policy.overdue_after)
+
+
 def clock(request: Request) -> dt.datetime:
     """Return the app's current time (injected in tests)."""
     now: dt.datetime = request.app.state.clock()
@@ -170,3 +175,4 @@ Supervisor = Annotated[User, Depends(require_role(Role.SUPERVISOR))]
 DB = Annotated[Session, Depends(db)]
 Now = Annotated[dt.datetime, Depends(clock)]
 Watch = Annotated[tuple[float, float], Depends(watch_removed)]
+OverdueAfter = Annotated[float, Depends(overdue_after)]

@@ -12,29 +12,19 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows.core.figures import span
 from workflows.engine import actions, notice_actions
 from workflows.errors import BadValue, NotFound
 from workflows.kinds import OPEN_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice, User
 from workflows.store.queries import case_detail as case_view
-from workflows.store.queries import case_objects
 from workflows.web.app import field_name
 from workflows.web.filters import CaseFilters, case_filters
+from workflows.web.rows import age, list_rows
 from workflows.web.timeline import when
+from workflows.web.words import route_words
 
 FILTERS = frozenset(CaseFilters.model_fields)
-LONG = dt.timedelta(hours=24)  # an active case online longer than this is shown in red
-COUNTED = (  # the at-a-glance counts: (state, label, style)
-    (CaseState.ACTIVE, "online (active)", "online"),
-    ("overdue", "overdue (72 h after notice)", "online"),
-    (CaseState.NEEDS_ANALYST, "need an analyst", "analyst"),
-    (CaseState.NEW, "new", ""),
-    (CaseState.WAITING, "waiting to retry", ""),
-    (CaseState.HELD, "held", ""),
-    (CaseState.REMOVED, "removed", "removed"),
-    (CaseState.CLOSED, "closed", ""),
-)
+PAGING = ("limit", "offset")
 
 
 @dataclass
@@ -45,9 +35,14 @@ class Filters:
     shown: dict[str, Any] = field(default_factory=dict)
     query: list[tuple[str, str]] = field(default_factory=list)
 
+    def without_paging(self) -> str:
+        """Return the query string of the filters alone (links to all matching cases)."""
+        return urlencode([(k, v) for k, v in self.query if k not in PAGING])
+
 
 def read_filters(items: Iterable[tuple[str, str]]) -> tuple[Filters, str | None]:
-    """Return the filters in query ITEMS (blank ones dropped), or none and the problem."""
+    """Return the filters in query ITEMS (blank and unknown ones dropped), or none and the
+    problem ("country: String should match…")."""
     query = [(k, v.strip()) for k, v in items if k in FILTERS and v.strip()]
     data: dict[str, Any] = dict(query)  # the last of a repeated parameter wins…
     data.pop("state", None)
@@ -59,14 +54,16 @@ def read_filters(items: Iterable[tuple[str, str]]) -> tuple[Filters, str | None]
         return Filters(CaseFilters.model_validate(data), shown, query), None
     except ValidationError as error:
         first = error.errors()[0]
-        problem = f"{field_name(first['loc'])}: {first['msg']} — showing every case instead"
+        problem = f"{field_name(first['loc'])}: {first['msg']}"
         return Filters(CaseFilters.model_validate({}), {name: "" for name in FILTERS}), problem
 
 
-def case_list(session: Session, found: Filters, now: dt.datetime) -> dict[str, Any]:
+def case_list(
+    session: Session, found: Filters, now: dt.datetime, overdue_after: float
+) -> dict[str, Any]:
     """Return one page of matching cases, newest first, with the links to the next pages."""
     filters = found.filters
-    where = case_filters(filters, now)
+    where = case_filters(filters, now, overdue_after)
     total = session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
     cases = list(
         session.scalars(
@@ -77,10 +74,7 @@ def case_list(session: Session, found: Filters, now: dt.datetime) -> dict[str, A
             .offset(filters.offset)
         )
     )
-    rows = []
-    for case, shown in zip(cases, case_objects(session, cases), strict=True):
-        long = case.state == CaseState.ACTIVE and now - case.opened_at > LONG
-        rows.append({**shown, "age": age(case, now), "long": long})
+    rows = list_rows(session, cases, now)
     kept = [(k, v) for k, v in found.query if k != "offset"]
 
     def page(offset: int) -> str:
@@ -89,15 +83,6 @@ def case_list(session: Session, found: Filters, now: dt.datetime) -> dict[str, A
     newer = page(max(0, filters.offset - filters.limit)) if filters.offset else None
     older = page(filters.offset + filters.limit) if filters.offset + len(rows) < total else None
     return {"cases": rows, "total": total, "newer": newer, "older": older}
-
-
-def age(case: Case, now: dt.datetime) -> str:
-    """Return how long the case has been open, or how long its removal took."""
-    if case.removed_at is not None:
-        return "removed in " + span((case.removed_at - case.opened_at).total_seconds())
-    if case.state == CaseState.CLOSED:
-        return "closed"
-    return span((now - case.opened_at).total_seconds())
 
 
 def report_message(params: Mapping[str, str]) -> list[dict[str, str]]:
@@ -129,35 +114,6 @@ def choices(session: Session) -> dict[str, list[str]]:
     }
 
 
-def counts(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
-    """Return the at-a-glance counts: cases per state, and how many are overdue."""
-    per_state = dict(session.execute(select(Case.state, func.count()).group_by(Case.state)).all())
-    overdue_where = case_filters(CaseFilters.model_validate({"overdue": True}), now)
-    overdue = session.scalar(select(func.count()).select_from(Case).where(*overdue_where)) or 0
-    per_state["overdue"] = overdue
-    found = []
-    for state, label, kind in COUNTED:
-        value = int(per_state.get(state, 0))
-        href = "/?overdue=1" if state == "overdue" else f"/?state={state}"
-        if value or state not in (CaseState.WAITING, CaseState.HELD):
-            found.append(
-                {"state": str(state), "label": label, "kind": kind, "value": value, "href": href}
-            )
-    uncertain = notice_actions.count_uncertain(session)
-    if uncertain:  # not a case state: shown only while some wait for a supervisor
-        label = f"notice{'s' * (uncertain != 1)} uncertain"
-        found.append(
-            {
-                "state": "uncertain",
-                "label": label,
-                "kind": "analyst",
-                "value": uncertain,
-                "href": "#uncertain",
-            }
-        )
-    return found
-
-
 def uncertain_notices(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     """Return the notices waiting for a supervisor's decision, oldest first, with a case."""
     notices = list(
@@ -182,33 +138,6 @@ def uncertain_notices(session: Session, limit: int = 20) -> list[dict[str, Any]]
     ]
 
 
-def still_online(session: Session, now: dt.datetime, limit: int = 8) -> list[dict[str, Any]]:
-    """Return the providers with active cases, the longest wait (since notice) first."""
-    since = func.min(func.coalesce(Case.first_notice_at, Case.opened_at))
-    rows = session.execute(
-        select(Case.provider, func.count(), since)
-        .where(Case.state == CaseState.ACTIVE)
-        .group_by(Case.provider)
-        .order_by(since)
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "provider": provider or "unknown",
-            "online": count,
-            "longest": span((now - _aware(first)).total_seconds()),
-        }
-        for provider, count, first in rows
-    ]
-
-
-def _aware(moment: dt.datetime | str) -> dt.datetime:
-    """Return MOMENT aware (an aggregate over a UTC column may come back naive or as text)."""
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def case_detail(session: Session, case: Case, now: dt.datetime) -> dict[str, Any]:
     """Return what the case page shows: the case, its facts, its trace, how long it has been."""
     detail = case_view(session, case)
@@ -220,7 +149,7 @@ def case_detail(session: Session, case: Case, now: dt.datetime) -> dict[str, Any
         ("reference", case.reference),
         ("category", case.category),
         ("reported by", case.analyst),
-        ("route", case.route),
+        ("route", route_words(case.route) if case.route else None),
         ("country", case.country),
         ("network", case.network),
         ("AS · provider", provider or None),
@@ -258,6 +187,8 @@ def act(
     reason: str,
     days: str,
     watch: tuple[float, float],
+    code: str = "",
+    confirm: str = "",
 ) -> None:
     """Do ACTION to the case as USER; InputError (404, 409, 422) when it cannot be done."""
     why = reason.strip() or None
@@ -269,7 +200,9 @@ def act(
     elif action == "recheck":
         actions.force_recheck(session, case_id, user, now=now)
     elif action == "close":
-        actions.close(session, case_id, user, now=now, reason=why)
+        reason_code, why = actions.close_reason(code or None, why)
+        confirmed(confirm, "close the case")
+        actions.close(session, case_id, user, now=now, code=reason_code, reason=why)
     elif action == "reopen":
         actions.reopen(session, case_id, user, now=now, reason=why)
     elif action == "release":
@@ -280,6 +213,13 @@ def act(
         )
     else:
         raise NotFound(f"no action {action!r}")
+
+
+def confirmed(confirm: str, what: str) -> None:
+    """Refuse (field `confirm`) unless the form's "I confirm" box was ticked: a page without
+    JavaScript confirms as surely as one with it."""
+    if confirm != "yes":
+        raise BadValue("confirm", f"tick “I confirm” to {what}")
 
 
 def _days(text: str) -> float:

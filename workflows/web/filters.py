@@ -12,14 +12,11 @@ from sqlalchemy import and_, func, or_
 from workflows.kinds import OPEN_STATES, CaseState
 from workflows.store.models import Case
 
-# INHOPE's yardstick is removal within three days of the notice: a case still online after
-# that (counted from the first notice, or from the report while none has gone out) is late.
-OVERDUE_AFTER = dt.timedelta(hours=72)
 _ASN = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
 
 
-class CaseFilters(BaseModel):
-    """Filters of GET /api/cases; every one given must match. Unknown parameters: 422."""
+class CaseQuery(BaseModel):
+    """Which cases: every filter given must match. Unknown parameters: 422."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,18 +28,25 @@ class CaseFilters(BaseModel):
     )
     provider: str | None = Field(None, max_length=200, description="CDN or AS name (any case)")
     overdue: bool | None = Field(
-        None, description="open (not held) and still online 72 h after the first notice"
+        None,
+        description="open (not held) and still online `overdue_after` (policy, 72h shipped)"
+        " after the first notice, or after the report while no notice has gone out",
     )
     ref: str | None = Field(None, max_length=200, description="the report's reference")
     q: str | None = Field(
         None, min_length=1, max_length=200, description="text in URL, reference or provider"
     )
+
+
+class CaseFilters(CaseQuery):
+    """Filters of GET /api/cases and the case list: which cases, and which page of them."""
+
     limit: int = Field(100, ge=1, le=500)
     offset: int = Field(0, ge=0, le=10_000_000)
 
 
-def case_filters(filters: CaseFilters, now: dt.datetime) -> list[Any]:
-    """Return the WHERE conditions FILTERS ask for."""
+def case_filters(filters: CaseQuery, now: dt.datetime, overdue_after: float) -> list[Any]:
+    """Return the WHERE conditions FILTERS ask for; OVERDUE_AFTER is the policy's, in seconds."""
     where: list[Any] = []
     if filters.state:
         where.append(Case.state.in_(filters.state))
@@ -70,12 +74,14 @@ def case_filters(filters: CaseFilters, now: dt.datetime) -> list[Any]:
             )
         )
     if filters.overdue is not None:
-        where.append(_overdue(now) if filters.overdue else ~_overdue(now))
+        late = overdue(now, overdue_after)
+        where.append(late if filters.overdue else ~late)
     return where
 
 
-def _overdue(now: dt.datetime) -> Any:
-    late = now - OVERDUE_AFTER
+def overdue(now: dt.datetime, after: float) -> Any:
+    """Return the condition "open, not held, and online AFTER seconds past the notice"."""
+    late = now - dt.timedelta(seconds=after)
     still_open = [s for s in OPEN_STATES if s != CaseState.HELD]
     # coalesce, not OR: a NULL in an OR would make "not overdue" drop un-noticed cases.
     return and_(

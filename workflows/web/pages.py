@@ -2,8 +2,9 @@
 the statistics.
 
 Server-rendered with Jinja2 (autoescaped, StrictUndefined); the little JavaScript in
-static/ only refreshes states and ages from the API. Reported URLs are shown as text,
-never as links or images: an analyst's browser must not fetch them.
+static/ puts in the list's rows rendered here (live.py), ticks ages and reads keys.
+Reported URLs are shown as text, never as links or images: an analyst's browser must not
+fetch them.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from workflows.core.durations import format_duration
 from workflows.core.figures import parse_since
 from workflows.core.intake import check_field, normalize_lines
-from workflows.engine import actions, hand_routing, notice_actions
+from workflows.engine import actions, hand_routing, notice_actions, one_off
 from workflows.errors import Conflict, FieldError, InputError, NotFound
 from workflows.kinds import Role
 from workflows.store.cases import report
 from workflows.store.models import Case, InboundMessage, NoticeItem
 from workflows.store.queries import compute_stats
-from workflows.web import account, charts, desk, signin
+from workflows.web import account, bulk_pages, charts, desk, live, signin
 from workflows.web.api import hotlines_of
 from workflows.web.api_inbox import dead_recipients, inbound_counts, inbound_objects
-from workflows.web.api_notices import form_tasks
-from workflows.web.auth import DB, CurrentUser, Now, Watch
+from workflows.web.api_notices import form_tasks, outbox_runtime
+from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, Watch
+from workflows.web.overview import overview
 from workflows.web.render import redirect, render
 from workflows.web.timeline import timeline, when
 
@@ -37,15 +40,21 @@ SUPERVISOR_ACTIONS = frozenset({"close", "reopen", "hold", "release"})
 router = APIRouter(include_in_schema=False)
 router.include_router(signin.router)
 router.include_router(account.router)
+router.include_router(live.router)  # /cases/rows, before /cases/{case_id}
+router.include_router(bulk_pages.router)  # the case list's bulk bar: /cases/bulk
 
 
 @router.get("/")
-def case_list(request: Request, user: CurrentUser, session: DB, now: Now) -> Response:
+def case_list(
+    request: Request, user: CurrentUser, session: DB, now: Now, late: OverdueAfter
+) -> Response:
     """Show the cases matching the filters, newest first, with the at-a-glance counts."""
     found, problem = desk.read_filters(request.query_params.multi_items())
-    listing = desk.case_list(session, found, now)
-    messages = [{"kind": "error", "text": problem}] if problem else []
-    messages += desk.report_message(request.query_params)
+    listing = desk.case_list(session, found, now, late)
+    messages = desk.report_message(request.query_params)
+    if problem:
+        messages.insert(0, {"kind": "error", "text": f"{problem} — showing every case instead"})
+    messages += bulk_pages.flash_messages(request)
     status = 422 if problem else 200
     return render(
         request,
@@ -56,10 +65,11 @@ def case_list(request: Request, user: CurrentUser, session: DB, now: Now) -> Res
         filters=found.shown,
         filtered=bool(found.query),
         choices=desk.choices(session),
-        counts=desk.counts(session, now),
+        overview=overview(session, now, late),
+        overdue_after=format_duration(late),
         uncertain=desk.uncertain_notices(session),
-        slow=desk.still_online(session, now),
-        poll_url="/api/cases?" + urlencode(found.query),
+        live_url="/cases/rows?" + urlencode(found.query),
+        export_query=found.without_paging(),
         **listing,
     )
 
@@ -131,6 +141,7 @@ def _case(
     *,
     error: str | None,
     status: int,
+    kept: dict[str, str] | None = None,
 ) -> Response:
     case = session.get(Case, case_id)
     if case is None:
@@ -142,6 +153,7 @@ def _case(
         status,
         page="cases",
         error=error,
+        kept=kept or {},  # what a refused form held: shown again to be fixed
         supervisor=role == Role.SUPERVISOR,
         timeline=timeline(detail["case"]["events"]),
         **detail,
@@ -182,6 +194,37 @@ def route_by_hand(
     return redirect(f"/cases/{case_id}")
 
 
+@router.post("/cases/{case_id}/notices")
+def one_off_notice(
+    request: Request,
+    case_id: int,
+    user: CurrentUser,
+    session: DB,
+    now: Now,
+    to: Annotated[str, Form(max_length=320)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "notice",
+    reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
+) -> Response:
+    """Send a one-off notice about a case that needs an analyst from its page (one_off.py)."""
+    try:
+        notice = one_off.send_one_off(
+            session,
+            outbox_runtime(request),
+            case_id,
+            user,
+            to=to,
+            kind=kind,
+            now=now,
+            reason=reason,
+        )
+    except InputError as refused:
+        session.rollback()
+        kept = {"action": "notices", "to": to, "kind": kind, "reason": reason}
+        return _refused(request, session, case_id, user.role, now, refused, kept=kept)
+    session.commit()
+    return redirect(f"/cases/{case_id}#notice-{notice.id}")
+
+
 @router.post("/cases/{case_id}/{action}")
 def case_action(
     request: Request,
@@ -194,6 +237,8 @@ def case_action(
     text: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
     reason: Annotated[str, Form(max_length=actions.MAX_TEXT)] = "",
     days: Annotated[str, Form(max_length=20)] = "",
+    code: Annotated[str, Form(max_length=40)] = "",
+    confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """Act on a case from its page's forms; a refusal shows the page again with why."""
     if action in SUPERVISOR_ACTIONS and user.role != Role.SUPERVISOR:
@@ -201,21 +246,39 @@ def case_action(
         return _case(request, session, case_id, user.role, now, error=error, status=403)
     try:
         desk.act(
-            session, case_id, action, user, now, text=text, reason=reason, days=days, watch=watch
+            session,
+            case_id,
+            action,
+            user,
+            now,
+            text=text,
+            reason=reason,
+            days=days,
+            watch=watch,
+            code=code,
+            confirm=confirm,
         )
     except InputError as refused:
         session.rollback()
-        return _refused(request, session, case_id, user.role, now, refused)
+        kept = {"action": action, "code": code, "reason": reason}  # the form, filled again
+        return _refused(request, session, case_id, user.role, now, refused, kept=kept)
     session.commit()
     return redirect(f"/cases/{case_id}")
 
 
 def _refused(
-    request: Request, session: Any, case_id: int, role: str, now: Any, refused: InputError
+    request: Request,
+    session: Any,
+    case_id: int,
+    role: str,
+    now: Any,
+    refused: InputError,
+    kept: dict[str, str] | None = None,
 ) -> Response:
     """Show the case again with why the action was refused (404, 409 or 422)."""
     status = 404 if isinstance(refused, NotFound) else 409 if isinstance(refused, Conflict) else 422
-    return _case(request, session, case_id, role, now, error=refused.message, status=status)
+    error = refused.message
+    return _case(request, session, case_id, role, now, error=error, status=status, kept=kept)
 
 
 @router.post("/cases/{case_id}/notices/{notice_id}/resolve")
@@ -325,7 +388,7 @@ def stats_page(request: Request, user: CurrentUser, session: DB, now: Now) -> Re
         {"label": label, "href": f"/stats?since={value}", "here": value == period}
         for label, value in PERIODS
     ]
-    label = "in all time" if since is None else f"since {when(since.isoformat())} UTC"
+    label = "in all time" if since is None else f"since {when(since.isoformat())}"
     return render(
         request,
         "stats.html",

@@ -11,8 +11,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from workflows.core.figures import share, span
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.engine import bulk
+from workflows.kinds import CLOSE_REASONS, CaseState, NoticeStatus, Role
 from workflows.web.timeline import when
+from workflows.web.words import STATE_WORDS, route_words, state_words, wrap_host, wrap_url
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Our own scripts and styles only: a reported URL that slipped into the markup could run
@@ -33,10 +35,14 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(statename=lambda s: str(s).replace("_", " "), span=span, share=share)
-    env.filters["when"] = when
-    # The closed sets by name, so a page compares with CaseState.HELD, not a bare "held".
-    env.globals.update(CaseState=CaseState, NoticeStatus=NoticeStatus)
+    env.filters.update(statename=state_words, routename=route_words)
+    env.filters.update(wrapurl=wrap_url, wraphost=wrap_host)
+    env.filters.update(span=span, share=share, when=when)
+    # The closed sets by name, so a page compares with CaseState.HELD, not a bare "held";
+    # the states' words for the scripts that update a badge live (data-words).
+    env.globals.update(CaseState=CaseState, NoticeStatus=NoticeStatus, STATE_WORDS=STATE_WORDS)
+    # The close forms' reasons; the most cases the list's bulk bar acts on at once.
+    env.globals.update(CLOSE_REASONS=CLOSE_REASONS, Role=Role, BULK_MAX=bulk.MAX_CASES)
     return env
 
 

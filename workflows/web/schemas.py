@@ -9,9 +9,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 from workflows.core.intake import FIELD_LIMITS
 from workflows.engine.actions import MAX_TEXT
 from workflows.kinds import (
+    CLOSE_REASONS,
     AuditAction,
     CaseState,
     CheckOutcome,
+    CloseReason,
     EventKind,
     NoticeKind,
     NoticeStatus,
@@ -141,6 +143,29 @@ class ReasonIn(Strict):
     """Why (optional): kept on the event."""
 
     reason: Text | None = None
+
+
+def _close_codes() -> str:
+    return "; ".join(f"`{code.value}`: {label}" for code, label in CLOSE_REASONS.items())
+
+
+class CloseIn(Strict):
+    """Why the case is closed: a code from the list, and words (required for `other`)."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["code"]})
+    # Optional here so that a missing code is refused naming `code` with the list of codes.
+    code: CloseReason | None = Field(None, description="required, one of: " + _close_codes())
+    reason: Text | None = Field(None, description="free text; required when code is `other`")
+
+
+class OneOffIn(Strict):
+    """A one-off notice about a case that needs an analyst, to an address of their choice."""
+
+    to: str = Field(max_length=320, description="the recipient: one plain e-mail address")
+    kind: Literal["notice", "referral", "escalation"] = Field(
+        "notice", description="the notice's templates: notice, referral or escalation"
+    )
+    reason: Text | None = Field(None, description="why this address: kept on the event")
 
 
 class ConfirmIn(Strict):

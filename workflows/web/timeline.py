@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from workflows.kinds import EventKind, NoticeKind
+from workflows.kinds import CLOSE_REASONS, EventKind, NoticeKind
 from workflows.store.cases import SYSTEM
+from workflows.web.words import route_words
 
 # What each event kind reads as, one entry per EventKind (tests/test_kinds.py checks it);
 # the detail's fields fill in the rest (see describe()).
@@ -51,6 +52,7 @@ TITLES: dict[str, str] = {
     EventKind.CONTACT_FALLBACK: "Fallback contact",
     EventKind.FORM_TASK: "Web form to submit",
     EventKind.FORM_SUBMITTED: "Web form submitted",
+    EventKind.ONE_OFF_NOTICE: "One-off notice",
 }
 
 _NOTICE_EVENTS = (
@@ -61,11 +63,17 @@ _NOTICE_EVENTS = (
 )
 
 
+# Events whose reason is part of their line ("Closed · Duplicate of another case · …").
+_REASON_IN_TEXT = (EventKind.CLOSED, EventKind.ONE_OFF_NOTICE)
+_CLOSE_LABELS: dict[str, str] = {str(code): label for code, label in CLOSE_REASONS.items()}
+
+
 def when(iso: str | None) -> str:
-    """Return an ISO 8601 UTC time as '2026-11-25 12:01:03' (the page says times are UTC)."""
+    """Return an ISO 8601 time as '2026-11-25 12:01:03 UTC': every time the desk shows says
+    its zone, and it is UTC, the zone of the notices, the API and the partner hotlines."""
     if not iso:
         return "–"
-    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +104,7 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "base": text,
                 "times": 1,
                 "note": detail.get("text") or detail.get("reason")
-                if event["actor"] != SYSTEM
+                if event["actor"] != SYSTEM and event["kind"] not in _REASON_IN_TEXT
                 else None,
             }
         )
@@ -114,7 +122,7 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
         via = f" via {d['cdn']}" if d.get("cdn") else ""
         to = ", ".join(d.get("abuse") or [])
         return (
-            f"Routed {d.get('route')}",
+            f"Routed: {route_words(d.get('route'))}",
             f"{d.get('country') or '?'} · {d.get('network') or '?'}{via} → {to}",
         )
     if kind in _NOTICE_EVENTS:
@@ -137,11 +145,24 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str]:
         retry = " (retrying)" if d.get("transient") else ""
         return title, f"{d.get('reason') or ''}{retry}"
     if kind == EventKind.HOPPED:
-        return title, f"to {d.get('to')} in {d.get('country')}: re-routed {d.get('route')}"
+        return (
+            title,
+            f"to {d.get('to')} in {d.get('country')}: re-routed: {route_words(d.get('route'))}",
+        )
     if kind == EventKind.ESCALATED_AFTER_REFUSAL:
         return title, f"the {d.get('send')} to the {d.get('to')} is brought forward"
+    if kind == EventKind.CLOSED:
+        code = str(d.get("code") or "")  # none on a close before reasons had codes
+        # Reads "Closed · Duplicate of another case · see case 12 · sue" on the page.
+        return title, "· " + _join(
+            _CLOSE_LABELS.get(code, code) or "no reason given", str(d.get("reason") or "")
+        )
+    if kind == EventKind.ONE_OFF_NOTICE:
+        kind_of = str(d.get("kind_of") or NoticeKind.NOTICE)
+        text = f"{kind_of} N-{int(d.get('notice') or 0):06d} to {d.get('to')}"
+        return title, _join(text, str(d.get("reason") or ""))
     if kind in (EventKind.HELD, EventKind.HOLD_CHANGED):
-        return title, f"until {when(d.get('until'))} UTC"
+        return title, f"until {when(d.get('until'))}"
     if kind == EventKind.BOUNCED:
         return title, f"N-{int(d.get('notice') or 0):06d} to {d.get('to')}: {d.get('reason')}"
     if kind == EventKind.CONTACT_FALLBACK:

@@ -21,7 +21,8 @@
     const state = (c.case || c).state;
     if (!state || badge.classList.contains(state)) return;
     badge.className = "state " + state;
-    badge.textContent = state.replace("_", " ");
+    const words = JSON.parse(badge.dataset.words || "{}"); // web/words.py, as the server says them
+    badge.textContent = Object.prototype.hasOwnProperty.call(words, state) ? words[state] : state;
     const note = document.getElementById("case-changed");
     if (note) note.hidden = false;
   }, function () {});

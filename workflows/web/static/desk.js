@@ -16,14 +16,17 @@ window.takedown = (function () {
     return (Date.parse(to) - Date.parse(from)) / 1000;
   }
 
-  // Poll URL every EVERY ms while the page is visible; hand each JSON answer to ONDATA.
+  // Poll URL (or the URL a function returns) every EVERY ms while the page is visible;
+  // hand each JSON answer to ONDATA. A session that ended sends the page to sign in.
   function poll(url, every, ondata, onstatus) {
     let timer = null;
     async function once() {
       timer = null;
       try {
-        const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-        if (answer.status === 401) { window.location.assign("/login"); return; }
+        const where = typeof url === "function" ? url() : url;
+        const answer = await fetch(where, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        const signedOut = answer.redirected && new URL(answer.url).pathname === "/login";
+        if (answer.status === 401 || signedOut) { window.location.assign("/login"); return; }
         if (!answer.ok) throw new Error("HTTP " + answer.status);
         ondata(await answer.json());
         onstatus(true);
