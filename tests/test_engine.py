@@ -208,6 +208,41 @@ def test_a_slow_embedded_redis_is_not_replaced_and_a_dead_one_is(tmp_path: Path)
     assert _servers_on(socket_file) == set()
 
 
+def test_a_signal_while_the_embedded_redis_starts_stops_it_and_it_can_take_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM landing while the server starts acts once we hold the server (so we stop
+    it), and the server never inherits a blocked SIGTERM (one that did ignored it)."""
+    from workflows.engine import broker as broker_module
+
+    class Stopped(Exception):
+        pass
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped
+
+    launch, started = broker_module._launch, []
+
+    def launch_then_signal(*args: Any) -> Any:
+        server = launch(*args)
+        started.append(str(server.socket_file))
+        blocked = Path(f"/proc/{server.pid}/status").read_text().split("SigBlk:")[1].split()[0]
+        started.append(int(blocked, 16) & (1 << (signal.SIGTERM - 1)))
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives before the broker holds the server
+        return server
+
+    monkeypatch.setattr(broker_module, "_launch", launch_then_signal)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped):
+            Broker(load_settings({"TAKEDOWN_HOME": str(tmp_path)}))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    socket_file, sigterm_blocked = started
+    assert sigterm_blocked == 0
+    assert _servers_on(socket_file) == set()  # stopped on the way out, not orphaned
+
+
 def _servers_on(socket_file: str) -> set[int]:
     """Return the pids of the redis-servers listening on SOCKET_FILE (their process title)."""
     found = set()

@@ -86,7 +86,9 @@ def test_up_runs_the_worker_and_the_desk_and_stops_them_cleanly(
         assert "the desk is at" in again.output and "first supervisor" not in again.output
     finally:
         assert again.stop() == 0
-    assert leftovers(str(stack.home)) == []
+    log = stack.home / "worker.log"
+    worker_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    assert leftovers(str(stack.home)) == [], again.output + worker_log
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from redis.retry import Retry
 from workflows.config.home import private_dir
 from workflows.config.settings import Settings
 
+log = logging.getLogger(__name__)
 USERS = "takedown:embedded-users"  # pids of the processes using an embedded server
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -68,20 +71,16 @@ class Broker:
         private_dir(folder.parent)  # TAKEDOWN_HOME, when the worker is the first to make it
         private_dir(folder)
         # Between the server's start and our holding it, a SIGTERM would orphan it.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-        try:
-            # Two processes starting at once on one home must not start two servers (two
-            # brokers, two sweep locks): one starts it, the other joins it.
-            with _home_lock(folder):
-                # A registered server that died (its users killed) is restarted on its
-                # socket, so processes still holding that address reconnect to it.
-                socket_file = socket_file or _registered_socket(folder)
-                if socket_file is not None and not _dead(socket_file, _registered_pid(folder)):
-                    socket_file = None  # it runs (another process restarted it): join it
-                self._embedded = _launch(folder / "redis.db", socket_file)
-                self.restarted = socket_file is not None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        # Two processes starting at once on one home must not start two servers (two
+        # brokers, two sweep locks): one starts it, the other joins it.
+        with _signals_held(), _home_lock(folder):
+            # A registered server that died (its users killed) is restarted on its
+            # socket, so processes still holding that address reconnect to it.
+            socket_file = socket_file or _registered_socket(folder)
+            if socket_file is not None and not _dead(socket_file, _registered_pid(folder)):
+                socket_file = None  # it runs (another process restarted it): join it
+            self._embedded = _launch(folder / "redis.db", socket_file)
+            self.restarted = socket_file is not None
         return f"redis+socket://{self._embedded.socket_file}"
 
     def keep_alive(self) -> bool:
@@ -130,6 +129,33 @@ class Broker:
     def __exit__(self, *exc_info: object) -> None:
         """Close on leaving the with-block."""
         self.close()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT back until the block ends, then let them act.
+
+    Not a blocked signal mask: the redis-server started inside inherits the mask, and one
+    started with SIGTERM blocked ignores it for ever (a leftover server then survived the
+    SIGTERM meant to end it). Python runs handlers in the main thread only; in another
+    (the watchdog's restart) nothing is held, and a signal stops the main thread, which
+    stops the watchdog before the broker closes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous: dict[signal.Signals, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: not a handler Python can put back
+            previous[signum] = signal.signal(signum, lambda number, _: held.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in held:
+            signal.raise_signal(number)
 
 
 @contextlib.contextmanager
@@ -300,10 +326,12 @@ def _shutdown(socket_file: Path, pid: int | None, folder: str | None) -> None:
     with contextlib.suppress(redis.RedisError):
         client.shutdown(nosave=True)  # due work lives in the database: nothing to save
     client.close()
-    if pid and not _reap(pid) and _running(pid):
+    for fallback in (signal.SIGTERM, signal.SIGKILL):  # nothing to save: `save ""`
+        if not pid or _reap(pid) or not _running(pid):
+            break
+        log.warning("embedded Redis (pid %d) did not shut down: sending %s", pid, fallback.name)
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-        _reap(pid)
+            os.kill(pid, fallback)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
 
