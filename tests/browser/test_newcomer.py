@@ -235,6 +235,41 @@ def test_a_form_post_without_the_csrf_token_is_refused(desk: Up, page: Page) -> 
     assert accepted.status == 303  # the control: the same post with the token goes through
 
 
+def test_a_case_that_needs_an_analyst_is_routed_by_hand_and_noticed(desk: Up, page: Page) -> None:
+    """Issue 14: the analyst clears a needs-analyst case from its page, no command line."""
+    sign_in(page, desk)
+    page.wait_for_url(desk.base + "/")
+    page.goto(desk.base + "/report")
+    page.fill("#urls", NXDOMAIN_URL)  # a new case, or the open one it joins
+    page.click("button.primary")
+    page.wait_for_url(re.compile(r"/\?reported=1"))
+    page.goto(desk.base + "/?state=needs_analyst")
+    row = page.locator("#cases tbody tr").filter(has_text=NXDOMAIN_URL)
+    row.wait_for(timeout=WATCH)  # traced: its host does not exist
+    row.locator("a[href^='/cases/']").first.click()
+    page.wait_for_url(re.compile(r"/cases/\d+$"))
+    case_url = page.url
+    page.select_option("#route-route", "host_notice")
+    page.fill("#route-country", "GB")
+    page.fill("#route-recipients", "abuse@pixelvault-gb.example")
+    page.fill("#route-reason", "the site names this desk on its contact page")
+    shot(page, "route-by-hand")
+    page.click("#route-form button[type=submit]")
+    page.wait_for_url(case_url)
+    routed = page.locator("ol.timeline li").filter(has_text="abuse@pixelvault-gb.example")
+    assert routed.count() >= 1, page.inner_text("main")
+    deadline = time.monotonic() + WATCH / 1000
+    sent = page.locator("ol.timeline li.k-notice_sent")
+    while not sent.count() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+    assert sent.count() >= 1, page.inner_text("main") + desk.output
+    assert "abuse@pixelvault-gb.example" in sent.first.inner_text()
+    notice = page.locator("details.notice pre").first.inner_text()
+    assert NXDOMAIN_URL in notice and "Dear abuse team" in notice, notice
+    shot(page, "route-by-hand-noticed")
+
+
 def test_up_stops_everything_it_started(desk: Up) -> None:
     home = desk.match(DEMO_HOME).group(1)
     assert leftovers(home), "the worker should be running in the demo home"
