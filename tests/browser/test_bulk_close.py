@@ -7,27 +7,17 @@ what the test and the page do. Screenshots: build/screenshots/bulk-close-*.png.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import uvicorn
-from desk_up import SCREENSHOTS, free_port
-from playwright.sync_api import Browser, Page, sync_playwright
+from desk_up import SCREENSHOTS
+from inprocess import PASSWORD, Served, chromium, serve_desk
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.config.settings import load_settings
 from workflows.kinds import CaseState
-from workflows.store import accounts
 from workflows.store.models import Case, Event
-from workflows.web.app import create_app
 
-PASSWORD = "correct horse battery staple"
 REF = "SWEEP-12"
 URLS = [
     f"http://mirror{n % 3}.example.test/board/thread-{4410 + n}/image-{n:02d}.jpg"
@@ -35,47 +25,17 @@ URLS = [
 ]
 
 
-@dataclass
-class Served:
-    """The desk on a port, its database and an analyst's API token."""
-
-    base: str
-    sessions: sessionmaker[Session]
-    token: str
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Serve the app with uvicorn in a thread; sue (supervisor, password), al (token)."""
-    home = tmp_path_factory.mktemp("home")
-    app = create_app(load_settings({"TAKEDOWN_HOME": str(home)}))
-    sessions = app.state.sessions
-    with sessions() as session:
-        accounts.create_user(session, "sue", "supervisor", PASSWORD)
-        token = accounts.issue_token(session, accounts.create_user(session, "al", "analyst"))
-        session.commit()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the desk did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", sessions, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """The desk in this process; sue (supervisor, password), al (token)."""
+    with serve_desk(tmp_path_factory.mktemp("home")) as desk:
+        yield desk
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Launch Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -87,18 +47,6 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def report(served: Served, *urls: str) -> list[int]:
-    """Report URLs through the API as al; return the case ids."""
-    request = urllib.request.Request(
-        served.base + "/api/cases",
-        data=json.dumps({"urls": list(urls), "ref": REF}).encode(),
-        headers={"Authorization": f"Bearer {served.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 201
-        return [case["id"] for case in json.loads(answer.read())]
-
-
 def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"bulk-close-{name}.png"), full_page=True)
@@ -107,7 +55,7 @@ def shot(page: Page, name: str) -> None:
 def test_a_supervisor_closes_ten_cases_from_the_list_with_a_reason(
     served: Served, page: Page
 ) -> None:
-    ids = report(served, *URLS)
+    ids = served.report(*URLS, ref=REF)
     removed, kept = ids[3], ids[0]  # removed already (the engine confirmed it); left open
     with served.sessions() as session:
         session.execute(

@@ -10,27 +10,17 @@ list's own polling. Screenshots go to build/screenshots/live-list-*.png.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
-from desk_up import SCREENSHOTS, free_port
-from playwright.sync_api import Browser, Page, sync_playwright
+from desk_up import SCREENSHOTS
+from inprocess import PASSWORD, Served, chromium, serve_desk
+from playwright.sync_api import Browser, Page
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.config.settings import load_settings
-from workflows.store import accounts
 from workflows.store.models import Case
-from workflows.web.app import create_app
 
-PASSWORD = "correct horse battery staple"
 POLICY = Path(__file__).resolve().parents[2] / "workflows" / "data" / "demo-policy.toml"
 WAIT = 20_000  # ms; the list polls every 2.5 s
 SEEN = [  # what an analyst's list holds: URLs that differ only in their tails
@@ -44,48 +34,17 @@ SEEN = [  # what an analyst's list holds: URLs that differ only in their tails
 NEW_URL = "http://late.example.test/u/8841/reported-by-someone-else.jpg"
 
 
-@dataclass
-class Served:
-    """The desk on a port, its database and an analyst's API token."""
-
-    base: str
-    sessions: sessionmaker[Session]
-    token: str
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Serve the app with uvicorn in a thread; sue (supervisor, password), al (token)."""
-    home = tmp_path_factory.mktemp("home")
-    settings = load_settings({"TAKEDOWN_HOME": str(home), "TAKEDOWN_POLICY": str(POLICY)})
-    app = create_app(settings)
-    sessions = app.state.sessions
-    with sessions() as session:
-        accounts.create_user(session, "sue", "supervisor", PASSWORD)
-        token = accounts.issue_token(session, accounts.create_user(session, "al", "analyst"))
-        session.commit()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the desk did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", sessions, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """The desk in this process with the demo policy; sue (password), al (token)."""
+    with serve_desk(tmp_path_factory.mktemp("home"), TAKEDOWN_POLICY=str(POLICY)) as desk:
+        yield desk
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Launch Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -96,18 +55,6 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.set_default_timeout(WAIT)
     yield opened
     context.close()
-
-
-def report(served: Served, *urls: str) -> list[int]:
-    """Report URLs through the API as al; return the case ids."""
-    request = urllib.request.Request(
-        served.base + "/api/cases",
-        data=json.dumps({"urls": list(urls), "ref": "API-1"}).encode(),
-        headers={"Authorization": f"Bearer {served.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 201
-        return [case["id"] for case in json.loads(answer.read())]
 
 
 def set_case(served: Served, case_id: int, **values: object) -> None:
@@ -146,7 +93,7 @@ def counter(page: Page, state: str) -> str:
 def test_a_case_reported_elsewhere_appears_live_and_the_keyboard_opens_it(
     served: Served, page: Page
 ) -> None:
-    seeded = report(served, *SEEN)
+    seeded = served.report(*SEEN, ref="API-1")
     make_active(served, seeded[0], "QUICK-NET")
     opened = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)
     removed = {"opened_at": opened, "removed_at": opened + dt.timedelta(minutes=754)}
@@ -164,7 +111,7 @@ def test_a_case_reported_elsewhere_appears_live_and_the_keyboard_opens_it(
     widths = page.eval_on_selector_all("#cases thead th", "cells => cells.map(c => c.offsetWidth)")
     page.evaluate("window.stillTheSamePage = true")
 
-    (new,) = report(served, NEW_URL)
+    (new,) = served.report(NEW_URL, ref="API-1")
     row = page.locator(f'#cases tbody tr[data-id="{new}"]')
     row.wait_for()
     assert page.locator("#cases tbody tr").first.get_attribute("data-id") == str(new)

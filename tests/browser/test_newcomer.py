@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from desk_up import CREDENTIALS, DEMO_HOME, SCREENSHOTS, Up, free_port, leftovers, plain_env
 from desk_up import start_up as start
-from playwright.sync_api import Browser, Page, sync_playwright
+from inprocess import chromium
+from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from workflows.sim.demo_world import NXDOMAIN_URL, PRIVATE_URL
@@ -41,11 +42,8 @@ def desk(takedown_command: list[str], tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Launch Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
