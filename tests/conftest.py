@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -229,3 +230,12 @@ def takedown_command() -> list[str]:
     found = str(script) if script.exists() else shutil.which("takedown")
     assert found, "the takedown console script is not installed: pip install -e '.[test]'"
     return [found]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, one per test module (the tests in tests/browser)."""
+    from inprocess import chromium  # tests/browser/inprocess.py, on the path of its tests
+
+    with chromium() as launched:
+        yield launched

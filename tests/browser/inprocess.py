@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 from desk_up import free_port
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.config.settings import load_settings
@@ -84,3 +84,15 @@ def chromium() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@contextmanager
+def fresh_page(browser: Browser, width: int, height: int, timeout_ms: float) -> Iterator[Page]:
+    """Open a page in a fresh context (no cookies) of WIDTH×HEIGHT; close it afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    opened = context.new_page()
+    opened.set_default_timeout(timeout_ms)
+    try:
+        yield opened
+    finally:
+        context.close()

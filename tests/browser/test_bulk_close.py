@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from desk_up import SCREENSHOTS
-from inprocess import PASSWORD, Served, chromium, serve_desk
+from inprocess import PASSWORD, Served, fresh_page, serve_desk
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select, update
 
@@ -32,19 +32,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield desk
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    yield opened
-    context.close()
+    with fresh_page(browser, 1366, 900, 20_000) as opened:
+        yield opened
 
 
 def shot(page: Page, name: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from desk_up import SCREENSHOTS
-from inprocess import PASSWORD, Served, chromium, serve_desk
+from inprocess import PASSWORD, Served, fresh_page, serve_desk
 from playwright.sync_api import Browser, Page
 from sqlalchemy import update
 
@@ -41,20 +41,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield desk
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A laptop-sized window, the size hotline analysts' desks often have."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    opened = context.new_page()
-    opened.set_default_timeout(WAIT)
-    yield opened
-    context.close()
+    with fresh_page(browser, 1366, 768, WAIT) as opened:
+        yield opened
 
 
 def set_case(served: Served, case_id: int, **values: object) -> None:

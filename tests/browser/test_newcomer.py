@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from desk_up import CREDENTIALS, DEMO_HOME, SCREENSHOTS, Up, free_port, leftovers, plain_env
 from desk_up import start_up as start
-from inprocess import chromium
+from inprocess import fresh_page
 from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -40,20 +40,11 @@ def desk(takedown_command: list[str], tmp_path_factory: pytest.TempPathFactory) 
         up.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """Open a fresh browser context (no cookies) and a page in it."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(30_000)
-    yield opened
-    context.close()
+    with fresh_page(browser, 1400, 900, 30_000) as opened:
+        yield opened
 
 
 def shot(page: Page, name: str) -> None:
