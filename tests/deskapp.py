@@ -9,12 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
 from workflows.config.settings import load_settings
-from workflows.kinds import NoticeStatus
+from workflows.kinds import CaseState, NoticeStatus
 from workflows.store import accounts
 from workflows.store.models import Case, Event, Notice, NoticeItem, Token, User
 from workflows.web.app import create_app
@@ -83,6 +83,26 @@ class Desk:
                 select(Event.kind, Event.actor).where(Event.case_id == case_id).order_by(Event.id)
             )
             return [(kind, actor) for kind, actor in rows]
+
+    def needing_analyst(self, url: str, **values: Any) -> int:
+        """Report URL and store it as a trace that found no abuse contact leaves it (due
+        now; VALUES over that); return the case id."""
+        case_id: int = self.report(url)[0]["id"]
+        with self.sessions() as session:
+            session.execute(
+                update(Case)
+                .where(Case.id == case_id)
+                .values(
+                    {
+                        "state": CaseState.NEEDS_ANALYST,
+                        "last_error": "no abuse contact",
+                        "due_at": self.clock(),
+                        **values,
+                    }
+                )
+            )
+            session.commit()
+        return case_id
 
     def case(self, case_id: int) -> Case:
         """Return the stored case."""

@@ -22,7 +22,7 @@ from workflows.engine.sending import send_notice
 from workflows.kinds import CaseState, NoticeStatus
 from workflows.store.claims import claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Case, DeadRecipient, Event, Notice, NoticeItem
+from workflows.store.models import DeadRecipient, Event, Notice, NoticeItem
 from workflows.web.schemas import OneOffIn
 
 A = "http://nowhere.example/a.jpg"
@@ -52,23 +52,8 @@ def test_a_desk_without_a_sender_refuses_a_one_off_and_changes_nothing(tmp_path:
 
 
 def stuck_case(desk: Desk, url: str = A, **values: Any) -> int:
-    """Report URL and store it as a trace that found no abuse contact leaves it."""
-    case_id: int = desk.report(url)[0]["id"]
-    with desk.sessions() as session:
-        session.execute(
-            update(Case)
-            .where(Case.id == case_id)
-            .values(
-                {
-                    "state": CaseState.NEEDS_ANALYST,
-                    "last_error": "no abuse contact",
-                    "due_at": desk.clock() + dt.timedelta(hours=1),
-                    **values,
-                }
-            )
-        )
-        session.commit()
-    return case_id
+    """Report URL as a case that needs an analyst (no abuse contact), next traced in an hour."""
+    return desk.needing_analyst(url, **{"due_at": desk.clock() + dt.timedelta(hours=1), **values})
 
 
 def one_off(desk: Desk, case_id: int, body: Any, headers: Any = None) -> Any:

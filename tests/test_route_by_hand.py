@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from deskapp import Desk, running_desk
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from workflows.config.hotlines import load_hotlines
 from workflows.kinds import CaseState
-from workflows.store.models import Case, Event, NoticeItem
+from workflows.store.models import Event, NoticeItem
 
 A = "http://nowhere.example/a.jpg"
 DESK = "abuse@host.example"
@@ -27,24 +27,8 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
 
 
 def stuck_case(desk: Desk, **values: Any) -> int:
-    """Report A and store it as a trace that found no route leaves it."""
-    case_id: int = desk.report(A)[0]["id"]
-    with desk.sessions() as session:
-        session.execute(
-            update(Case)
-            .where(Case.id == case_id)
-            .values(
-                {
-                    "state": CaseState.NEEDS_ANALYST,
-                    "last_error": "no abuse contact",
-                    "due_at": desk.clock(),
-                    "trace_attempts": 1,
-                    **values,
-                }
-            )
-        )
-        session.commit()
-    return case_id
+    """Report A as a case that needs an analyst (no abuse contact), traced once."""
+    return desk.needing_analyst(A, **{"trace_attempts": 1, **values})
 
 
 def route(desk: Desk, case_id: int, body: dict[str, Any], headers: Any = None) -> Any:
