@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -106,11 +107,8 @@ class Clock:
 
 def test_notices_share_one_connection(relay_server: tuple[Recorder, Controller]) -> None:
     recorder, controller = relay_server
-    relay = Relay(settings_of(controller))
-    try:
+    with closing(Relay(settings_of(controller))) as relay:
         outcomes = [relay.send(notice(n), SENDER).status for n in range(3)]
-    finally:
-        relay.close()
     assert outcomes == ["sent"] * 3
     assert len(recorder.accepted) == 3 and len({s for s, _ in recorder.accepted}) == 1
     assert relay.opened == 1 and len(recorder.sessions) == 1
@@ -129,16 +127,13 @@ def test_a_connection_the_relay_dropped_is_replaced_and_the_notice_sent_once(
     relay_server: tuple[Recorder, Controller],
 ) -> None:
     recorder, controller = relay_server
-    relay = Relay(settings_of(controller))
-    try:
+    with closing(Relay(settings_of(controller))) as relay:
         assert relay.send(notice(1)).status == "sent"
         # The relay hangs up on the idle session (as Postfix does after its timeout).
         first = recorder.sessions[0]
         assert isinstance(first.transport, asyncio.Transport)
         controller.loop.call_soon_threadsafe(first.transport.abort)
         assert relay.send(notice(2)).status == "sent"
-    finally:
-        relay.close()
     assert [to for _, to in recorder.accepted] == [["abuse@host.example"]] * 2
     assert relay.opened == 2
 
@@ -147,13 +142,10 @@ def test_421_at_mail_on_a_kept_connection_sends_the_notice_on_a_new_one(
     relay_server: tuple[Recorder, Controller],
 ) -> None:
     recorder, controller = relay_server
-    relay = Relay(settings_of(controller))
-    try:
+    with closing(Relay(settings_of(controller))) as relay:
         assert relay.send(notice(1)).status == "sent"
         recorder.mail_replies.append("421 4.7.0 too many messages in this session")
         delivery = relay.send(notice(2))
-    finally:
-        relay.close()
     assert delivery.status == "sent" and len(recorder.accepted) == 2 and relay.opened == 2
 
 
@@ -162,12 +154,9 @@ def test_a_refused_recipient_leaves_the_connection_usable(
 ) -> None:
     recorder, controller = relay_server
     recorder.refuse.add("dead@host.example")
-    relay = Relay(settings_of(controller))
-    try:
+    with closing(Relay(settings_of(controller))) as relay:
         refused = relay.send(notice(1, "dead@host.example"))
         sent = relay.send(notice(2))
-    finally:
-        relay.close()
     assert (refused.status, refused.code, sent.status) == ("permanent", 550, "sent")
     assert relay.opened == 1
 
@@ -176,15 +165,12 @@ def test_a_message_lost_after_it_went_out_is_uncertain_and_never_sent_again(
     relay_server: tuple[Recorder, Controller],
 ) -> None:
     recorder, controller = relay_server
-    relay = Relay(settings_of(controller))
-    try:
+    with closing(Relay(settings_of(controller))) as relay:
         assert relay.send(notice(1)).status == "sent"
         recorder.hang_up_in_data = True
         lost = relay.send(notice(2))
         recorder.hang_up_in_data = False
         after = relay.send(notice(3))
-    finally:
-        relay.close()
     assert (lost.status, after.status) == ("uncertain", "sent")
     assert len(recorder.sessions) == 2  # the lost message went once, on the kept connection
     assert relay.opened == 2
@@ -195,14 +181,11 @@ def test_an_idle_connection_is_dropped_and_a_busy_one_retired(
 ) -> None:
     recorder, controller = relay_server
     clock = Clock()
-    relay = Relay(settings_of(controller), idle=20, per_connection=2, clock=clock)
-    try:
+    with closing(Relay(settings_of(controller), idle=20, per_connection=2, clock=clock)) as relay:
         relay.send(notice(1))
         clock.now += 21  # idle too long: a new connection
         relay.send(notice(2))
         relay.send(notice(3))  # the second message on that one: then it is retired
         relay.send(notice(4))
-    finally:
-        relay.close()
     assert relay.opened == 3
     assert len(recorder.accepted) == 4

@@ -29,7 +29,7 @@ from workflows.engine.outbox import notice_request
 from workflows.engine.runtime import Runtime
 from workflows.errors import ConfigError
 from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
-from workflows.notify.mailer import Delivery, send_message
+from workflows.notify.mailer import Delivery
 from workflows.notify.notices import RenderedNotice, build_message
 from workflows.store.cases import SYSTEM, record, release
 from workflows.store.db import transaction
@@ -49,9 +49,7 @@ def send_notice(rt: Runtime, notice_id: int) -> str:
         return begun
     message, token = begun
     with timed("send") as timer:
-        delivery = send_message(
-            message, rt.smtp, envelope_from=return_path(rt, token), relay=rt.relay
-        )
+        delivery = rt.relay.send(message, return_path(rt, token))
         timer.set(delivery.status)
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:

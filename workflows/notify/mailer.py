@@ -163,17 +163,10 @@ def _options(query: str) -> dict[str, Any]:
 
 
 def send_message(
-    message: EmailMessage,
-    settings: SMTPSettings,
-    *,
-    envelope_from: str | None = None,
-    relay: Relay | None = None,
+    message: EmailMessage, settings: SMTPSettings, *, envelope_from: str | None = None
 ) -> Delivery:
-    """Send MESSAGE through the relay in SETTINGS and report the outcome; never raise for SMTP.
-
-    With RELAY, over a connection it keeps open between messages (see Relay)."""
-    if relay is not None:
-        return relay.send(message, envelope_from)
+    """Send MESSAGE through the relay in SETTINGS over a connection of its own and report
+    the outcome; never raise for SMTP. (Relay.send keeps connections between messages.)"""
     delivery, smtp = _send_on(message, settings, envelope_from, None)
     if smtp is not None:
         _quit(smtp)
