@@ -48,18 +48,32 @@ def test_a_case_with_a_step_due_goes_to_the_steps_task_whatever_else_is_due() ->
     assert task_for(claimed(CaseState.WAITING, step_due=True)) == TRACE  # not routed yet
 
 
-def test_batches_never_mix_hosts_and_checks_come_in_bigger_ones() -> None:
+def test_batches_keep_a_hosts_cases_together_and_share_one_among_small_hosts() -> None:
     by_host = {f"h{n}.test": list(range(n * 1000, n * 1000 + 30)) for n in range(20)}
     by_host["big.test"] = list(range(100_000, 100_000 + 450))
-    for task, size in ((CHECK, CHECK_BATCH), (STEPS, 25)):
+    for task, size in ((CHECK, CHECK_BATCH), (STEPS, 25), (TRACE, 25)):
         found = batches(task, by_host)
         assert sorted(i for _, ids in found for i in ids) == sorted(
             i for ids in by_host.values() for i in ids
         )  # every case once
         assert all(len(ids) <= size for _, ids in found)
-        assert all(len({i // 1000 for i in ids}) == 1 for _, ids in found)  # one host each
-    assert len(batches(CHECK, by_host)) == 20 + 3  # a small host's 30 together; 450 in 3
-    assert len(batches(STEPS, by_host)) == 20 * 2 + 18
+        for host, ids in by_host.items():  # a host's cases in as few batches as its size needs
+            holding = [n for n, (_, batch) in enumerate(found) if set(batch) & set(ids)]
+            assert len(holding) <= -(-len(ids) // size) + 1, host
+    # Checks: the big host's 450 in two full batches and 50, which the twenty hosts of 30
+    # join whole (never split) as long as a batch has room: 50 + 5 × 30, then 6 × 30 twice.
+    assert [len(ids) for _, ids in batches(CHECK, by_host)] == [200, 200, 200, 180, 180, 90]
+    # Steps: 18 full batches for the big host, one for each small host, whose twenty
+    # leftover fives share 4 batches.
+    assert len(batches(STEPS, by_host)) == 18 + 20 + 4
+
+
+def test_a_trickle_over_many_hosts_makes_one_task_not_one_per_host() -> None:
+    by_host = {f"h{n:02}.test": [n] for n in range(20)}  # twenty reports a second, all apart
+    assert batches(TRACE, by_host) == [(TRACE, list(range(20)))]
+    assert batches(CHECK, by_host) == [(CHECK, list(range(20)))]
+    by_host = {f"h{n:02}.test": [n] for n in range(60)}
+    assert [len(ids) for _, ids in batches(STEPS, by_host)] == [25, 25, 10]
 
 
 def test_queues_default_apart_and_can_be_routed_by_the_operator() -> None:
@@ -212,3 +226,22 @@ def test_the_trace_task_keeps_its_claim_on_what_it_routed_and_owes_the_first_ste
         owed = list(session.scalars(select(NoticeItem.kind).where(NoticeItem.case_id == case_id)))
         case = session.get_one(Case, case_id)
     assert owed == ["notice"] and case.claimed_until is None
+
+
+def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt: Runtime) -> None:
+    case_id: int = stack.report(URL)[0]["id"]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [case_id])
+    act_cases(rt, [case_id], recheck=False)  # the first notice owed, its window running
+    rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
+    frozen = rt.clock
+
+    def ticking() -> dt.datetime:  # a clock that moves on, as a real one does mid-sweep
+        frozen.advance(0.001)  # type: ignore[attr-defined]
+        return frozen()
+
+    rt.clock = ticking
+    published: list[tuple[str, list[int]]] = []
+    report = sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert report.notices_built == 1 and report.notices_sent == 1
+    assert [task for task, _ in published].count("takedown.send") == 1
