@@ -440,8 +440,13 @@ def test_no_url_reaches_the_log_at_info_level() -> None:
     assert "files.example" not in access.getMessage() and "/cases?…" in access.getMessage()
 
 
-def test_celery_sends_task_events_for_flower() -> None:
-    assert celery_app.conf.worker_send_task_events and celery_app.conf.task_send_sent_event
+def test_task_events_wait_for_flower_to_ask_for_them() -> None:
+    # Off at start (a Redis PUBLISH per event, four per task); Flower's enable_events turns
+    # them on through the workers' remote control, which must stay on: see
+    # test_operations_worker.py, where a real worker sends them once asked.
+    assert not celery_app.conf.worker_send_task_events
+    assert not celery_app.conf.task_send_sent_event
+    assert celery_app.conf.worker_enable_remote_control
 
 
 # --- the sample dashboard ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def task_event(broker_url: str, timeout: float = 30.0) -> dict[str, Any] | None:
-    """Return the first task-succeeded event the workers send (as Flower would see it)."""
+    """Return the first task-succeeded event the workers send once asked, as Flower asks:
+    its --enable_events broadcasts `enable_events` every few seconds (workers start with
+    task events off)."""
     app = Celery(broker=broker_url)
     got: list[dict[str, Any]] = []
     with app.connection_for_read() as connection:
@@ -48,7 +51,10 @@ def task_event(broker_url: str, timeout: float = 30.0) -> dict[str, Any] | None:
         receiver = app.events.Receiver(connection, handlers={"task-succeeded": stop_on_first})
         listening = threading.Thread(target=receiver.capture, kwargs={"wakeup": False})
         listening.start()
-        listening.join(timeout)
+        deadline = time.monotonic() + timeout
+        while listening.is_alive() and time.monotonic() < deadline:
+            app.control.enable_events()
+            listening.join(1.0)
         receiver.should_stop = True
         listening.join(5)
     app.close()

@@ -59,11 +59,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": VISIBILITY},
-    # Task events (received, started, succeeded, failed; sent by the publisher), so Flower
-    # and `celery events` can follow the work. They go to a Redis pub/sub channel: nothing
-    # is kept when nobody listens.
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    # Task events (received, started, succeeded, failed) only while someone watches: Flower
+    # turns them on in every worker when it starts and every few seconds after (its
+    # --enable_events, on by default), as does `celery control enable_events`. Sent for
+    # every task, they were a tenth of a busy worker's time (a Redis PUBLISH per event,
+    # four per task; benchmarks, workload 4) for a channel that keeps nothing unheard.
+    worker_send_task_events=False,
+    task_send_sent_event=False,
 )
 RETRY: dict[str, Any] = {
     # Database and broker hiccups are transient: back off with jitter, a minute at most;
