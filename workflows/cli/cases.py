@@ -13,6 +13,7 @@ from sqlalchemy import select
 from workflows.config.settings import Settings
 from workflows.core.intake import check_field, normalize_lines
 from workflows.core.urls import NormalizedURL
+from workflows.engine import wake
 from workflows.errors import InputError
 from workflows.kinds import CLOSE_REASONS, CaseState, EventKind
 from workflows.store.cases import report
@@ -71,6 +72,7 @@ def report_command(
             analyst=fields["analyst"],
             now=utcnow(),
         )
+    wake.nudge(settings)  # a worker traces them now, not at its next sweep
     if as_json:
         print(
             json.dumps(

@@ -14,7 +14,7 @@ import celery.apps.worker as celery_worker
 from celery.signals import worker_process_init
 
 from workflows.config.settings import Settings, redact_url
-from workflows.engine import health, metrics
+from workflows.engine import health, metrics, wake
 from workflows.engine.broker import Broker, SweepLock
 from workflows.engine.logs import configure_logging, say_as_json
 from workflows.engine.opsserver import OpsServer
@@ -37,12 +37,14 @@ class Scheduler(threading.Thread):
         self.name_in_redis = name or health.worker_name()  # who sweeps, for `takedown health`
         self.stopping = threading.Event()
         self.sweeps = 0
+        self.nudged = 0  # sweeps a report woke before their time
         self.holding = False
 
     def run(self) -> None:
         """Sweep until stopped; a failed sweep is logged and tried again next time."""
         threading.Thread(target=self._heartbeat, name="takedown-sweep-lease", daemon=True).start()
         while not self.stopping.is_set():
+            started = time.monotonic()
             try:
                 holding = self.lock.acquire()
                 if holding != self.holding:  # the log shows which process sweeps, and when
@@ -66,7 +68,17 @@ class Scheduler(threading.Thread):
                         )
             except Exception:  # the scheduler must outlive any one sweep
                 log.exception("sweep failed; retrying at the next interval")
-            self.stopping.wait(self.rt.policy.sweep_every)
+            self._pause(started)
+
+    def _pause(self, started: float) -> None:
+        """Wait for the next sweep: `sweep_every` after this one began, or at once when a
+        report wakes the holder (engine/wake.py); a process that does not sweep sleeps."""
+        until = started + self.rt.policy.sweep_every
+        if not self.holding:
+            self.stopping.wait(max(0.0, until - time.monotonic()))
+            return
+        if wake.pause(self.lock.client, until, self.stopping):
+            self.nudged += 1
 
     def backlog(self, queue: str) -> int:
         """Return how many tasks wait in QUEUE (a list in Redis, under the queue's name)."""

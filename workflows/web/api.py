@@ -26,7 +26,7 @@ from workflows.web import (
     api_users,
     csv_upload,
 )
-from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, Supervisor, Watch
+from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, Supervisor, WakeSweep, Watch
 from workflows.web.filters import CaseFilters, case_filters
 from workflows.web.schemas import (
     CaseDetail,
@@ -110,12 +110,15 @@ def reported(session: Session, pairs: Sequence[tuple[int, bool]]) -> list[dict[s
     response_model=list[ReportedCase],
     summary="Report URLs: open a case per URL, or join its open case",
 )
-def report_cases(body: ReportIn, user: CurrentUser, session: DB, now: Now) -> Any:
+def report_cases(
+    body: ReportIn, user: CurrentUser, session: DB, now: Now, wake_sweep: WakeSweep
+) -> Any:
     """Normalise every URL (the first bad one refuses them all) and open or join cases."""
     urls = normalize_lines([(f"urls[{i}]", url) for i, url in enumerate(body.urls)])
     ref, category = check_field("ref", body.ref), check_field("category", body.category)
     done = report(session, urls, reference=ref, category=category, analyst=user.name, now=now)
     session.commit()
+    wake_sweep()
     return reported(session, [(r.id, r.joined) for r in done])
 
 
@@ -125,7 +128,9 @@ def report_cases(body: ReportIn, user: CurrentUser, session: DB, now: Now) -> An
     response_model=list[ReportedCase],
     summary="Report URLs from a CSV file (columns url, reference, category)",
 )
-def report_csv(file: CSVFile, user: CurrentUser, session: DB, now: Now) -> Any:
+def report_csv(
+    file: CSVFile, user: CurrentUser, session: DB, now: Now, wake_sweep: WakeSweep
+) -> Any:
     """Report every row; a bad row refuses the whole file, naming the row."""
     rows = csv_upload.read_rows(file.file.read(csv_upload.MAX_BYTES + 1))
     done = []
@@ -139,6 +144,7 @@ def report_csv(file: CSVFile, user: CurrentUser, session: DB, now: Now) -> Any:
             now=now,
         )
     session.commit()
+    wake_sweep()
     return reported(session, [(r.id, r.joined) for r in done])
 
 

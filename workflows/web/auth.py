@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from workflows.core.throttle import address_key
+from workflows.engine import wake
 from workflows.kinds import Role
 from workflows.store import throttle
 from workflows.store.accounts import csrf_token, user_for_token
@@ -62,6 +63,12 @@ def watch_removed(request: Request) -> tuple[float, float]:
 def overdue_after(request: Request) -> float:
     """Return the policy's `overdue_after`: how long online after the notice is late."""
     return float(request.app.state.policy.overdue_after)
+
+
+def sweep_waker(request: Request) -> Callable[[], bool]:
+    """Return what wakes the sweep after a report's commit (engine/wake.py)."""
+    settings = request.app.state.settings
+    return lambda: wake.nudge(settings)
 
 
 def clock(request: Request) -> dt.datetime:
@@ -174,5 +181,6 @@ CurrentUser = Annotated[User, Depends(current_user)]
 Supervisor = Annotated[User, Depends(require_role(Role.SUPERVISOR))]
 DB = Annotated[Session, Depends(db)]
 Now = Annotated[dt.datetime, Depends(clock)]
+WakeSweep = Annotated[Callable[[], bool], Depends(sweep_waker)]
 Watch = Annotated[tuple[float, float], Depends(watch_removed)]
 OverdueAfter = Annotated[float, Depends(overdue_after)]

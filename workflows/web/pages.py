@@ -29,7 +29,7 @@ from workflows.web import account, bulk_pages, charts, desk, live, signin
 from workflows.web.api import hotlines_of
 from workflows.web.api_inbox import dead_recipients, inbound_counts, inbound_objects
 from workflows.web.api_notices import form_tasks, outbox_runtime
-from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, Watch
+from workflows.web.auth import DB, CurrentUser, Now, OverdueAfter, WakeSweep, Watch
 from workflows.web.overview import overview
 from workflows.web.render import redirect, render
 from workflows.web.timeline import timeline, when
@@ -87,6 +87,7 @@ def report_urls(
     user: CurrentUser,
     session: DB,
     now: Now,
+    wake_sweep: WakeSweep,
     urls: Annotated[str, Form(max_length=2_000_000)] = "",
     ref: Annotated[str, Form()] = "",
     category: Annotated[str, Form()] = "",
@@ -122,6 +123,7 @@ def report_urls(
         now=now,
     )
     session.commit()
+    wake_sweep()
     joined = sum(1 for r in done if r.joined)
     return redirect("/?" + urlencode({"reported": len(done), "joined": joined}))
 

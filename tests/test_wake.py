@@ -1,0 +1,99 @@
+"""A report wakes the sweep: a worker that sweeps once a minute traces a reported URL in
+seconds, on the embedded Redis and on a real one; the nudge is a hint that never fails a
+report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ISOLATED, SERVICE_URLS, SIM_ADDRESSES
+from engine_harness import hosta_world
+from stack import Stack, stack_of
+
+from workflows.config.settings import load_settings
+from workflows.engine import wake
+from workflows.engine.broker import Broker
+from workflows.kinds import CaseState
+
+URL = "http://files.hosta.test/wake/a.jpg"
+BACKENDS = ["embedded"] + (["services"] if all(SERVICE_URLS.values()) else [])
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(params=BACKENDS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    env = {"TAKEDOWN_HOME": str(tmp_path)}
+    if request.param == "services":
+        env["TAKEDOWN_REDIS_URL"] = SERVICE_URLS["redis"] or ""
+    with Broker(load_settings(env)) as running:
+        assert running.client is not None
+        running.client.delete(wake.WAKE_KEY)
+        running.settings = load_settings(env)  # type: ignore[attr-defined]
+        yield running
+
+
+def test_a_nudge_ends_the_wait_and_a_burst_of_them_wakes_it_once(broker: Broker) -> None:
+    client, settings = broker.client, broker.settings  # type: ignore[attr-defined]
+    assert client is not None
+    stopping = threading.Event()
+    began = time.monotonic()
+    assert not wake.pause(client, began + 0.3, stopping)  # nobody reported: the full wait
+    assert time.monotonic() - began >= 0.29
+    assert all(wake.nudge(settings) for _ in range(5))
+    began = time.monotonic()
+    assert wake.pause(client, began + 30, stopping)  # at once
+    assert time.monotonic() - began < 2
+    assert not wake.pause(client, time.monotonic() + 0.3, stopping)  # the burst was one
+
+
+def test_a_stopping_scheduler_stops_waiting_within_a_slice(broker: Broker) -> None:
+    assert broker.client is not None
+    stopping = threading.Event()
+    threading.Timer(0.2, stopping.set).start()
+    began = time.monotonic()
+    assert not wake.pause(broker.client, began + 60, stopping)
+    assert time.monotonic() - began < wake.SLICE + 1
+
+
+def test_a_nudge_without_redis_gives_up_quietly(tmp_path: Path) -> None:
+    # No embedded Redis runs in this home: nothing to wake, and no error.
+    assert not wake.nudge(load_settings({"TAKEDOWN_HOME": str(tmp_path)}))
+    # A configured Redis that does not answer: given up within its timeout.
+    dead = load_settings(
+        {"TAKEDOWN_HOME": str(tmp_path), "TAKEDOWN_REDIS_URL": "redis://127.0.0.1:1/0"}
+    )
+    began = time.monotonic()
+    assert not wake.nudge(dead)
+    assert time.monotonic() - began < 3 * wake.NUDGE_TIMEOUT + 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_report_is_traced_at_once_by_a_worker_that_sweeps_once_a_minute(
+    backend: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "slow-sweep.toml"
+    policy.write_text(
+        (DATA / "test-policy.toml")
+        .read_text()
+        .replace('sweep_every = "0.5s"', 'sweep_every = "60s"')
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    world = hosta_world(URL)
+    with stack_of(world, [], home, backend, SERVICE_URLS, ISOLATED, SIM_ADDRESSES) as stack:
+        stack.env["TAKEDOWN_POLICY"] = str(policy)
+        stack.start_worker()
+        stack.wait_for(lambda: "sweep lock taken" in stack.worker_log(), 60, "the sweeper")
+        time.sleep(1.0)  # its first sweep (of nothing) is over: the next is a minute away
+        began = time.monotonic()
+        stack.report(URL)
+        stack.wait_for(lambda: _routed(stack), 20, "the case routed")
+        assert time.monotonic() - began < 20  # not the minute the sweep would have waited
+
+
+def _routed(stack: Stack) -> bool:
+    return any(c.state != CaseState.NEW for c in stack.cases())
