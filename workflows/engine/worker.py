@@ -71,9 +71,11 @@ class Scheduler(threading.Thread):
             self._pause(started)
 
     def _pause(self, started: float) -> None:
-        """Wait for the next sweep: `sweep_every` after this one began, or at once when a
-        report wakes the holder (engine/wake.py); a process that does not sweep sleeps."""
-        until = started + self.rt.policy.sweep_every
+        """Wait for the next sweep: `sweep_every` after this one began (a long sweep still
+        rests a quarter of it, leaving the tasks the processor), or at once when a report
+        wakes the holder (engine/wake.py); a process that does not sweep sleeps."""
+        every = self.rt.policy.sweep_every
+        until = max(started + every, time.monotonic() + every / 4)
         if not self.holding:
             self.stopping.wait(max(0.0, until - time.monotonic()))
             return
