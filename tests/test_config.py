@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic_settings import BaseSettings
 from test_cli_cases import run
 
-from workflows.config.settings import load_settings, parse_dns_servers
+from workflows.config import settings as config
+from workflows.config.secrets import SECRETS
+from workflows.config.settings import Settings, load_settings, parse_dns_servers
 from workflows.core.durations import format_duration, parse_duration
 from workflows.errors import ConfigError
 from workflows.trace.asn import origin_query_name, parse_as_name, parse_origin
@@ -47,6 +55,8 @@ def test_dns_servers(text: str, servers: tuple[tuple[str, int], ...]) -> None:
         ("TAKEDOWN_COUNTRY", "EL", 'use "GR"'),
         ("TAKEDOWN_RDAP_BASE", "ftp://x", "not an http(s) URL"),
         ("TAKEDOWN_RDAP_RATE", "-1", "positive number"),
+        ("TAKEDOWN_RDAP_RATE", "nan", "positive number"),
+        ("TAKEDOWN_RDAP_RATE", "inf", "positive number"),
         ("TAKEDOWN_DNS_TIMEOUT", "soon", "not a duration"),
         ("TAKEDOWN_DNS_TIMEOUT", "0s", "more than zero"),
         ("TAKEDOWN_HOTLINES", "/nonexistent/hotlines.toml", "no such file"),
@@ -269,3 +279,116 @@ def test_a_command_stops_at_an_unusable_secret_file_with_one_line(
     assert done.stderr.count("\n") == 1 and variable in done.stderr and words in done.stderr
     assert SECRET not in done.stderr + done.stdout
     assert not (home / "takedown.db").exists()
+
+
+# --- pydantic-settings validates; its errors never reach the user -----------------------
+
+
+def test_load_settings_validates_with_a_pydantic_settings_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = config.settings_model()
+    assert issubclass(model, BaseSettings)
+    assert list(model.model_fields) == [field.name for field in dataclasses.fields(Settings)]
+    assert list(config._FIELDS) == list(model.model_fields)  # a check for every field
+    assert model.model_config.get("hide_input_in_errors") and model.model_config.get("frozen")
+    validated: list[BaseSettings] = []
+
+    class Spy(model):
+        def model_post_init(self, context: object) -> None:
+            validated.append(self)
+
+    monkeypatch.setattr(config, "settings_model", lambda: Spy)
+    loaded = load_settings({"TAKEDOWN_COUNTRY": " de ", "TAKEDOWN_FETCH_PROXY": "http://p:1"})
+    [checked] = validated
+    assert (checked.country, checked.fetch_proxies) == ("DE", ("http://p:1",))
+    assert (loaded.country, loaded.fetch_proxies) == ("DE", ("http://p:1",))
+    assert dataclasses.replace(loaded, country="FR").country == "FR"  # still a dataclass
+
+
+def test_only_the_mapping_given_and_upper_case_names_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TAKEDOWN_COUNTRY", "FR")
+    monkeypatch.chdir(tmp_path)  # a .env file is not read either
+    (tmp_path / ".env").write_text("TAKEDOWN_COUNTRY=IT\ncountry=IT\n", encoding="utf-8")
+    assert load_settings({}).country == "GB"
+    assert load_settings({"takedown_country": "FR", "Takedown_Country": "FR"}).country == "GB"
+
+
+def test_a_validation_error_becomes_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A check that returns the wrong type (a bug) meets pydantic's own type check.
+    for field in ("fetch_max_bytes", "database_url"):
+        spec = config._FIELDS[field]
+        wrong = spec._replace(check=lambda text, _: None if text is None else ["x"])
+        monkeypatch.setitem(config._FIELDS, field, wrong)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TAKEDOWN_FETCH_MAX_BYTES": "5"})
+    assert str(caught.value) == "TAKEDOWN_FETCH_MAX_BYTES: Input should be a valid integer"
+    secret = tmp_path / "database-url"
+    secret.write_text(f"postgresql://takedown:{SECRET}@db/takedown", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TAKEDOWN_DATABASE_URL_FILE": str(secret)})
+    assert str(caught.value) == "TAKEDOWN_DATABASE_URL_FILE: is not a usable value"
+
+
+def test_a_line_break_in_a_value_is_shown_escaped() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TAKEDOWN_HOTLINES": "/nonexistent/a\nb.toml"})
+    assert str(caught.value) == "TAKEDOWN_HOTLINES: no such file: /nonexistent/a\\nb.toml"
+
+
+ENV_EXAMPLE = Path(__file__).parent.parent / ".env.example"  # lists every variable
+VARIABLES = sorted(
+    set(re.findall(r"^#? ?(TAKEDOWN_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text("utf-8"), re.MULTILINE))
+)
+FUZZ_DIR = Path(tempfile.mkdtemp(prefix="takedown-config-fuzz-"))
+# Any characters (NUL, line breaks, digits of other scripts), or an awkward start.
+EDGES = ["~no-such-user/", "http://[", "redis://[::1", "²", "٣", "9" * 5000, "-1", "0", "\n"]
+JUNK = st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda edge, text: edge + text, st.sampled_from(EDGES), st.text(max_size=10)),
+)
+SECRET_URLS = st.builds(
+    lambda scheme, user, rest: f"{scheme}://{user}:{SECRET}@{rest}",
+    st.one_of(st.sampled_from(["redis", "postgresql", "http", "smtp", "imaps", ""]), JUNK),
+    st.text(st.characters(exclude_characters=":@"), max_size=8),
+    JUNK,
+)
+
+
+@st.composite
+def junk_environments(draw: st.DrawFn) -> dict[str, str]:
+    """Draw a few variables with junk; a secret's value (or file) holds SECRET."""
+    env = {}
+    for variable in draw(st.lists(st.sampled_from(VARIABLES), min_size=1, max_size=4)):
+        name = variable.removeprefix("TAKEDOWN_").removesuffix("_FILE")
+        if name not in SECRETS:
+            value = draw(JUNK)
+        elif name.endswith("PASSWORD"):
+            value = SECRET + draw(JUNK)
+        else:
+            value = draw(st.one_of(SECRET_URLS, JUNK))
+        if variable.endswith("_FILE") or variable == "TAKEDOWN_CONFIG":
+            path = FUZZ_DIR / variable
+            path.write_bytes(value.encode("utf-8", "surrogatepass"))
+            value = draw(st.one_of(st.just(str(path)), JUNK))
+        env[variable] = value
+    return env
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(env=junk_environments())
+def test_junk_in_any_variable_is_taken_or_refused_in_one_line_without_the_secret(
+    env: dict[str, str],
+) -> None:
+    try:
+        load_settings({"XDG_DATA_HOME": str(FUZZ_DIR), **env})
+    except ConfigError as error:  # anything else (a ValidationError) fails the test
+        message = str(error)
+        assert len(message.splitlines()) == 1 and "\n" not in message
+        variable = message.partition(": ")[0].partition(" and ")[0]
+        assert variable in env, message
+        assert SECRET not in message

@@ -69,13 +69,16 @@ def _secret(name: str, direct: str | None, path: str | None) -> Secret:
 
 def read_secret_file(variable: str, path_text: str) -> str:
     """Return the one line the file PATH_TEXT holds; ConfigError naming VARIABLE if none."""
-    path = Path(path_text).expanduser()
+    path = Path(path_text)
     try:
+        path = path.expanduser()
         with path.open("rb") as file:
             data = file.read(MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigError(f"{variable}: cannot read {path}: {reason}") from None
+    except (RuntimeError, ValueError) as error:  # "~name" of no such user; a NUL in the name
+        raise ConfigError(f"{variable}: cannot read {path}: {error}") from None
     if len(data) > MAX_BYTES:
         raise ConfigError(f"{variable}: {path} is larger than {MAX_BYTES} bytes: not a secret")
     try:
