@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -19,7 +19,18 @@ from stack import Stack
 from workflows.config.settings import load_settings, parse_queues
 from workflows.engine.acting import act_cases
 from workflows.engine.runtime import Runtime
-from workflows.engine.sweep import CHECK, CHECK_BATCH, STEPS, TRACE, batches, sweep, task_for
+from workflows.engine.sweep import (
+    CHECK,
+    CHECK_BACKLOG,
+    CHECK_BATCH,
+    STEPS,
+    TRACE,
+    URGENT_BACKLOG,
+    batches,
+    checks_wait,
+    sweep,
+    task_for,
+)
 from workflows.engine.tasks import DEFAULT_QUEUES, queue_of, route_queues
 from workflows.engine.tracing import trace_cases
 from workflows.errors import ConfigError
@@ -206,7 +217,7 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
 
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
-    assert asked == ["takedown.checks"]
+    assert asked == ["takedown.checks", "takedown", "takedown.notices"]  # full? behind?
 
 
 def test_the_trace_task_keeps_its_claim_on_what_it_routed_and_owes_the_first_step_itself(
@@ -245,3 +256,51 @@ def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt:
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))))
     assert report.notices_built == 1 and report.notices_sent == 1
     assert [task for task, _ in published].count("takedown.send") == 1
+
+
+def test_re_checks_wait_while_traces_are_behind_on_the_same_workers(
+    stack: Stack, rt: Runtime
+) -> None:
+    routed_id, fresh_id = (r["id"] for r in stack.report(URL, "http://files.hosta.test/other"))
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [routed_id])
+    act_cases(rt, [routed_id], recheck=False)  # only its re-check is due now
+    behind = {"takedown": URGENT_BACKLOG}  # a big report's trace tasks wait
+
+    def tasks(shares: Callable[[str, Sequence[str]], bool] | None) -> list[str]:
+        published: list[tuple[str, list[int]]] = []
+        report = sweep(
+            rt, lambda task, ids: published.append((task, list(ids))), behind.get, shares
+        )
+        assert report.checks_held == (CHECK not in {t for t, _ in published})
+        return [task for task, _ in published]
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def shared(checks: str, queues: Sequence[str]) -> bool:
+        asked.append((checks, list(queues)))
+        return True
+
+    behind = {"takedown": URGENT_BACKLOG, "takedown.checks": 0, "takedown.notices": 0}
+    assert tasks(shared) == [TRACE]  # the fresh case traced; the re-check waits
+    assert asked == [("takedown.checks", ["takedown"])]
+    assert fresh_id
+
+
+def test_when_re_checks_wait() -> None:
+    def backlog(trace: int = 0, notices: int = 0, checks: int = 0) -> Callable[[str], int]:
+        return {"takedown": trace, "takedown.notices": notices, "takedown.checks": checks}.get
+
+    def shared(checks: str, behind: Sequence[str]) -> bool:
+        return True
+
+    def apart(checks: str, behind: Sequence[str]) -> bool:
+        return False
+
+    assert not checks_wait(None, None)  # no broker to ask: claim everything
+    assert not checks_wait(backlog(), shared)
+    assert not checks_wait(backlog(trace=URGENT_BACKLOG - 1), shared)
+    assert checks_wait(backlog(trace=URGENT_BACKLOG), shared)
+    assert checks_wait(backlog(notices=URGENT_BACKLOG), None)  # one worker for all: assumed
+    assert not checks_wait(backlog(trace=99, notices=99), apart)  # workers of their own
+    assert checks_wait(backlog(checks=CHECK_BACKLOG), apart)  # their own queue is full

@@ -1,9 +1,11 @@
-"""A report wakes the sweep: a worker that sweeps once a minute traces a reported URL in
-seconds, on the embedded Redis and on a real one; the nudge is a hint that never fails a
-report."""
+"""The sweeper's Redis side. A report wakes the sweep: a worker that sweeps once a minute
+traces a reported URL in seconds, on the embedded Redis and on a real one; the nudge is a
+hint that never fails a report. And the sweeper reads from the workers' heartbeats whether
+re-checks share their workers with traces and notices."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +17,9 @@ from engine_harness import hosta_world
 from stack import Stack, stack_of
 
 from workflows.config.settings import load_settings
-from workflows.engine import wake
-from workflows.engine.broker import Broker
+from workflows.engine import health, wake
+from workflows.engine.broker import Broker, SweepLock
+from workflows.engine.worker import Scheduler
 from workflows.kinds import CaseState
 
 URL = "http://files.hosta.test/wake/a.jpg"
@@ -97,3 +100,21 @@ def test_a_report_is_traced_at_once_by_a_worker_that_sweeps_once_a_minute(
 
 def _routed(stack: Stack) -> bool:
     return any(c.state != CaseState.NEW for c in stack.cases())
+
+
+def test_the_sweeper_sees_whether_re_checks_share_their_workers(broker: Broker) -> None:
+    client = broker.client
+    assert client is not None
+    client.delete(health.WORKERS)
+    scheduler = Scheduler(None, SweepLock(client, 30.0), "sweeper")  # type: ignore[arg-type]
+    everything = ["takedown", "takedown.checks", "takedown.notices"]
+    health.Heartbeat(client, "one@a", everything).beat()
+    assert scheduler.shares("takedown.checks", ["takedown"])  # the one worker does all
+    health.Heartbeat(client, "fetcher@b", ["takedown.checks"]).beat()
+    assert not scheduler.shares("takedown.checks", ["takedown"])  # a fetcher is free for them
+    client.delete(health.WORKERS)
+    health.Heartbeat(client, "fetcher@b", ["takedown.checks"]).beat()
+    gone = json.dumps({"queues": everything, "seen": time.time() - 10 * health.STALE_AFTER})
+    client.hset(health.WORKERS, "gone@c", gone)  # a worker long dead does not count
+    assert not scheduler.shares("takedown.checks", ["takedown"])
+    client.delete(health.WORKERS)

@@ -38,6 +38,9 @@ PURGE_EVERY = 3600.0  # seconds between retention purges
 PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
 Publish = Callable[[str, Sequence[int]], None]
 Backlog = Callable[[str], int]  # queue name → tasks waiting in it
+# (checks queue, queues behind) → whether the workers taking the first take one of the others
+Shares = Callable[[str, Sequence[str]], bool]
+URGENT_BACKLOG = 4  # trace or notices tasks waiting past which re-checks are held back
 log = logging.getLogger("takedown.sweep")
 
 
@@ -56,20 +59,25 @@ class SweepReport:
     tasks: list[tuple[str, list[int]]] = field(default_factory=list)
 
 
-def sweep(rt: Runtime, publish: Publish, backlog: Backlog | None = None) -> SweepReport:
+def sweep(
+    rt: Runtime, publish: Publish, backlog: Backlog | None = None, shares: Shares | None = None
+) -> SweepReport:
     """Claim everything due now and publish its tasks, after each claim is committed.
 
     BACKLOG tells how many tasks wait in a queue: while the checks queue holds
     CHECK_BACKLOG or more, cases due only for a re-check stay unclaimed, so a big pass is
-    claimed as fast as the workers take it, never faster than their claims last.
+    claimed as fast as the workers take it, never faster than their claims last. They stay
+    unclaimed too while the trace or notices queue is behind (URGENT_BACKLOG) and the
+    workers that take re-checks take that queue as well (SHARES; None: assume they do):
+    a big report is traced and noticed first, its first re-checks after.
     """
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
     with transaction(rt.sessions) as session:
         # Holds that have ended go back to work (workflows/actions.py), claimable just below.
         release_due_holds(session, now)
+    checks = not checks_wait(backlog, shares)
     with transaction(rt.sessions) as session:
-        checks = backlog is None or _waiting(backlog, queue_of(CHECK)) < CHECK_BACKLOG
         claimed = claim_due(session, now, rt.lease, checks=checks)
     report.checks_held = not checks
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -140,6 +148,19 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     if shared:
         found.append((task, shared))
     return found
+
+
+def checks_wait(backlog: Backlog | None, shares: Shares | None) -> bool:
+    """Tell whether re-checks wait this sweep: their queue is full, or urgent work is behind
+    on the workers that would run them."""
+    if backlog is None:
+        return False
+    checks = queue_of(CHECK)
+    if _waiting(backlog, checks) >= CHECK_BACKLOG:
+        return True
+    urgent = sorted({queue_of(TRACE), queue_of(STEPS), queue_of(SEND)} - {checks})
+    behind = [queue for queue in urgent if _waiting(backlog, queue) >= URGENT_BACKLOG]
+    return bool(behind) and (shares is None or shares(checks, behind))
 
 
 def _waiting(backlog: Backlog, queue: str) -> int:

@@ -52,7 +52,7 @@ class Scheduler(threading.Thread):
                     log.info("sweep lock %s", "taken: this worker sweeps" if holding else "lost")
                 if holding:
                     began = time.time()
-                    report = sweep(self.rt, publish, self.backlog)
+                    report = sweep(self.rt, publish, self.backlog, self.shares)
                     self.sweeps += 1
                     health.record_sweep(
                         self.lock.client, self.name_in_redis, began, len(report.tasks)
@@ -81,6 +81,20 @@ class Scheduler(threading.Thread):
             return
         if wake.pause(self.lock.client, until, self.stopping):
             self.nudged += 1
+
+    def shares(self, checks: str, behind: Sequence[str]) -> bool:
+        """Tell whether every live worker that takes CHECKS takes one of BEHIND too (their
+        heartbeats say which queues each takes): then re-checks would slow the work behind.
+        Workers of their own for re-checks (`worker --queues takedown.checks`) go on."""
+        try:
+            takers = [
+                set(w.get("queues", []))
+                for w in health.live_workers(self.lock.client, time.time())
+                if checks in w.get("queues", [])
+            ]
+        except Exception:  # noqa: BLE001 - Redis hiccup: assume the one-worker default
+            return True
+        return all(queues & set(behind) for queues in takers)
 
     def backlog(self, queue: str) -> int:
         """Return how many tasks wait in QUEUE (a list in Redis, under the queue's name)."""
