@@ -76,29 +76,30 @@ def sweep(
     with transaction(rt.sessions) as session:
         # Holds that have ended go back to work (workflows/actions.py), claimable just below.
         release_due_holds(session, now)
-    checks = not checks_wait(backlog, shares)
+    # Notices first: how many send tasks this sweep hands out decides whether re-checks wait.
+    report.notices_built = len(batch_notices(rt))
+    with transaction(rt.sessions) as session:
+        # Read the clock again: the notices just built are due from when they were built,
+        # and go out in this sweep's tasks, not a sweep later.
+        sending = claim_notices(session, rt.clock(), rt.lease)
+    report.notices_sent = len(sending)
+    # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
+    # not the worker's threads, set the pace of a burst of notices.
+    sends = [(SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)]
+    checks = not checks_wait(backlog, shares, handing_out=len(sends))
     with transaction(rt.sessions) as session:
         claimed = claim_due(session, now, rt.lease, checks=checks)
     report.checks_held = not checks
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for case in claimed:
         groups[task_for(case)][case.host].append(case.id)
-    for task, by_host in sorted(groups.items()):
-        report.tasks += batches(task, by_host)
+    # Published most urgent first (a worker takes its queues in turn, each in order).
+    report.tasks += sends
+    for task in (STEPS, TRACE, CHECK):
+        report.tasks += batches(task, groups.get(task, {}))
     report.traced = _count(report.tasks, TRACE)
     report.stepped = _count(report.tasks, STEPS)
     report.acted = _count(report.tasks, CHECK)
-    report.notices_built = len(batch_notices(rt))
-    with transaction(rt.sessions) as session:
-        # Read the clock again: the notices just built are due from when they were built,
-        # and go out in this sweep's tasks, not a sweep later.
-        sending = claim_notices(session, rt.clock(), rt.lease)
-    # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
-    # not the worker's threads, set the pace of a burst of notices.
-    report.tasks += [
-        (SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)
-    ]
-    report.notices_sent = len(sending)
     if inbox_due(rt, now):
         report.tasks.append((INBOX, []))
     for task, ids in report.tasks:
@@ -150,16 +151,21 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     return found
 
 
-def checks_wait(backlog: Backlog | None, shares: Shares | None) -> bool:
+def checks_wait(backlog: Backlog | None, shares: Shares | None, handing_out: int = 0) -> bool:
     """Tell whether re-checks wait this sweep: their queue is full, or urgent work is behind
-    on the workers that would run them."""
+    (or HANDING_OUT send tasks are about to be) on the workers that would run them."""
     if backlog is None:
         return False
     checks = queue_of(CHECK)
     if _waiting(backlog, checks) >= CHECK_BACKLOG:
         return True
     urgent = sorted({queue_of(TRACE), queue_of(STEPS), queue_of(SEND)} - {checks})
-    behind = [queue for queue in urgent if _waiting(backlog, queue) >= URGENT_BACKLOG]
+    extra = {queue_of(SEND): handing_out}
+    behind = [
+        queue
+        for queue in urgent
+        if _waiting(backlog, queue) + extra.get(queue, 0) >= URGENT_BACKLOG
+    ]
     return bool(behind) and (shares is None or shares(checks, behind))
 
 
