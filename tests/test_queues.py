@@ -17,6 +17,7 @@ from sqlalchemy import select
 from stack import Stack
 
 from workflows.config.settings import load_settings, parse_queues
+from workflows.engine import sweep as sweep_module
 from workflows.engine.acting import act_cases
 from workflows.engine.runtime import Runtime
 from workflows.engine.sweep import (
@@ -258,23 +259,15 @@ def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt:
     assert [task for task, _ in published].count("takedown.send") == 1
 
 
-def test_re_checks_wait_while_traces_are_behind_on_the_same_workers(
-    stack: Stack, rt: Runtime
+def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    routed_id, fresh_id = (r["id"] for r in stack.report(URL, "http://files.hosta.test/other"))
+    urls = [URL, "http://files.hosta.test/second", "http://files.hosta.test/fresh"]
+    *routed, fresh_id = (r["id"] for r in stack.report(*urls))
     rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
-    trace_cases(rt, [routed_id])
-    act_cases(rt, [routed_id], recheck=False)  # only its re-check is due now
-    behind = {"takedown": URGENT_BACKLOG}  # a big report's trace tasks wait
-
-    def tasks(shares: Callable[[str, Sequence[str]], bool] | None) -> list[str]:
-        published: list[tuple[str, list[int]]] = []
-        report = sweep(
-            rt, lambda task, ids: published.append((task, list(ids))), behind.get, shares
-        )
-        assert report.checks_held == (CHECK not in {t for t, _ in published})
-        return [task for task, _ in published]
-
+    trace_cases(rt, routed)
+    act_cases(rt, routed, recheck=False)  # only their re-checks are due now
+    monkeypatch.setattr(sweep_module, "CHECK_BATCH", 1)  # one check task: one case
     asked: list[tuple[str, list[str]]] = []
 
     def shared(checks: str, queues: Sequence[str]) -> bool:
@@ -282,9 +275,15 @@ def test_re_checks_wait_while_traces_are_behind_on_the_same_workers(
         return True
 
     behind = {"takedown": URGENT_BACKLOG, "takedown.checks": 0, "takedown.notices": 0}
-    assert tasks(shared) == [TRACE]  # the fresh case traced; the re-check waits
-    assert asked == [("takedown.checks", ["takedown"])]
-    assert fresh_id
+    published: list[tuple[str, list[int]]] = []
+    report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
+    # The fresh case traced first; of the two re-checks due, one task's worth goes out.
+    assert report.checks_held and asked == [("takedown.checks", ["takedown"])]
+    assert [task for task, _ in published] == [TRACE, CHECK]
+    assert published[0][1] == [fresh_id] and published[1][1][0] in routed
+    published.clear()
+    report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
+    assert [task for task, _ in published] == [CHECK]  # the other, a sweep later
 
 
 def test_when_re_checks_wait() -> None:

@@ -66,10 +66,11 @@ def sweep(
 
     BACKLOG tells how many tasks wait in a queue: while the checks queue holds
     CHECK_BACKLOG or more, cases due only for a re-check stay unclaimed, so a big pass is
-    claimed as fast as the workers take it, never faster than their claims last. They stay
-    unclaimed too while the trace or notices queue is behind (URGENT_BACKLOG) and the
-    workers that take re-checks take that queue as well (SHARES; None: assume they do):
-    a big report is traced and noticed first, its first re-checks after.
+    claimed as fast as the workers take it, never faster than their claims last. While the
+    trace or notices queue is behind (URGENT_BACKLOG, counting the send tasks this sweep
+    hands out) and the workers that take re-checks take that queue as well (SHARES; None:
+    assume they do), one check task's worth a sweep is claimed: a big report is traced and
+    noticed first, its first re-checks mostly after, and re-checks never starve.
     """
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
@@ -86,10 +87,13 @@ def sweep(
     # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
     # not the worker's threads, set the pace of a burst of notices.
     sends = [(SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)]
-    checks = not checks_wait(backlog, shares, handing_out=len(sends))
+    held = checks_wait(backlog, shares, handing_out=len(sends))
     with transaction(rt.sessions) as session:
-        claimed = claim_due(session, now, rt.lease, checks=checks)
-    report.checks_held = not checks
+        claimed = claim_due(session, now, rt.lease, checks=not held)
+        if held and not checks_full(backlog):
+            # Urgent work first, yet re-checks never starve: one check task's worth a sweep.
+            claimed += claim_due(session, now, rt.lease, limit=CHECK_BATCH)
+    report.checks_held = held
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for case in claimed:
         groups[task_for(case)][case.host].append(case.id)
@@ -156,9 +160,9 @@ def checks_wait(backlog: Backlog | None, shares: Shares | None, handing_out: int
     (or HANDING_OUT send tasks are about to be) on the workers that would run them."""
     if backlog is None:
         return False
-    checks = queue_of(CHECK)
-    if _waiting(backlog, checks) >= CHECK_BACKLOG:
+    if checks_full(backlog):
         return True
+    checks = queue_of(CHECK)
     urgent = sorted({queue_of(TRACE), queue_of(STEPS), queue_of(SEND)} - {checks})
     extra = {queue_of(SEND): handing_out}
     behind = [
@@ -167,6 +171,11 @@ def checks_wait(backlog: Backlog | None, shares: Shares | None, handing_out: int
         if _waiting(backlog, queue) + extra.get(queue, 0) >= URGENT_BACKLOG
     ]
     return bool(behind) and (shares is None or shares(checks, behind))
+
+
+def checks_full(backlog: Backlog | None) -> bool:
+    """Tell whether CHECK_BACKLOG or more check tasks wait: then no re-check is claimed."""
+    return backlog is not None and _waiting(backlog, queue_of(CHECK)) >= CHECK_BACKLOG
 
 
 def _waiting(backlog: Backlog, queue: str) -> int:
