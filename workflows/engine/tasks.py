@@ -31,7 +31,7 @@ from celery.signals import task_postrun, task_prerun
 from sqlalchemy.exc import OperationalError
 
 from workflows.config.settings import load_settings
-from workflows.engine import acting, inbox, sending, tracing
+from workflows.engine import acting, inbox, kombu_fix, sending, tracing
 from workflows.engine.logs import enter_context, leave_context
 from workflows.engine.runtime import Runtime
 
@@ -47,6 +47,7 @@ DEFAULT_QUEUES = {
 TIME_LIMIT = 120  # seconds; the claim lease (Runtime.lease) is longer, the broker's
 VISIBILITY = 900  # visibility timeout longer still (Celery redelivers past it)
 
+kombu_fix.apply()  # a broker outage with tasks in flight must not end the worker
 app = Celery("takedown")
 app.conf.update(
     task_acks_late=True,
