@@ -277,13 +277,19 @@ def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
     behind = {"takedown": URGENT_BACKLOG, "takedown.checks": 0, "takedown.notices": 0}
     published: list[tuple[str, list[int]]] = []
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
-    # The fresh case traced first; of the two re-checks due, one task's worth goes out.
+    # A burst: the fresh case is traced, both re-checks wait.
     assert report.checks_held and asked == [("takedown.checks", ["takedown"])]
-    assert [task for task, _ in published] == [TRACE, CHECK]
-    assert published[0][1] == [fresh_id] and published[1][1][0] in routed
+    assert published == [(TRACE, [fresh_id])]
+    # Held as long as an overload: one task's worth a sweep goes out all the same.
+    monkeypatch.setattr(sweep_module, "CHECKS_HOLD_LIMIT", 0.0)
     published.clear()
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
+    assert report.checks_held and [task for task, _ in published] == [CHECK]
+    assert published[0][1][0] in routed
+    published.clear()
+    sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
     assert [task for task, _ in published] == [CHECK]  # the other, a sweep later
+    rt.checks_held_since = None
 
 
 def test_when_re_checks_wait() -> None:

@@ -51,6 +51,7 @@ class Runtime:
     lease: float = 150.0  # seconds a claim lasts: longer than any task may run
     purge_due_at: dt.datetime | None = None  # the sweep's next retention purge; None: now
     inbox_due_at: dt.datetime | None = None  # the sweep's next mailbox read; None: now
+    checks_held_since: dt.datetime | None = None  # re-checks held back for urgent work since
     # The broker's Redis, when the process has one (a worker): RDAP answers are shared
     # there with every other worker, behind the process's own cache.
     shared_redis_url: str | None = None

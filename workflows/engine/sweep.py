@@ -41,6 +41,7 @@ Backlog = Callable[[str], int]  # queue name → tasks waiting in it
 # (checks queue, queues behind) → whether the workers taking the first take one of the others
 Shares = Callable[[str, Sequence[str]], bool]
 URGENT_BACKLOG = 4  # trace or notices tasks waiting past which re-checks are held back
+CHECKS_HOLD_LIMIT = 60.0  # seconds re-checks are held back before they trickle again
 log = logging.getLogger("takedown.sweep")
 
 
@@ -69,8 +70,9 @@ def sweep(
     claimed as fast as the workers take it, never faster than their claims last. While the
     trace or notices queue is behind (URGENT_BACKLOG, counting the send tasks this sweep
     hands out) and the workers that take re-checks take that queue as well (SHARES; None:
-    assume they do), one check task's worth a sweep is claimed: a big report is traced and
-    noticed first, its first re-checks mostly after, and re-checks never starve.
+    assume they do), re-checks wait: a big report is traced and noticed first, its first
+    re-checks after. Held for CHECKS_HOLD_LIMIT (an overload rather than a burst), one
+    check task's worth a sweep goes out all the same, so they never starve.
     """
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
@@ -88,10 +90,17 @@ def sweep(
     # not the worker's threads, set the pace of a burst of notices.
     sends = [(SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)]
     held = checks_wait(backlog, shares, handing_out=len(sends))
+    rt.checks_held_since = (rt.checks_held_since or now) if held else None
+    # Urgent work first, yet re-checks never starve: held past CHECKS_HOLD_LIMIT (an
+    # overload, not a burst), one check task's worth goes out a sweep.
+    trickle = (
+        held
+        and not checks_full(backlog)
+        and (now - (rt.checks_held_since or now)).total_seconds() >= CHECKS_HOLD_LIMIT
+    )
     with transaction(rt.sessions) as session:
         claimed = claim_due(session, now, rt.lease, checks=not held)
-        if held and not checks_full(backlog):
-            # Urgent work first, yet re-checks never starve: one check task's worth a sweep.
+        if trickle:
             claimed += claim_due(session, now, rt.lease, limit=CHECK_BATCH)
     report.checks_held = held
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
