@@ -29,6 +29,7 @@ from workflows.engine.sweep import (
     URGENT_BACKLOG,
     batches,
     checks_wait,
+    first_notices_owed,
     sweep,
     task_for,
 )
@@ -278,7 +279,8 @@ def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
     published: list[tuple[str, list[int]]] = []
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
     # A burst: the fresh case is traced, both re-checks wait.
-    assert report.checks_held and asked == [("takedown.checks", ["takedown"])]
+    # (With batches of one, the two owed first notices are a burst too.)
+    assert report.checks_held and asked == [("takedown.checks", ["takedown", "takedown.notices"])]
     assert published == [(TRACE, [fresh_id])]
     # Held as long as an overload: one task's worth a sweep goes out all the same.
     monkeypatch.setattr(sweep_module, "CHECKS_HOLD_LIMIT", 0.0)
@@ -313,3 +315,20 @@ def test_when_re_checks_wait() -> None:
     assert checks_wait(backlog(), shared, handing_out=URGENT_BACKLOG)
     assert not checks_wait(backlog(), shared, handing_out=URGENT_BACKLOG - 1)
     assert not checks_wait(backlog(), apart, handing_out=URGENT_BACKLOG)
+
+
+def test_first_notices_owed_counts_what_the_queues_do_not_show(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id: int = stack.report(URL)[0]["id"]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [case_id])
+    act_cases(rt, [case_id], recheck=False)  # one first notice owed, in no notice yet
+    assert first_notices_owed(rt) == 0  # one URL is no burst
+    monkeypatch.setattr(sweep_module, "CHECK_BATCH", 1)
+    assert first_notices_owed(rt) == URGENT_BACKLOG  # a check batch's worth is
+    rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
+    published: list[tuple[str, list[int]]] = []
+    sweep(rt, lambda task, ids: published.append((task, list(ids))))
+    assert "takedown.send" in [task for task, _ in published]
+    assert first_notices_owed(rt) == 1  # being sent: one send task's worth

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from workflows.core.durations import format_duration
 from workflows.engine.actions import release_due_holds
@@ -22,10 +22,10 @@ from workflows.engine.outbox import batch_notices
 from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
 from workflows.engine.tasks import queue_of
-from workflows.kinds import CaseState, NoticeStatus
+from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, NoticeStatus
 from workflows.store.claims import Claimed, claim_due, claim_notices
 from workflows.store.db import transaction
-from workflows.store.models import Notice
+from workflows.store.models import Notice, NoticeItem
 from workflows.store.purge import purge_closed, reclaim
 
 SEND_CHUNK = 8  # notices in one send task
@@ -89,7 +89,8 @@ def sweep(
     # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
     # not the worker's threads, set the pace of a burst of notices.
     sends = [(SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)]
-    held = checks_wait(backlog, shares, handing_out=len(sends))
+    # This sweep's send tasks count among the first notices owed: they are being sent.
+    held = checks_wait(backlog, shares, owed=first_notices_owed(rt))
     rt.checks_held_since = (rt.checks_held_since or now) if held else None
     # Urgent work first, yet re-checks never starve: held past CHECKS_HOLD_LIMIT (an
     # overload, not a burst), one check task's worth goes out a sweep.
@@ -164,22 +165,44 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     return found
 
 
-def checks_wait(backlog: Backlog | None, shares: Shares | None, handing_out: int = 0) -> bool:
+def checks_wait(
+    backlog: Backlog | None, shares: Shares | None, handing_out: int = 0, owed: int = 0
+) -> bool:
     """Tell whether re-checks wait this sweep: their queue is full, or urgent work is behind
-    (or HANDING_OUT send tasks are about to be) on the workers that would run them."""
+    on the workers that would run them — tasks waiting in the trace or notices queue,
+    HANDING_OUT send tasks about to be, or OWED send tasks' worth of first notices the
+    database holds unsent (first_notices_owed)."""
     if backlog is None:
         return False
     if checks_full(backlog):
         return True
     checks = queue_of(CHECK)
     urgent = sorted({queue_of(TRACE), queue_of(STEPS), queue_of(SEND)} - {checks})
-    extra = {queue_of(SEND): handing_out}
+    extra = {queue_of(SEND): handing_out + owed}
     behind = [
         queue
         for queue in urgent
         if _waiting(backlog, queue) + extra.get(queue, 0) >= URGENT_BACKLOG
     ]
     return bool(behind) and (shares is None or shares(checks, behind))
+
+
+def first_notices_owed(rt: Runtime) -> int:
+    """Return, in send tasks' worth, the first notices the database holds unsent: notices
+    being sent, and a big report's owed URLs not yet in a notice (a check batch's worth or
+    more count as a burst). What the queues do not show: tasks already running, and the
+    notices a report still being traced will make."""
+    with rt.sessions() as session:
+        sending = session.scalar(
+            select(func.count()).select_from(Notice).where(Notice.status == NoticeStatus.SENDING)
+        )
+        unbatched = session.scalar(
+            select(func.count())
+            .select_from(NoticeItem)
+            .where(NoticeItem.notice_id.is_(None), NoticeItem.kind.in_(FIRST_NOTICE_KINDS))
+        )
+    burst = URGENT_BACKLOG if (unbatched or 0) >= CHECK_BATCH else 0
+    return -(-(sending or 0) // SEND_CHUNK) + burst
 
 
 def checks_full(backlog: Backlog | None) -> bool:
