@@ -31,7 +31,7 @@ from workflows.errors import ConfigError
 from workflows.kinds import CaseState, EventKind, NoticeStatus, Party
 from workflows.notify.mailer import Delivery
 from workflows.notify.notices import RenderedNotice, build_message
-from workflows.store.cases import SYSTEM, record, release
+from workflows.store.cases import SYSTEM, record, record_each, release
 from workflows.store.db import transaction
 from workflows.store.models import Case, DeadRecipient, Notice, NoticeItem
 
@@ -230,27 +230,29 @@ def settle(
     }
     kind = event or kinds.get(str(status), EventKind.NOTICE_UNCERTAIN)
     refused = dict(delivery.refused) if delivery and delivery.refused else None
-    for case_id in _case_ids(session, notice.id):
-        record(
-            session,
-            case_id,
-            kind,
-            now,
-            actor,
-            notice=notice.id,
-            kind_of=notice.kind,
-            to=notice.recipients,
-            message_id=notice.message_id,
-            reply=delivery.reply if delivery else None,
-            refused={k: list(v) for k, v in refused.items()} if refused else None,
-            **detail,
+    case_ids = _case_ids(session, notice.id)
+    # One statement each for all the notice's cases: per case, they were most of the time
+    # a big notice took to settle.
+    record_each(
+        session,
+        case_ids,
+        kind,
+        now,
+        actor,
+        notice=notice.id,
+        kind_of=notice.kind,
+        to=notice.recipients,
+        message_id=notice.message_id,
+        reply=delivery.reply if delivery else None,
+        refused={k: list(v) for k, v in refused.items()} if refused else None,
+        **detail,
+    )
+    if status == NoticeStatus.SENT and case_ids:
+        session.execute(
+            update(Case)
+            .where(Case.id.in_(case_ids), Case.first_notice_at.is_(None))
+            .values(first_notice_at=now)
         )
-        if status == NoticeStatus.SENT:
-            session.execute(
-                update(Case)
-                .where(Case.id == case_id, Case.first_notice_at.is_(None))
-                .values(first_notice_at=now)
-            )
 
 
 def _fallback(session: Session, case: Case, refused: NoticeItem, now: dt.datetime) -> list[str]:
