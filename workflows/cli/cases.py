@@ -13,7 +13,6 @@ from sqlalchemy import select
 from workflows.config.settings import Settings
 from workflows.core.intake import check_field, normalize_lines
 from workflows.core.urls import NormalizedURL
-from workflows.engine import wake
 from workflows.errors import InputError
 from workflows.kinds import CLOSE_REASONS, CaseState, EventKind
 from workflows.store.cases import report
@@ -72,6 +71,8 @@ def report_command(
             analyst=fields["analyst"],
             now=utcnow(),
         )
+    from workflows.engine import wake  # redis: only for the commands that report
+
     wake.nudge(settings)  # a worker traces them now, not at its next sweep
     if as_json:
         print(

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from workflows.config.settings import Settings
-from workflows.engine.broker import client_url, embedded_url
+from workflows.engine.broker import REGISTRY, client_url, embedded_url
 
 WAKE_KEY = "takedown:sweep-wake"
 SLICE = 1.0  # seconds one BLPOP waits at most, so a stopping scheduler stops within it
@@ -31,6 +31,8 @@ def nudge(settings: Settings) -> bool:
     """Wake the sweep (after a commit that made new work due); return whether it was told.
 
     Never raises: the reported cases are safe in the database whatever Redis does."""
+    if not settings.redis_url and not (settings.home / "redis" / REGISTRY).exists():
+        return False  # no embedded Redis was ever started here: no worker to wake
     try:
         url = settings.redis_url or embedded_url(settings.home)
         if url is None:
