@@ -311,10 +311,10 @@ def test_when_re_checks_wait() -> None:
     assert checks_wait(backlog(notices=URGENT_BACKLOG), None)  # one worker for all: assumed
     assert not checks_wait(backlog(trace=99, notices=99), apart)  # workers of their own
     assert checks_wait(backlog(checks=CHECK_BACKLOG), apart)  # their own queue is full
-    # A sweep about to hand out a burst of send tasks holds its re-checks back too.
-    assert checks_wait(backlog(), shared, handing_out=URGENT_BACKLOG)
-    assert not checks_wait(backlog(), shared, handing_out=URGENT_BACKLOG - 1)
-    assert not checks_wait(backlog(), apart, handing_out=URGENT_BACKLOG)
+    # First notices owed (being sent, or a big report's) hold re-checks back too.
+    assert checks_wait(backlog(), shared, owed=URGENT_BACKLOG)
+    assert not checks_wait(backlog(), shared, owed=URGENT_BACKLOG - 1)
+    assert not checks_wait(backlog(), apart, owed=URGENT_BACKLOG)
 
 
 def test_first_notices_owed_counts_what_the_queues_do_not_show(

@@ -67,17 +67,18 @@ def all_queues(settings: Settings) -> list[str]:
     return sorted(set({**DEFAULT_QUEUES, **dict(settings.queues)}.values()))
 
 
-def redis_client(settings: Settings) -> redis.Redis | None:
+def redis_client(settings: Settings, timeout: float = 2.0) -> redis.Redis | None:
     """Return a client for the configured Redis, or the embedded one if it runs, else None.
 
-    Short timeouts and no retries: a check must answer in seconds, whatever Redis does."""
+    Short timeouts (TIMEOUT seconds) and no retries: a check must answer in seconds,
+    whatever Redis does."""
     url = settings.redis_url or embedded_url(settings.home)
     if url is None:
         return None
     return redis.Redis.from_url(
         client_url(url),
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
 

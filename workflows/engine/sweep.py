@@ -165,20 +165,18 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     return found
 
 
-def checks_wait(
-    backlog: Backlog | None, shares: Shares | None, handing_out: int = 0, owed: int = 0
-) -> bool:
+def checks_wait(backlog: Backlog | None, shares: Shares | None, owed: int = 0) -> bool:
     """Tell whether re-checks wait this sweep: their queue is full, or urgent work is behind
-    on the workers that would run them — tasks waiting in the trace or notices queue,
-    HANDING_OUT send tasks about to be, or OWED send tasks' worth of first notices the
-    database holds unsent (first_notices_owed)."""
+    on the workers that would run them — tasks waiting in the trace or notices queue, or
+    OWED send tasks' worth of first notices the database holds unsent (first_notices_owed:
+    those being sent, this sweep's among them, and a big report's not yet in a notice)."""
     if backlog is None:
         return False
     if checks_full(backlog):
         return True
     checks = queue_of(CHECK)
     urgent = sorted({queue_of(TRACE), queue_of(STEPS), queue_of(SEND)} - {checks})
-    extra = {queue_of(SEND): handing_out + owed}
+    extra = {queue_of(SEND): owed}
     behind = [
         queue
         for queue in urgent

@@ -15,11 +15,10 @@ import threading
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from workflows.config.settings import Settings
-from workflows.engine.broker import REGISTRY, client_url, embedded_url
+from workflows.engine.broker import REGISTRY
+from workflows.engine.health import redis_client
 
 WAKE_KEY = "takedown:sweep-wake"
 SLICE = 1.0  # seconds one BLPOP waits at most, so a stopping scheduler stops within it
@@ -34,15 +33,9 @@ def nudge(settings: Settings) -> bool:
     if not settings.redis_url and not (settings.home / "redis" / REGISTRY).exists():
         return False  # no embedded Redis was ever started here: no worker to wake
     try:
-        url = settings.redis_url or embedded_url(settings.home)
-        if url is None:
+        client = redis_client(settings, timeout=NUDGE_TIMEOUT)
+        if client is None:
             return False  # no embedded Redis runs: no worker either, nothing to wake
-        client = redis.Redis.from_url(
-            client_url(url),
-            socket_timeout=NUDGE_TIMEOUT,
-            socket_connect_timeout=NUDGE_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
         try:
             with client.pipeline(transaction=True) as pipe:
                 pipe.lpush(WAKE_KEY, "1")

@@ -39,8 +39,7 @@ def record(
 ) -> None:
     """Append an event to a case's log (at once, on the session's connection: the ORM's
     unit of work cost more than the write for the dozen events each URL gets)."""
-    row = {"case_id": case_id, "at": at, "actor": actor, "kind": kind, "detail": detail or None}
-    session.connection().execute(_event_insert(), row)
+    record_each(session, [case_id], kind, at, actor, **detail)
 
 
 def record_each(
