@@ -62,6 +62,31 @@ def test_a_stopping_scheduler_stops_waiting_within_a_slice(broker: Broker) -> No
     assert time.monotonic() - began < wake.SLICE + 1
 
 
+def test_a_stopping_scheduler_told_through_its_own_key_stops_at_once(broker: Broker) -> None:
+    # A worker's shutdown must not sit out a BLPOP slice; nor may the stop wake another
+    # scheduler's wait (it is on the stopping one's own key) or count as a nudge.
+    client = broker.client
+    assert client is not None
+    stopping, key = threading.Event(), wake.stop_key("worker-a")
+    client.delete(key)
+
+    def stop() -> None:
+        stopping.set()
+        wake.unblock(client, key)
+
+    threading.Timer(0.2, stop).start()
+    began = time.monotonic()
+    assert not wake.pause(client, began + 60, stopping, key)
+    assert time.monotonic() - began < 0.2 + wake.SLICE / 2
+    other = threading.Event()
+    began = time.monotonic()
+    assert not wake.pause(client, began + 0.3, other, wake.stop_key("worker-b"))
+    assert time.monotonic() - began >= 0.29  # worker-b was not woken
+    assert not client.exists(key)  # the stopping one took its token
+    wake.unblock(client, key)  # a stop nobody waits for does not stay behind
+    assert 0 < client.ttl(key) <= 60
+
+
 def test_a_nudge_without_redis_gives_up_quietly(tmp_path: Path) -> None:
     # No embedded Redis runs in this home: nothing to wake, and no error.
     assert not wake.nudge(load_settings({"TAKEDOWN_HOME": str(tmp_path)}))

@@ -21,6 +21,7 @@ from workflows.engine.broker import REGISTRY
 from workflows.engine.health import redis_client
 
 WAKE_KEY = "takedown:sweep-wake"
+STOP_PREFIX = "takedown:sweep-stop:"  # + a scheduler's name: its own key, to end its wait
 SLICE = 1.0  # seconds one BLPOP waits at most, so a stopping scheduler stops within it
 NUDGE_TIMEOUT = 0.5  # seconds a report waits at most for Redis before giving the nudge up
 log = logging.getLogger("takedown.wake")
@@ -49,18 +50,41 @@ def nudge(settings: Settings) -> bool:
     return True
 
 
-def pause(client: redis.Redis, until: float, stopping: threading.Event) -> bool:
+def pause(client: redis.Redis, until: float, stopping: threading.Event, stop_key: str = "") -> bool:
     """Wait until UNTIL (time.monotonic()), STOPPING or a nudge; return whether nudged.
 
+    STOP_KEY: this waiter's own key (`stop_key`), which `unblock` pushes to when it stops,
+    so a stopping worker does not sit out the rest of a BLPOP slice.
     Redis failing while we wait: sleep out the rest (the sweep loop reports Redis errors)."""
+    keys = [WAKE_KEY, stop_key] if stop_key else [WAKE_KEY]
     while not stopping.is_set():
         left = until - time.monotonic()
         if left < 0.01:  # BLPOP's 0 would mean for ever
             return False
         try:
-            if client.blpop([WAKE_KEY], timeout=min(SLICE, left)):
-                return True
+            popped = client.blpop(keys, timeout=min(SLICE, left))
+            if popped:
+                key = popped[0].decode() if isinstance(popped[0], bytes) else popped[0]
+                return key == WAKE_KEY and not stopping.is_set()
         except (redis.RedisError, OSError):
             stopping.wait(max(0.0, until - time.monotonic()))
             return False
     return False
+
+
+def stop_key(name: str) -> str:
+    """Return the key a waiter named NAME (its scheduler's name) also waits on."""
+    return STOP_PREFIX + name
+
+
+def unblock(client: redis.Redis, key: str) -> None:
+    """End the wait of the one waiter on KEY (after setting its stopping event).
+
+    Never raises: a waiter that does not hear it stops within a BLPOP slice anyway."""
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, "stop")
+            pipe.expire(key, 60)  # nobody left to pop it: it goes by itself
+            pipe.execute()
+    except (redis.RedisError, OSError):
+        log.debug("could not end the sweep's wait; it ends within %g s", SLICE)

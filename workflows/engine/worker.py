@@ -79,7 +79,8 @@ class Scheduler(threading.Thread):
         if not self.holding:
             self.stopping.wait(max(0.0, until - time.monotonic()))
             return
-        if wake.pause(self.lock.client, until, self.stopping):
+        stop_key = wake.stop_key(self.name_in_redis)
+        if wake.pause(self.lock.client, until, self.stopping, stop_key):
             self.nudged += 1
 
     def shares(self, checks: str, behind: Sequence[str]) -> bool:
@@ -115,6 +116,8 @@ class Scheduler(threading.Thread):
     def stop(self) -> None:
         """Stop sweeping and give the lock up."""
         self.stopping.set()
+        if self.holding:  # it may be waiting on Redis for a nudge: end that wait now
+            wake.unblock(self.lock.client, wake.stop_key(self.name_in_redis))
         self.join(timeout=10)
         try:
             self.lock.release()
