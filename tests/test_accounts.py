@@ -46,6 +46,7 @@ def stored_bytes(db_path: Path) -> bytes:
     )
 
 
+@pytest.mark.real_password_hashing
 def test_passwords_are_stored_as_argon2id_with_their_parameters_visible(
     sessions: sessionmaker[Session], db_path: Path
 ) -> None:
@@ -73,6 +74,7 @@ def test_two_users_with_the_same_password_get_different_hashes(
         assert first.password_hash != second.password_hash  # salted
 
 
+@pytest.mark.real_password_hashing
 def test_a_hash_with_weaker_parameters_is_upgraded_at_sign_in(
     sessions: sessionmaker[Session],
 ) -> None:
