@@ -236,3 +236,37 @@ def test_the_watch_ends_after_its_period(stack: Stack, rt: Runtime) -> None:
     case = case_of(rt, case_id)
     assert (case.state, case.due_at, case.watch_until) == (CaseState.REMOVED, None, None)
     assert kinds(stack, case_id).count("watch_ended") == 1
+
+
+def test_a_batch_of_re_checks_writes_its_checks_and_events_one_statement_each(
+    tmp_path: Path,
+) -> None:
+    # A re-check pass writes 100,000 checks: a statement per check and per event cost
+    # more than the fetch (workload 2). Each case still gets its check and its event.
+    from sqlalchemy import event as sa_event
+
+    from workflows.store.models import Check, Event
+
+    urls = [f"http://files.hosta.test/batch/{n}" for n in range(6)]
+    with hosta_stack(tmp_path, hosta_world(*urls)) as stack, engine_runtime(stack) as rt:
+        ids = [case["id"] for case in stack.report(*urls)]
+        trace_cases(rt, ids)
+        act_cases(rt, ids)  # first checks, first notice owed
+        advance(rt, rt.policy.recheck_every)
+        inserts: list[str] = []
+
+        def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO"):
+                inserts.append(statement.split()[2].strip('"'))
+
+        sa_event.listen(rt.engine, "before_cursor_execute", seen)
+        try:
+            act_cases(rt, ids)
+        finally:
+            sa_event.remove(rt.engine, "before_cursor_execute", seen)
+        assert inserts.count("checks") == 1 and inserts.count("events") == 1, inserts
+        with rt.sessions() as session:
+            for case_id in ids:
+                checks = session.scalars(select(Check).where(Check.case_id == case_id)).all()
+                kinds = session.scalars(select(Event.kind).where(Event.case_id == case_id)).all()
+                assert len(checks) == 2 and kinds.count("checked") == 2, case_id

@@ -40,7 +40,7 @@ from workflows.engine.tracing import awaits_confirmation, load_cases, routing_of
 from workflows.errors import LookupFailed
 from workflows.kinds import CaseState, CheckOutcome, EventKind, NoticeKind, NoticeStatus, Party
 from workflows.recheck.fetch import FetchResult
-from workflows.store.cases import record, release, url_key
+from workflows.store.cases import event_row, record_rows, release, url_key
 from workflows.store.db import transaction
 from workflows.store.models import Case, Check, DeadRecipient, Notice, NoticeItem
 
@@ -99,10 +99,16 @@ def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
                 )
         _schedule(rt, done)
         outcomes.append(done)
-    # All the I/O is done: one transaction writes the batch, each case by compare-and-set.
+    # All the I/O is done: one transaction writes the batch, each case by compare-and-set;
+    # the checks and events of the cases written go in one statement each.
     with transaction(rt.sessions) as session:
+        checks: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         for done in outcomes:
-            _write(session, done)
+            _write(session, done, checks, events)
+        if checks:
+            session.connection().execute(_check_insert(), checks)
+        record_rows(session, events)
 
 
 @dataclass
@@ -616,9 +622,15 @@ def _schedule(rt: Runtime, done: _Outcome) -> None:
         values["due_at"] = min(due) if due else now + seconds(rt.policy.recheck_every)
 
 
-def _write(session: Session, done: _Outcome) -> None:
-    """Write the case, its owed items, its check and events: all or, if someone else
-    acted on the case meanwhile, nothing (their write stands)."""
+def _write(
+    session: Session,
+    done: _Outcome,
+    checks: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> None:
+    """Write the case and its owed items, and add its check and events to CHECKS and
+    EVENTS (written with the batch's): all or, if someone else acted on the case
+    meanwhile, nothing (their write stands)."""
     case, now = done.case, done.now
     if not release(session, case, **done.values):
         return
@@ -626,31 +638,32 @@ def _write(session: Session, done: _Outcome) -> None:
         dialect = session.get_bind().dialect.name
         session.execute(_item_insert(dialect), {f"item_{k}": item[k] for k in ITEM_COLUMNS})
         bounced = {k: item[k] for k in ("left_out", "fallback") if k in item}
-        record(
-            session,
-            case.id,
-            EventKind.STEP_DUE,
-            now,
-            step=item["step"],
-            send=item["kind"],
-            to=item["party"],
-            recipients=item["recipients"],
-            **bounced,
+        events.append(
+            event_row(
+                case.id,
+                EventKind.STEP_DUE,
+                now,
+                step=item["step"],
+                send=item["kind"],
+                to=item["party"],
+                recipients=item["recipients"],
+                **bounced,
+            )
         )
     check = done.check
     if check is not None:
-        session.connection().execute(_check_insert(), check)
-        record(
-            session,
-            case.id,
-            EventKind.CHECKED,
-            now,
-            outcome=check["outcome"],
-            status=check["http_status"],
-            reason=check["reason"] or None,
+        checks.append(check)
+        events.append(
+            event_row(
+                case.id,
+                EventKind.CHECKED,
+                now,
+                outcome=check["outcome"],
+                status=check["http_status"],
+                reason=check["reason"] or None,
+            )
         )
-    for kind, detail in done.events:
-        record(session, case.id, kind, now, **detail)
+    events.extend(event_row(case.id, kind, now, **detail) for kind, detail in done.events)
 
 
 @functools.cache

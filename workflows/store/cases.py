@@ -52,13 +52,20 @@ def record_each(
 ) -> None:
     """Append the same event to each case's log in one statement (a notice's hundred URLs
     are told it went out with one round trip, not a hundred)."""
-    if not case_ids:
-        return
-    rows = [
-        {"case_id": case_id, "at": at, "actor": actor, "kind": kind, "detail": detail or None}
-        for case_id in case_ids
-    ]
-    session.connection().execute(_event_insert(), rows)
+    record_rows(session, [event_row(case_id, kind, at, actor, **detail) for case_id in case_ids])
+
+
+def event_row(
+    case_id: int, kind: EventKind, at: dt.datetime, actor: str = SYSTEM, **detail: Any
+) -> dict[str, Any]:
+    """Return one event of a case's log as a row for `record_rows`."""
+    return {"case_id": case_id, "at": at, "actor": actor, "kind": kind, "detail": detail or None}
+
+
+def record_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events (`event_row`s, of any cases) in one statement, in their order."""
+    if rows:
+        session.connection().execute(_event_insert(), list(rows))
 
 
 @functools.cache
