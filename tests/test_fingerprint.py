@@ -581,3 +581,27 @@ def test_a_sample_fingerprints_a_streamed_picture() -> None:
 def test_a_sample_refuses_a_limit_of_nothing() -> None:
     with pytest.raises(ValueError, match="must be positive"):
         Sample(limit=0)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "costly", "kind"),
+    [
+        pytest.param(encode(shapes(7), "PNG"), "image/png", True, "picture", id="png"),
+        pytest.param(encode(shapes(7), "JPEG"), None, True, "picture", id="jpeg-sniffed"),
+        pytest.param(b"<!doctype html><p>hello</p>", None, True, "page", id="html-sniffed"),
+        pytest.param(b"plain words " * 40, "text/plain", True, "page", id="text"),
+        pytest.param(random.Random(3).randbytes(4096), None, False, "other", id="bytes"),
+        pytest.param(b"\x00" * 64, "application/octet-stream", False, "other", id="octets"),
+        pytest.param(b"", "image/png", False, "other", id="empty"),
+    ],
+)
+def test_only_pictures_and_pages_are_costly_to_fingerprint(
+    body: bytes, content_type: str | None, costly: bool, kind: str
+) -> None:
+    # The fetch hands a costly body to a thread and answers the rest on the event loop:
+    # the two must agree with what fingerprints() makes of the body.
+    sample = fingerprint.Sample()
+    sample.feed(body)
+    assert sample.costly(content_type) is costly
+    assert fingerprint.costly(body, content_type) is costly
+    assert sample.fingerprints(content_type).kind == kind

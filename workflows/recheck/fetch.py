@@ -321,10 +321,15 @@ class Fetcher:
             reason = f"{self._describe(error, hop.deadline)} after {size} body bytes"
             return hop.result(CheckOutcome.UNREACHABLE, reason, status=status, size=size)
         try:
-            # Decoding a picture and hashing it is CPU work: off the loop, beside the sockets.
-            found = await asyncio.to_thread(
-                sample.fingerprints, content_type, complete=not truncated
-            )
+            # Decoding a picture or a page and hashing it is CPU work: off the loop, beside
+            # the sockets. Any other body's answer is immediate: the hop to a thread and
+            # back would cost more than it (a re-check pass of random bytes: py-spy).
+            if sample.costly(content_type):
+                found = await asyncio.to_thread(
+                    sample.fingerprints, content_type, complete=not truncated
+                )
+            else:
+                found = sample.fingerprints(content_type, complete=not truncated)
         finally:
             sample.clear()  # the body's bytes go now, whatever happened
         reason = f"HTTP {status}" + (f", body truncated at {size} bytes" if truncated else "")

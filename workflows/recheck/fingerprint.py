@@ -30,6 +30,7 @@ import io
 import re
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pdqhash
@@ -117,6 +118,10 @@ class Sample:
             bytes(self._buffer), content_type, complete=complete and not self.overflowed
         )
 
+    def costly(self, content_type: str | None) -> bool:
+        """Tell whether fingerprinting the kept bytes is CPU work (module `costly`)."""
+        return costly(bytes(self._buffer[:SNIFF_BYTES]), content_type)
+
     def clear(self) -> None:
         """Drop the kept bytes."""
         self._buffer = bytearray()
@@ -128,17 +133,43 @@ def fingerprints(sample_bytes: bytes, content_type: str | None, *, complete: boo
     Never raises for what the body holds: a picture that cannot be hashed, or a page too
     short for TLSH, gets no fingerprint and a note saying why.
     """
+    kind = _kind_of(sample_bytes, content_type)
+    if kind.name == "picture":
+        return _picture(sample_bytes, kind.picture_format, complete)
+    if kind.name == "page":
+        return _page(sample_bytes, kind.charset, complete, markup=kind.markup)
     if not sample_bytes:
         return Fingerprints("other", note="empty body: no fingerprint")
+    return Fingerprints("other", note="neither a picture nor a page: no perceptual fingerprint")
+
+
+def costly(sample_bytes: bytes, content_type: str | None) -> bool:
+    """Tell whether fingerprinting this body decodes a picture or a page (CPU work a fetch
+    hands to a thread); any other body's answer costs nothing."""
+    return _kind_of(sample_bytes, content_type).name != "other"
+
+
+class _Kind(NamedTuple):
+    """What a body is, as `fingerprints` treats it (the table in the module's docstring)."""
+
+    name: str  # picture, page or other
+    picture_format: str | None = None
+    charset: str | None = None
+    markup: bool = False
+
+
+def _kind_of(sample_bytes: bytes, content_type: str | None) -> _Kind:
+    """Return what SAMPLE_BYTES served as CONTENT_TYPE is: a picture, a page or other."""
+    if not sample_bytes:
+        return _Kind("other")
     media_type, charset = _parse_content_type(content_type)
     picture_format = _picture_format(sample_bytes)
     if picture_format is not None or media_type.startswith("image/"):
-        return _picture(sample_bytes, picture_format, complete)
+        return _Kind("picture", picture_format)
     sniffed_html = _looks_like_html(sample_bytes)
     if media_type in _HTML_TYPES or media_type.startswith("text/") or sniffed_html:
-        markup = media_type in _HTML_TYPES or sniffed_html
-        return _page(sample_bytes, charset, complete, markup=markup)
-    return Fingerprints("other", note="neither a picture nor a page: no perceptual fingerprint")
+        return _Kind("page", charset=charset, markup=media_type in _HTML_TYPES or sniffed_html)
+    return _Kind("other")
 
 
 # Pictures
