@@ -170,18 +170,12 @@ class SlowFetcher(Fetcher):
         return FetchResult(CheckOutcome.PRESENT, url, status=200, sha256="ab" * 32, size=1)
 
 
-@pytest.mark.parametrize("together", [True, False], ids=["submit_all", "submit"])
-def test_the_fetch_loop_runs_hundreds_at_once_but_never_more_than_four_per_host(
-    together: bool,
-) -> None:
+def test_the_fetch_loop_runs_hundreds_at_once_but_never_more_than_four_per_host() -> None:
     loop = FetchLoop(per_host=4, overall=150)
     fetcher = SlowFetcher()
     try:
         urls = [f"http://h{n}.test/{k}" for n in range(100) for k in range(10)]
-        if together:  # as a check task hands its batch over
-            futures = loop.submit_all([(fetcher, url) for url in urls])
-        else:
-            futures = [loop.submit(fetcher, url) for url in urls]
+        futures = [loop.submit(fetcher, url) for url in urls]
         done, late = wait(futures, timeout=30)
     finally:
         loop.close()
@@ -198,26 +192,6 @@ def test_a_cancelled_fetch_gives_its_slots_back() -> None:
         stuck.cancel()
         after = loop.submit(SlowFetcher(pause=0), "http://h.test/2")
         assert after.result(timeout=10).outcome == "present"
-    finally:
-        loop.close()
-
-
-def test_a_batch_given_up_on_gives_its_slots_back_and_keeps_what_finished() -> None:
-    # A check task waits for its batch within its budget and cancels what is late: the
-    # late fetches stop (their slots go to the next task), the finished ones stand.
-    loop = FetchLoop(per_host=1, overall=2)
-    try:
-        quick, slow = SlowFetcher(pause=0), SlowFetcher(pause=60)
-        futures = loop.submit_all(
-            [(quick, "http://a.test/1"), (slow, "http://b.test/1"), (slow, "http://b.test/2")]
-        )
-        done, late = wait(futures, timeout=2)
-        assert done == {futures[0]} and late == {futures[1], futures[2]}
-        for future in late:
-            assert future.cancel()
-        after = loop.submit_all([(quick, "http://b.test/3"), (quick, "http://c.test/1")])
-        assert [f.result(timeout=10).outcome for f in after] == ["present", "present"]
-        assert futures[0].result().outcome == "present"
     finally:
         loop.close()
 

@@ -154,10 +154,12 @@ def _fetch_due(
     fetchers = rt.fetchers
     # The batch resolves each host name once (the vantages share one resolver).
     resolutions = fetchers[0].resolutions()
-    jobs = [(fetchers[(c.id + c.checks_made) % len(fetchers)], c.url) for c in due]
-    futures = dict(
-        zip(rt.fetch_loop.submit_all(jobs, resolutions), (c.id for c in due), strict=True)
-    )
+    futures = {
+        rt.fetch_loop.submit(
+            fetchers[(c.id + c.checks_made) % len(fetchers)], c.url, resolutions
+        ): c.id
+        for c in due
+    }
     finished, late = wait(futures, timeout=rt.fetch_budget)
     for future in late:
         future.cancel()

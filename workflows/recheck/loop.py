@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -76,37 +75,8 @@ class FetchLoop:
         """Fetch URL with FETCHER on the loop; return a future (cancel it to give up).
 
         RESOLUTIONS: the batch's shared memo of resolved names (`Fetcher.resolutions`)."""
-        return self.submit_all([(fetcher, url)], resolutions)[0]
-
-    def submit_all(
-        self, jobs: Sequence[tuple[Fetcher, str]], resolutions: Resolutions | None = None
-    ) -> list[concurrent.futures.Future[FetchResult]]:
-        """Fetch each (fetcher, URL) of JOBS on the loop; return their futures, in order.
-
-        One hand-over to the loop for the whole batch: `submit` per URL wakes the loop's
-        thread once per fetch (a check task's 200 wake-ups cost more than its SQL, py-spy).
-        Cancelling a future cancels its fetch, as with `submit`."""
-        futures: list[concurrent.futures.Future[FetchResult]] = [
-            concurrent.futures.Future() for _ in jobs
-        ]
-
-        def start() -> None:
-            for (fetcher, url), future in zip(jobs, futures, strict=True):
-                if future.cancelled():
-                    continue
-                task = self.loop.create_task(self._bounded(fetcher, url, resolutions))
-                task.add_done_callback(functools.partial(_settle, future))
-                future.add_done_callback(functools.partial(self._cancel_task, task))
-
-        self.loop.call_soon_threadsafe(start)
-        return futures
-
-    def _cancel_task(
-        self, task: asyncio.Task[FetchResult], future: concurrent.futures.Future[FetchResult]
-    ) -> None:
-        """Cancel TASK when its FUTURE was cancelled (from the thread that gave up on it)."""
-        if future.cancelled() and not task.done():
-            self.loop.call_soon_threadsafe(task.cancel)
+        work = self._bounded(fetcher, url, resolutions)
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
 
     async def _bounded(
         self, fetcher: Fetcher, url: str, resolutions: Resolutions | None
@@ -153,20 +123,3 @@ class FetchLoop:
         if not self.loop.is_running():
             self.loop.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _settle(
-    future: concurrent.futures.Future[FetchResult], task: asyncio.Task[FetchResult]
-) -> None:
-    """Give TASK's outcome to FUTURE (on the loop), unless FUTURE was cancelled meanwhile."""
-    if future.cancelled():
-        return
-    try:
-        if task.cancelled():
-            future.cancel()
-        elif (error := task.exception()) is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(task.result())
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled by its waiter between the test above and here: nothing to give
