@@ -20,6 +20,7 @@ server answers /domain/<name> for them with the registrar and its abuse contact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import random
@@ -113,7 +114,7 @@ class Network:
     @property
     def prefix(self) -> IPNetwork:
         """Return the parsed prefix."""
-        return ipaddress.ip_network(self.cidr)
+        return _parsed(self.cidr)
 
     @property
     def handle(self) -> str:
@@ -153,6 +154,12 @@ class Registrar:
             raise ValueError(f"unknown registrar style {self.style!r}")
         if self.rdap_fault is not None and self.rdap_fault not in DOMAIN_FAULTS:
             raise ValueError(f"unknown domain RDAP fault {self.rdap_fault!r}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _parsed(cidr: str) -> IPNetwork:
+    """Return CIDR parsed: every DNS and RDAP answer looks addresses up in the networks."""
+    return ipaddress.ip_network(cidr)
 
 
 def prefix_handle(prefix: IPNetwork) -> str:
@@ -316,6 +323,13 @@ class World:
     _lock: threading.RLock = field(
         default_factory=threading.RLock, init=False, repr=False, compare=False
     )
+    # The networks by IP version, prefix length and first address: a benchmark world's
+    # thousand networks are looked up in every DNS and RDAP answer, so not one by one.
+    # Rebuilt when a network is added (networks only grow, through add_network).
+    _index: dict[tuple[int, int], dict[int, list[Network]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _indexed: int = field(default=-1, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Normalise every owner name so lookups can be plain dictionary reads."""
@@ -533,15 +547,23 @@ class World:
     def network_for(self, ip: str, announced_only: bool = False) -> Network | None:
         """Return the longest-prefix network containing an address, or None."""
         address = ipaddress.ip_address(ip)
+        bits = address.max_prefixlen
         with self._lock:
-            candidates = [
-                n
-                for n in self.networks
-                if n.prefix.version == address.version
-                and address in n.prefix
-                and (n.announced or not announced_only)
-            ]
-        return max(candidates, key=lambda n: n.prefix.prefixlen, default=None)
+            if self._indexed != len(self.networks):
+                self._index = {}
+                for network in self.networks:
+                    prefix = network.prefix
+                    key = (prefix.version, prefix.prefixlen)
+                    first = int(prefix.network_address)
+                    self._index.setdefault(key, {}).setdefault(first, []).append(network)
+                self._indexed = len(self.networks)
+            lengths = sorted((n for v, n in self._index if v == address.version), reverse=True)
+            for length in lengths:
+                first = int(address) >> (bits - length) << (bits - length)
+                for network in self._index[(address.version, length)].get(first, []):
+                    if network.announced or not announced_only:
+                        return network
+        return None
 
     def networks_for_asn(self, asn: int) -> list[Network]:
         """Return the networks originated by an AS."""
