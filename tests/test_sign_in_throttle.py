@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from conftest import SERVICE_URLS
+from conftest import CHEAP_ARGON2, SERVICE_URLS
 from deskapp import PASSWORD, Desk, TestClient, running_desk
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +36,7 @@ class CountingHasher(PasswordHasher):
     """A cheap Argon2id that counts its verifications (each one a real hash)."""
 
     def __init__(self) -> None:
-        super().__init__(time_cost=1, memory_cost=64, parallelism=1)
+        super().__init__(**CHEAP_ARGON2)
         self.verified = 0
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:
