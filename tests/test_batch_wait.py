@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from engine_harness import engine_runtime, hosta_stack, hosta_world
-from sqlalchemy import update
+from sqlalchemy import event, update
 from stack import Stack
 
 from workflows.engine.acting import act_cases
@@ -57,6 +57,25 @@ def test_a_first_notice_waits_while_its_report_is_still_being_traced(
     assert batch_notices(rt) == []  # the other URL, never traced yet, may be the same desk's
     advance(rt, BATCH_WAIT_LIMIT)
     assert len(batch_notices(rt)) == 1  # the safety limit: it goes out alone
+
+
+def test_a_desk_whose_every_owed_url_waits_is_not_read_each_sweep(
+    stack: Stack, rt: Runtime
+) -> None:
+    owed_first(stack, rt)
+    advance(rt, rt.policy.notice_window + 1)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        assert batch_notices(rt) == []
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    # Grouped counts only: no item is loaded while a 100,000-URL report is being traced.
+    assert statements and not [q for q in statements if "SELECT notice_items.id" in q]
 
 
 def test_the_whole_report_traced_goes_out_as_one_notice(stack: Stack, rt: Runtime) -> None:

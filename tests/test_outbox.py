@@ -275,3 +275,32 @@ def test_a_refusal_never_undoes_an_analysts_close_that_came_in_between(
     assert closed and case.state == CaseState.CLOSED  # not undone by the late refusal
     assert case.steps_done == 1  # and its workflow was not moved on behind the analyst
     assert "escalated_after_refusal" not in event_kinds(stack)
+
+
+def test_first_notices_are_claimed_before_chasers_due_earlier(rt: Runtime) -> None:
+    now = rt.clock()
+
+    def pending(kind: str, due: float) -> int:
+        with transaction(rt.sessions) as session:
+            notice = Notice(
+                kind=kind,
+                recipients=DESK,
+                status=NoticeStatus.PENDING,
+                message_id=f"<pending.{kind}@hotline.example>",
+                language="en",
+                subject="",
+                body_text="",
+                body_html="",
+                attempts=0,
+                due_at=now + dt.timedelta(seconds=due),
+                created_at=now,
+                return_token=kind,
+            )
+            session.add(notice)
+            session.flush()
+            return notice.id
+
+    chaser, first = pending("chaser", -60), pending("notice", -1)
+    with transaction(rt.sessions) as session:
+        assert claim_notices(session, now, rt.lease, limit=1) == [first]
+        assert claim_notices(session, now, rt.lease, limit=1) == [chaser]

@@ -26,6 +26,8 @@ from workflows.engine.sweep import (
     CHECK_BATCH,
     STEPS,
     TRACE,
+    TRACE_BATCH,
+    TRICKLE_EVERY,
     URGENT_BACKLOG,
     batches,
     checks_wait,
@@ -40,7 +42,8 @@ from workflows.kinds import CaseState, CheckOutcome
 from workflows.recheck.egress import Resolutions
 from workflows.recheck.fetch import Fetcher, FetchResult
 from workflows.recheck.loop import FetchLoop, host_of
-from workflows.store.claims import Claimed
+from workflows.store.claims import Claimed, claim_traces
+from workflows.store.db import transaction
 from workflows.store.models import Case, Check, NoticeItem
 
 URL = "http://files.hosta.test/q"
@@ -64,7 +67,7 @@ def test_a_case_with_a_step_due_goes_to_the_steps_task_whatever_else_is_due() ->
 def test_batches_keep_a_hosts_cases_together_and_share_one_among_small_hosts() -> None:
     by_host = {f"h{n}.test": list(range(n * 1000, n * 1000 + 30)) for n in range(20)}
     by_host["big.test"] = list(range(100_000, 100_000 + 450))
-    for task, size in ((CHECK, CHECK_BATCH), (STEPS, 25), (TRACE, 25)):
+    for task, size in ((CHECK, CHECK_BATCH), (STEPS, 25), (TRACE, TRACE_BATCH)):
         found = batches(task, by_host)
         assert sorted(i for _, ids in found for i in ids) == sorted(
             i for ids in by_host.values() for i in ids
@@ -79,6 +82,9 @@ def test_batches_keep_a_hosts_cases_together_and_share_one_among_small_hosts() -
     # Steps: 18 full batches for the big host, one for each small host, whose twenty
     # leftover fives share 4 batches.
     assert len(batches(STEPS, by_host)) == 18 + 20 + 4
+    # Traces: 4 full batches for the big host, its 50 left joined by one small host, the
+    # others three to a batch.
+    assert [len(ids) for _, ids in batches(TRACE, by_host)] == [100] * 4 + [80] + [90] * 6 + [30]
 
 
 def test_a_trickle_over_many_hosts_makes_one_task_not_one_per_host() -> None:
@@ -204,11 +210,16 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
     trace_cases(rt, [routed_id])
     act_cases(rt, [routed_id], recheck=False)  # its first step owed; only its re-check is due
     published: list[tuple[str, list[int]]] = []
-    full = sweep(rt, lambda task, ids: published.append((task, list(ids))), lambda q: 10)
+    full_checks = {"takedown.checks": CHECK_BACKLOG}  # and nothing waiting elsewhere
+    full = sweep(
+        rt, lambda task, ids: published.append((task, list(ids))), lambda q: full_checks.get(q, 0)
+    )
     assert full.checks_held and published == [(TRACE, [fresh_id])]
     trace_cases(rt, [fresh_id])  # routed now: its first step is due
     published.clear()
-    sweep(rt, lambda task, ids: published.append((task, list(ids))), lambda q: 10)
+    sweep(
+        rt, lambda task, ids: published.append((task, list(ids))), lambda q: full_checks.get(q, 0)
+    )
     assert published == [(STEPS, [fresh_id])]  # steps go out whatever the checks queue holds
     published.clear()
     asked: list[str] = []
@@ -219,7 +230,54 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
 
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
-    assert asked == ["takedown.checks", "takedown", "takedown.notices"]  # full? behind?
+    # Full? Behind? Room for traces?
+    assert asked == ["takedown.checks", "takedown", "takedown.notices", "takedown"]
+
+
+def test_a_big_report_is_claimed_only_as_fast_as_the_trace_queue_empties(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [r["id"] for r in stack.report(*(f"{URL}/{n}" for n in range(5)))]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    monkeypatch.setattr(sweep_module, "TRACE_BATCH", 2)  # two cases a trace task…
+    monkeypatch.setattr(sweep_module, "TRACE_BACKLOG", 2)  # …and two tasks waiting at most
+    waiting = {"takedown": 1}
+    published: list[tuple[str, list[int]]] = []
+
+    def swept() -> bool:
+        published.clear()
+        report = sweep(rt, lambda task, ids: published.append((task, list(ids))), backlog)
+        return report.more
+
+    def backlog(queue: str) -> int:
+        return waiting.get(queue, 0)
+
+    assert swept() and published == [(TRACE, ids[:2])]  # room for one task: it is filled
+    waiting["takedown"] = 2
+    assert swept() and published == []  # a full queue: the rest wait in the database…
+    waiting["takedown"] = 0
+    assert swept() and published == [(TRACE, ids[2:4]), (TRACE, ids[4:])]  # …till now
+    assert not swept() and published == []  # each claimed once, none handed out twice
+
+
+def test_traces_are_claimed_whole_host_names_at_a_time(stack: Stack, rt: Runtime) -> None:
+    # A report listing its host names in turn, as big ones do.
+    a1, b1, a2, b2, a3 = (
+        r["id"]
+        for r in stack.report(
+            *(f"http://{h}.hosta.test/{n}" for n in (1, 2) for h in "ab"), "http://a.hosta.test/3"
+        )
+    )
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def claimed(limit: int) -> list[int]:
+        with transaction(rt.sessions) as session:
+            return sorted(c.id for c in claim_traces(session, now, 60, limit))
+
+    assert claimed(3) == [a1, a2, a3]  # a's three fill the claim: b's wait, whole
+    assert claimed(1) == [b1]  # one host name with more than the limit: its first ones
+    assert claimed(5) == [b2]
+    assert claimed(5) == []  # each claimed once
 
 
 def test_the_trace_task_keeps_its_claim_on_what_it_routed_and_owes_the_first_step_itself(
@@ -282,16 +340,22 @@ def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
     # (With batches of one, the two owed first notices are a burst too.)
     assert report.checks_held and asked == [("takedown.checks", ["takedown", "takedown.notices"])]
     assert published == [(TRACE, [fresh_id])]
-    # Held as long as an overload: one task's worth a sweep goes out all the same.
+    # Held as long as an overload: one task's worth goes out every TRICKLE_EVERY all the same.
     monkeypatch.setattr(sweep_module, "CHECKS_HOLD_LIMIT", 0.0)
     published.clear()
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
-    assert report.checks_held and [task for task, _ in published] == [CHECK]
-    assert published[0][1][0] in routed
+    assert report.checks_held and report.more and [task for task, _ in published] == [CHECK]
+    (first,) = published[0][1]
+    assert first in routed
     published.clear()
     sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
-    assert [task for task, _ in published] == [CHECK]  # the other, a sweep later
-    rt.checks_held_since = None
+    assert published == []  # sweeps come every second while work waits; trickles do not
+    assert rt.checks_trickled_at is not None
+    rt.checks_trickled_at -= dt.timedelta(seconds=TRICKLE_EVERY)  # as if that long ago
+    sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
+    other = [case_id for case_id in routed if case_id != first]
+    assert published == [(CHECK, other)]  # TRICKLE_EVERY later
+    rt.checks_held_since = rt.checks_trickled_at = None
 
 
 def test_when_re_checks_wait() -> None:

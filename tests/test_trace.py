@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 
 from workflows.config.settings import load_settings
 from workflows.core.urls import normalize_url
-from workflows.sim import Network, SimInternet, World
+from workflows.sim import Latency, Network, SimInternet, World
 from workflows.trace.asn import parse_as_name, parse_origin
+from workflows.trace.dns import make_resolver
 from workflows.trace.tracer import DNS_FAILURE_TTL, Trace, Tracer
 
 HOTLINES = """\
@@ -558,3 +560,14 @@ def test_any_cymru_txt_is_an_origin_or_none(text: str) -> None:
     origin = parse_origin(text)  # never raises: a TXT answer is untrusted text
     assert origin is None or (origin.asns != () and origin.asn == origin.asns[0])
     parse_as_name(text)
+
+
+def test_threads_asking_one_name_at_once_send_one_query(sim: SimInternet) -> None:
+    sim.world.latency = Latency(dns=0.2)  # long enough for all eight to ask while it waits
+    resolver = make_resolver([("127.0.0.1", sim.dns.port)], timeout=5.0)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: resolver.resolve("shop.gb-host.test", "A"), range(8)))
+    assert len({a.rrset.to_text() for a in answers}) == 1  # all eight have the answer…
+    assert [q[:2] for q in sim.dns.queries] == [("shop.gb-host.test", "A")]  # …asked once
+    resolver.resolve("shop.gb-host.test", "AAAA", raise_on_no_answer=False)
+    assert len(sim.dns.queries) == 2  # another type is another question

@@ -19,7 +19,7 @@ from stack import Stack, stack_of
 from workflows.config.settings import load_settings
 from workflows.engine import health, wake
 from workflows.engine.broker import Broker, SweepLock
-from workflows.engine.worker import Scheduler
+from workflows.engine.worker import CATCH_UP, Scheduler, next_sweep
 from workflows.kinds import CaseState
 
 URL = "http://files.hosta.test/wake/a.jpg"
@@ -144,3 +144,10 @@ def test_the_sweeper_sees_whether_re_checks_share_their_workers(broker: Broker) 
     client.hset(health.WORKERS, "gone@c", gone)  # a worker long dead does not count
     assert not scheduler.shares("takedown.checks", ["takedown"])
     client.delete(health.WORKERS)
+
+
+def test_a_sweep_that_left_work_is_followed_within_a_second_whatever_the_interval() -> None:
+    assert next_sweep(100.0, 100.5, 30.0, more=False) == 130.0
+    assert next_sweep(100.0, 100.5, 30.0, more=True) == 100.0 + CATCH_UP
+    assert next_sweep(100.0, 100.2, 0.5, more=True) == 100.5  # a shorter interval stays
+    assert next_sweep(100.0, 140.0, 30.0, more=False) == 140.0 + 7.5  # a long one rests

@@ -24,7 +24,8 @@ import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -55,35 +56,42 @@ def case_reference(case_id: int) -> str:
     return f"TD-{case_id:06d}"
 
 
-def batch_notices(rt: Runtime) -> list[int]:
+def batch_notices(rt: Runtime, most: int | None = None) -> list[int]:
     """Turn owed items into stored notices; return the new notices' ids.
 
     Only the groups (recipient, kind) whose oldest item has waited a window are read, and
     the report wait is decided on a few aggregate rows: this runs in every sweep, inside a
-    write transaction, while a big report's 10,000 items wait for its traces.
+    write transaction, while a big report's 10,000 items wait for its traces. MOST: stop
+    after the group that makes it reached (the sweep builds the rest a second later, so a
+    report's 1,000 notices are sent while the rest are built, not after), first notices
+    first, then the groups that waited longest.
     """
     now = rt.clock()
     ready_before = now - dt.timedelta(seconds=rt.policy.notice_window)
     limit = now - dt.timedelta(seconds=BATCH_WAIT_LIMIT)
     longest = now - dt.timedelta(seconds=BATCH_WAIT * rt.policy.notice_window)
-    created = []
+    created: list[int] = []
     with transaction(rt.sessions) as session:
         unbatched = NoticeItem.notice_id.is_(None)
-        ready = session.execute(
+        groups = session.execute(
             select(NoticeItem.recipients, NoticeItem.kind, func.min(NoticeItem.due_at))
             .where(unbatched)
             .group_by(NoticeItem.recipients, NoticeItem.kind)
             .having(func.min(NoticeItem.due_at) <= ready_before)
         ).all()
+        ready = sorted(groups, key=lambda row: (row[1] not in FIRST_NOTICE_KINDS, row[2]))
         waiting = _waiting_reports(session, [(r, k) for r, k, _ in ready], limit, longest)
         for recipients, kind, _oldest in ready:
-            group = _ready_items(session, now, recipients, kind)
+            if most is not None and len(created) >= most:
+                break
+            # A report's URLs go together: those of a report still being traced wait (its
+            # other URLs may be owed to this desk too); the other reports' go now. A group
+            # all of whose reports wait is not read at all: while a 100,000-URL report is
+            # traced, every sweep would read its items only to hold them.
             held = waiting.get((recipients, kind))
-            if held:
-                # A report's URLs go together: those of a report still being traced wait
-                # (its other URLs may be owed to this desk too); the other reports' go now.
-                opened = _opened(session, [i.case_id for i in group])
-                group = [i for i in group if opened.get(i.case_id) not in held]
+            if held and held.every:
+                continue
+            group = _ready_items(session, now, recipients, kind, held.reports if held else ())
             size = rt.policy.max_notice_urls
             for start in range(0, len(group), size):
                 created.append(
@@ -92,14 +100,22 @@ def batch_notices(rt: Runtime) -> list[int]:
     return created
 
 
+@dataclass
+class Held:
+    """A group's items that wait for the rest of their reports' traces."""
+
+    reports: set[dt.datetime] = field(default_factory=set)  # their reports (opened_at)
+    every: bool = True  # every report of the group waits: none of its items go now
+
+
 def _waiting_reports(
     session: Session,
     groups: list[tuple[str, str]],
     limit: dt.datetime,
     longest: dt.datetime,
-) -> dict[tuple[str, str], set[dt.datetime]]:
-    """Return, for each first-notice group among GROUPS, the reports whose items in it wait
-    for the rest of their report's traces."""
+) -> dict[tuple[str, str], Held]:
+    """Return, for each first-notice group among GROUPS with items that wait for the rest
+    of their report's traces, which reports they are and whether they are all of it."""
     first = {(r, k) for r, k in groups if k in FIRST_NOTICE_KINDS}
     if not first:
         return {}
@@ -113,34 +129,37 @@ def _waiting_reports(
         .where(NoticeItem.notice_id.is_(None), NoticeItem.kind.in_(FIRST_NOTICE_KINDS))
         .group_by(NoticeItem.recipients, NoticeItem.kind, Case.opened_at)
     ).all()
-    waiting: dict[tuple[str, str], set[dt.datetime]] = defaultdict(set)
+    waiting: dict[tuple[str, str], Held] = defaultdict(Held)
     for recipients, kind, opened, oldest in rows:
         if (recipients, kind) not in first:
             continue
         if (opened in tracing and oldest > limit) or (opened in retrying and oldest > longest):
-            waiting[(recipients, kind)].add(opened)
-    return waiting
-
-
-def _opened(session: Session, case_ids: list[int]) -> dict[int, dt.datetime]:
-    """Return when each case was reported: its report."""
-    rows = session.execute(select(Case.id, Case.opened_at).where(Case.id.in_(case_ids)))
-    return {case_id: opened for case_id, opened in rows}
+            waiting[(recipients, kind)].reports.add(opened)
+        else:
+            waiting[(recipients, kind)].every = False
+    return {group: held for group, held in waiting.items() if held.reports}
 
 
 def _ready_items(
-    session: Session, now: dt.datetime, recipients: str, kind: str
+    session: Session,
+    now: dt.datetime,
+    recipients: str,
+    kind: str,
+    held: Collection[dt.datetime] = (),
 ) -> list[NoticeItem]:
-    """Return a ready group's items; drop (recording it) those whose case left ACTIVE."""
+    """Return a ready group's items but those of the reports HELD (their opened_at); drop
+    (recording it) those whose case left ACTIVE."""
+    query = select(NoticeItem).where(
+        NoticeItem.notice_id.is_(None),
+        NoticeItem.recipients == recipients,
+        NoticeItem.kind == kind,
+    )
+    if held:
+        query = query.join(Case, Case.id == NoticeItem.case_id).where(Case.opened_at.not_in(held))
     items = session.scalars(
-        select(NoticeItem)
-        .where(
-            NoticeItem.notice_id.is_(None),
-            NoticeItem.recipients == recipients,
-            NoticeItem.kind == kind,
+        query.order_by(NoticeItem.due_at, NoticeItem.id).with_for_update(
+            skip_locked=True, of=NoticeItem
         )
-        .order_by(NoticeItem.due_at, NoticeItem.id)
-        .with_for_update(skip_locked=True)
     ).all()
     active = set(
         session.scalars(

@@ -52,6 +52,7 @@ class Runtime:
     purge_due_at: dt.datetime | None = None  # the sweep's next retention purge; None: now
     inbox_due_at: dt.datetime | None = None  # the sweep's next mailbox read; None: now
     checks_held_since: dt.datetime | None = None  # re-checks held back for urgent work since
+    checks_trickled_at: dt.datetime | None = None  # when held re-checks last trickled out
     # The broker's Redis, when the process has one (a worker): RDAP answers are shared
     # there with every other worker, behind the process's own cache.
     shared_redis_url: str | None = None

@@ -23,7 +23,7 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
 from workflows.engine.tasks import queue_of
 from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, NoticeStatus
-from workflows.store.claims import Claimed, claim_due, claim_notices
+from workflows.store.claims import Claimed, claim_due, claim_notices, claim_traces
 from workflows.store.db import transaction
 from workflows.store.models import Notice, NoticeItem
 from workflows.store.purge import purge_closed, reclaim
@@ -31,9 +31,24 @@ from workflows.store.purge import purge_closed, reclaim
 SEND_CHUNK = 8  # notices in one send task
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 INBOX = "takedown.inbox"
-BATCH = 25  # cases per trace or steps task: one host's URLs travel together
+BATCH = 25  # cases per steps task: one host's URLs travel together
+# Cases per trace task: a trace task traces its host names side by side
+# (tracing.TRACE_PARALLEL), and cases are claimed whole host names at a time, so a task
+# of 25 held one host name of a big report's 20 URLs each and waited on its DNS and RDAP
+# answers alone; 100 are about five.
+TRACE_BATCH = 100
 CHECK_BATCH = 200  # cases per check task, of one host: re-checked at once by the fetch loop
 CHECK_BACKLOG = 10  # check tasks waiting in their queue past which no more are claimed
+# Trace tasks kept waiting in their queue at most: a big report is claimed as fast as the
+# workers trace it, so no claim outlives its lease (TAKEDOWN_CLAIM_LEASE) in the queue and
+# is handed out twice. 10 tasks are 1,000 cases: a few seconds of tracing, and even one at
+# a time at a registry's 10 RDAP requests a second (each on a new network) inside the lease.
+TRACE_BACKLOG = 10
+CLAIM_LIMIT = 2000  # cases one sweep claims at most (store.claims.claim_due)
+# Notices one sweep builds at most (rendered text, HTML and an X-ARF report per URL: some
+# 50 ms each for 100 URLs): a report owed to 1,000 desks is built over a few sweeps, and
+# its first notices go out meanwhile, not after a sweep of 50 s that claimed nothing.
+BUILD_LIMIT = 20
 PURGE_EVERY = 3600.0  # seconds between retention purges
 PURGE_BATCHES = 10  # batches of purge.BATCH cases per sweep: no sweep runs long
 Publish = Callable[[str, Sequence[int]], None]
@@ -42,6 +57,10 @@ Backlog = Callable[[str], int]  # queue name → tasks waiting in it
 Shares = Callable[[str, Sequence[str]], bool]
 URGENT_BACKLOG = 4  # trace or notices tasks waiting past which re-checks are held back
 CHECKS_HOLD_LIMIT = 60.0  # seconds re-checks are held back before they trickle again
+# Seconds between two trickled check tasks: a sweep's worth each sweep, with sweeps a second
+# apart while work waits, was 200 re-checks a second, most of a worker, in a big intake.
+TRICKLE_EVERY = 10.0
+TRICKLE = dt.timedelta(seconds=TRICKLE_EVERY)
 log = logging.getLogger("takedown.sweep")
 
 
@@ -57,6 +76,7 @@ class SweepReport:
     recovered: int = 0
     purged: int = 0
     checks_held: bool = False  # the checks queue was full: re-checks were left for later
+    more: bool = False  # due work was left for a full queue or a claim's limit: sweep soon
     tasks: list[tuple[str, list[int]]] = field(default_factory=list)
 
 
@@ -72,7 +92,11 @@ def sweep(
     hands out) and the workers that take re-checks take that queue as well (SHARES; None:
     assume they do), re-checks wait: a big report is traced and noticed first, its first
     re-checks after. Held for CHECKS_HOLD_LIMIT (an overload rather than a burst), one
-    check task's worth a sweep goes out all the same, so they never starve.
+    check task's worth goes out every TRICKLE_EVERY all the same, so they never starve.
+    Cases to trace are claimed only to fill the trace queue up to TRACE_BACKLOG tasks: a
+    100,000-URL report waits in the database, not in the queue, where claims would lapse
+    unworked and go out twice. Work left this way sets the report's MORE: the scheduler sweeps
+    again soon (engine/worker.py), not a `sweep_every` later.
     """
     now = rt.clock()
     report = SweepReport(recovered=recover_notices(rt, now))
@@ -80,7 +104,8 @@ def sweep(
         # Holds that have ended go back to work (workflows/actions.py), claimable just below.
         release_due_holds(session, now)
     # Notices first: how many send tasks this sweep hands out decides whether re-checks wait.
-    report.notices_built = len(batch_notices(rt))
+    report.notices_built = len(batch_notices(rt, BUILD_LIMIT))
+    report.more = report.notices_built >= BUILD_LIMIT
     with transaction(rt.sessions) as session:
         # Read the clock again: the notices just built are due from when they were built,
         # and go out in this sweep's tasks, not a sweep later.
@@ -93,16 +118,25 @@ def sweep(
     held = checks_wait(backlog, shares, owed=first_notices_owed(rt))
     rt.checks_held_since = (rt.checks_held_since or now) if held else None
     # Urgent work first, yet re-checks never starve: held past CHECKS_HOLD_LIMIT (an
-    # overload, not a burst), one check task's worth goes out a sweep.
+    # overload, not a burst), one check task's worth goes out every TRICKLE_EVERY.
     trickle = (
         held
         and not checks_full(backlog)
         and (now - (rt.checks_held_since or now)).total_seconds() >= CHECKS_HOLD_LIMIT
+        and (now - (rt.checks_trickled_at or now - TRICKLE)).total_seconds() >= TRICKLE_EVERY
     )
+    if trickle:
+        rt.checks_trickled_at = now
+    room = trace_room(backlog)  # None: no bound (no broker to ask)
     with transaction(rt.sessions) as session:
-        claimed = claim_due(session, now, rt.lease, checks=not held)
+        claimed = claim_due(session, now, rt.lease, CLAIM_LIMIT, not held, traces=room is None)
+        report.more |= len(claimed) == CLAIM_LIMIT or held or room == 0
+        if room:
+            traces = claim_traces(session, now, rt.lease, room)
+            report.more |= bool(traces)  # whole host names: fewer than ROOM may leave more
+            claimed += traces
         if trickle:
-            claimed += claim_due(session, now, rt.lease, limit=CHECK_BATCH)
+            claimed += claim_due(session, now, rt.lease, CHECK_BATCH, traces=False, steps=False)
     report.checks_held = held
     groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for case in claimed:
@@ -137,7 +171,7 @@ def task_for(case: Claimed) -> str:
 
 
 def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
-    """Split one task's cases into batches of at most BATCH (trace, steps) or CHECK_BATCH
+    """Split one task's cases into batches of at most TRACE_BATCH, BATCH (steps) or CHECK_BATCH
     (checks: the fetch loop re-checks them at once) cases, a host's cases together.
 
     A host with more than a batch fills batches of its own; hosts with fewer share one, so
@@ -147,7 +181,7 @@ def batches(task: str, by_host: dict[str, list[int]]) -> list[tuple[str, list[in
     A shared check batch writes its results when its slowest fetch ends, which the fetch
     deadline (TAKEDOWN_FETCH_DEADLINE) bounds.
     """
-    size = CHECK_BATCH if task == CHECK else BATCH
+    size = {CHECK: CHECK_BATCH, TRACE: TRACE_BATCH}.get(task, BATCH)
     found: list[tuple[str, list[int]]] = []
     shared: list[int] = []
     for _host, ids in sorted(by_host.items()):
@@ -201,6 +235,14 @@ def first_notices_owed(rt: Runtime) -> int:
         )
     burst = URGENT_BACKLOG if (unbatched or 0) >= CHECK_BATCH else 0
     return -(-(sending or 0) // SEND_CHUNK) + burst
+
+
+def trace_room(backlog: Backlog | None) -> int | None:
+    """Return how many cases to trace this sweep may claim: enough to fill the trace queue
+    up to TRACE_BACKLOG tasks; None when there is no queue to ask (no bound)."""
+    if backlog is None:
+        return None
+    return max(0, TRACE_BACKLOG - _waiting(backlog, queue_of(TRACE))) * TRACE_BATCH
 
 
 def checks_full(backlog: Backlog | None) -> bool:

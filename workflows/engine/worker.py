@@ -25,6 +25,15 @@ from workflows.errors import ConfigError
 from workflows.store.db import engine_for, require_schema, schema_revision, upgrades_itself
 
 log = logging.getLogger("takedown.worker")
+CATCH_UP = 1.0  # seconds between sweeps at most while due work waits for room in the queues
+
+
+def next_sweep(started: float, now: float, every: float, more: bool) -> float:
+    """Return when the sweep that began at STARTED is followed (NOW: it ended): EVERY after
+    it began, at most CATCH_UP while it left MORE work; a quarter of that after NOW at
+    least, however long it ran."""
+    every = min(every, CATCH_UP) if more else every
+    return max(started + every, now + every / 4)
 
 
 class Scheduler(threading.Thread):
@@ -45,6 +54,7 @@ class Scheduler(threading.Thread):
         threading.Thread(target=self._heartbeat, name="takedown-sweep-lease", daemon=True).start()
         while not self.stopping.is_set():
             started = time.monotonic()
+            more = False
             try:
                 holding = self.lock.acquire()
                 if holding != self.holding:  # the log shows which process sweeps, and when
@@ -54,6 +64,7 @@ class Scheduler(threading.Thread):
                     began = time.time()
                     report = sweep(self.rt, publish, self.backlog, self.shares)
                     self.sweeps += 1
+                    more = report.more
                     health.record_sweep(
                         self.lock.client, self.name_in_redis, began, len(report.tasks)
                     )
@@ -68,14 +79,15 @@ class Scheduler(threading.Thread):
                         )
             except Exception:  # the scheduler must outlive any one sweep
                 log.exception("sweep failed; retrying at the next interval")
-            self._pause(started)
+            self._pause(started, more)
 
-    def _pause(self, started: float) -> None:
+    def _pause(self, started: float, more: bool = False) -> None:
         """Wait for the next sweep: `sweep_every` after this one began (a long sweep still
         rests a quarter of it, leaving the tasks the processor), or at once when a report
-        wakes the holder (engine/wake.py); a process that does not sweep sleeps."""
-        every = self.rt.policy.sweep_every
-        until = max(started + every, time.monotonic() + every / 4)
+        wakes the holder (engine/wake.py); a process that does not sweep sleeps. MORE (the
+        sweep left due work for full queues or its claim's limit): at most CATCH_UP, so a
+        big report or re-check pass goes at the workers' pace, whatever `sweep_every` is."""
+        until = next_sweep(started, time.monotonic(), self.rt.policy.sweep_every, more)
         if not self.holding:
             self.stopping.wait(max(0.0, until - time.monotonic()))
             return

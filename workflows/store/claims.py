@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from workflows.kinds import WORKABLE_STATES, CaseState, NoticeStatus
+from workflows.kinds import FIRST_NOTICE_KINDS, WORKABLE_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice
 
 # The states a trace task handles (a changed needs-analyst case is re-checked instead).
@@ -31,36 +31,91 @@ class Claimed:
 
 
 def claim_due(
-    session: Session, now: dt.datetime, lease: float, limit: int = 2000, checks: bool = True
+    session: Session,
+    now: dt.datetime,
+    lease: float,
+    limit: int = 2000,
+    checks: bool = True,
+    traces: bool = True,
+    steps: bool = True,
 ) -> list[Claimed]:
     """Claim due cases for LEASE seconds; return each one claimed.
 
     Due are open cases, and removed ones whose watch check is due (a removed case has a
-    due time only while it is watched). CHECKS false: leave the cases due only for a
-    re-check (the checks queue is full), claim the rest.
+    due time only while it is watched). Which work is claimed (engine.sweep.task_for):
+    CHECKS false leaves the cases due only for a re-check (the checks queue is full),
+    TRACES false the cases to trace (claimed apart, by claim_traces), STEPS false the
+    cases with a workflow step due.
     """
-    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
-    due = [Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free]
-    if not checks:
-        # What the sweep sends to the checks queue (engine.sweep.task_for), left for later.
-        step_due = and_(Case.step_due_at.is_not(None), Case.step_due_at <= now)
-        due.append(
-            or_(
-                Case.state.in_(TRACED_BY_TASK),
-                and_(Case.state == CaseState.ACTIVE, step_due),
-            )
-        )
-        due.append(or_(Case.state != CaseState.NEEDS_ANALYST, Case.changed_streak == 0))
+    due = _due(now)
+    kinds = _kinds(now)
+    if not (checks and traces and steps):
+        chosen = (("steps", steps), ("trace", traces), ("check", checks))
+        wanted = [kinds[kind] for kind, on in chosen if on]
+        if not wanted:
+            return []
+        due.append(or_(*wanted))
+    candidates = select(Case.id).where(*due).order_by(Case.due_at, Case.id).limit(limit)
+    return _claim(session, candidates, now, lease)
+
+
+def claim_traces(session: Session, now: dt.datetime, lease: float, limit: int) -> list[Claimed]:
+    """Claim due cases to trace, about LIMIT, whole host names at a time: the host names
+    whose cases fell due first, each with every case of it due, as many host names as fit
+    in LIMIT (at least one; a host name with more than LIMIT due gives its first LIMIT).
+
+    A trace task resolves each host name once for all its cases (trace.tracer.batch); a
+    claim of the first LIMIT cases of a report that lists its 5,000 host names in turn
+    would hold each host name once, and resolve it once per case."""
+    due = [*_due(now), _kinds(now)["trace"]]
+    first = select(Case.host).where(*due).order_by(Case.due_at, Case.id).limit(limit)
+    hosts = list(dict.fromkeys(session.scalars(first)))
+    if not hosts:
+        return []
+    counts = dict(
+        session.execute(
+            select(Case.host, func.count()).where(*due, Case.host.in_(hosts)).group_by(Case.host)
+        ).all()
+    )
+    chosen: list[str] = []
+    total = 0
+    for host in hosts:
+        if chosen and total + counts.get(host, 0) > limit:
+            break
+        chosen.append(host)
+        total += counts.get(host, 0)
     candidates = (
         select(Case.id)
-        .where(*due)
-        .order_by(Case.due_at)
+        .where(*due, Case.host.in_(chosen))
+        .order_by(Case.due_at, Case.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
     )
-    ids = list(session.scalars(candidates))
+    return _claim(session, candidates, now, lease)
+
+
+def _due(now: dt.datetime) -> list[ColumnElement[bool]]:
+    """Return the conditions of due, unclaimed work."""
+    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
+    return [Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free]
+
+
+def _kinds(now: dt.datetime) -> dict[str, ColumnElement[bool]]:
+    """Return the three kinds of due work, as engine.sweep.task_for tells them apart."""
+    step_due = and_(Case.step_due_at.is_not(None), Case.step_due_at <= now)
+    stepping = and_(Case.state == CaseState.ACTIVE, step_due)
+    tracing = and_(Case.state.in_(TRACED_BY_TASK), Case.changed_streak == 0)
+    return {"steps": stepping, "trace": tracing, "check": not_(or_(stepping, tracing))}
+
+
+def _claim(
+    session: Session, candidates: Select[int], now: dt.datetime, lease: float
+) -> list[Claimed]:
+    """Claim the cases CANDIDATES selects that are still free, for LEASE seconds."""
+    locked = candidates.with_for_update(skip_locked=True)  # PostgreSQL; SQLite: one writer
+    ids = list(session.scalars(locked))
     if not ids:
         return []
+    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
     until = now + dt.timedelta(seconds=lease)
     claimed = session.execute(
         update(Case)
@@ -79,7 +134,8 @@ def claim_notices(session: Session, now: dt.datetime, lease: float, limit: int =
     candidates = (
         select(Notice.id)
         .where(Notice.status == NoticeStatus.PENDING, Notice.due_at <= now)
-        .order_by(Notice.due_at)
+        # First notices before chasers and the rest: time to removal starts with them.
+        .order_by(case((Notice.kind.in_(FIRST_NOTICE_KINDS), 0), else_=1), Notice.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

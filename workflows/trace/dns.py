@@ -12,8 +12,10 @@ Translates dnspython's exceptions into LookupFailed:
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -37,15 +39,43 @@ class Resolution:
     notes: tuple[str, ...] = ()  # partial failures worth showing (e.g. AAAA timed out)
 
 
+class SharedResolver(dns.resolver.Resolver):
+    """A resolver whose threads ask each name and type once at a time: a thread asking what
+    another is asking waits for that answer, which the cache then gives it. The trace
+    tasks of a worker trace side by side, and host names of one network in two tasks asked
+    their AS's name twice, as two cache misses at once. (dnspython's cache is thread-safe
+    but has no such wait; hence this.)"""
+
+    def __init__(self, configure: bool = True) -> None:
+        super().__init__(configure=configure)
+        self._flights: dict[tuple[str, str], tuple[threading.Lock, list[int]]] = {}
+        self._flights_lock = threading.Lock()
+
+    def resolve(self, qname: Any, rdtype: Any = "A", *args: Any, **kwargs: Any) -> Any:
+        """Resolve as dnspython does, once at a time per name and type."""
+        key = (str(qname).lower().rstrip("."), str(rdtype))
+        with self._flights_lock:
+            flight, users = self._flights.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with flight:
+                return super().resolve(qname, rdtype, *args, **kwargs)
+        finally:
+            with self._flights_lock:
+                users[0] -= 1
+                if not users[0]:
+                    del self._flights[key]
+
+
 def make_resolver(servers: Sequence[tuple[str, int]], timeout: float) -> dns.resolver.Resolver:
     """Return a resolver asking only SERVERS, or the system's when SERVERS is empty."""
     if servers:
         # configure=False: never read /etc/resolv.conf, so no query can reach the
         # machine's own resolver when servers are configured.
-        resolver = dns.resolver.Resolver(configure=False)
+        resolver = SharedResolver(configure=False)
         resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in servers]
     else:
-        resolver = dns.resolver.Resolver()
+        resolver = SharedResolver()
     resolver.timeout = min(2.0, timeout)
     resolver.lifetime = timeout
     resolver.cache = dns.resolver.LRUCache(4096)
