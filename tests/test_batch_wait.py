@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from engine_harness import engine_runtime, hosta_stack, hosta_world
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from stack import Stack
 
 from workflows.engine.acting import act_cases
@@ -19,7 +19,7 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.tracing import trace_cases
 from workflows.kinds import CaseState
 from workflows.store.db import transaction
-from workflows.store.models import Case
+from workflows.store.models import Case, Notice, NoticeItem
 
 FIRST, OTHER = "http://files.hosta.test/first", "http://files.hosta.test/other"
 
@@ -116,3 +116,23 @@ def test_a_report_still_being_traced_never_holds_back_another_reports_urls(
     (notice_id,) = batch_notices(rt)  # LATER's report is done: its URL goes out alone
     assert [n.id for n in stack.notices_of(later)] == [notice_id]
     assert stack.notices_of(first) == []  # FIRST waits for OTHER, of its own report
+
+
+def test_a_sweep_builds_at_most_its_share_of_notices_the_longest_waiting_first(
+    stack: Stack, rt: Runtime
+) -> None:
+    first, other = (r["id"] for r in stack.report(FIRST, OTHER))
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [first, other])
+    act_cases(rt, [first, other], recheck=False)  # both owed to the one desk: one group
+    with transaction(rt.sessions) as session:  # …but OTHER's to another desk, owed earlier
+        item = session.scalars(select(NoticeItem).where(NoticeItem.case_id == other)).one()
+        item.recipients = "abuse@elsewhere.example"
+        item.due_at -= dt.timedelta(seconds=1)
+    advance(rt, rt.policy.notice_window + 1)
+    (built,) = batch_notices(rt, most=1)
+    (then,) = batch_notices(rt, most=1)
+    assert batch_notices(rt, most=1) == []
+    with rt.sessions() as session:
+        assert session.get_one(Notice, built).recipients == "abuse@elsewhere.example"
+        assert session.get_one(Notice, then).recipients != "abuse@elsewhere.example"
