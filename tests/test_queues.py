@@ -24,6 +24,7 @@ from workflows.engine.sweep import (
     CHECK,
     CHECK_BACKLOG,
     CHECK_BATCH,
+    SEND_BACKLOG,
     STEPS,
     TRACE,
     TRACE_BATCH,
@@ -230,8 +231,14 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
 
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
-    # Full? Behind? Room for traces?
-    assert asked == ["takedown.checks", "takedown", "takedown.notices", "takedown"]
+    # Room to send? Checks full? Behind? Room for traces?
+    assert asked == [
+        "takedown.notices",
+        "takedown.checks",
+        "takedown",
+        "takedown.notices",
+        "takedown",
+    ]
 
 
 def test_a_big_report_is_claimed_only_as_fast_as_the_trace_queue_empties(
@@ -316,6 +323,30 @@ def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt:
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))))
     assert report.notices_built == 1 and report.notices_sent == 1
     assert [task for task, _ in published].count("takedown.send") == 1
+
+
+def test_notices_are_claimed_only_as_fast_as_the_notices_queue_empties(
+    stack: Stack, rt: Runtime
+) -> None:
+    case_id: int = stack.report(URL)[0]["id"]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [case_id])
+    act_cases(rt, [case_id], recheck=False)  # the first notice owed, its window running
+    rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
+    waiting = {"takedown.notices": SEND_BACKLOG}
+    published: list[tuple[str, list[int]]] = []
+    full = sweep(
+        rt, lambda task, ids: published.append((task, list(ids))), lambda q: waiting.get(q, 0)
+    )
+    assert full.notices_built == 1 and full.notices_sent == 0 and full.more  # built, left due
+    assert "takedown.send" not in [task for task, _ in published]
+    assert first_notices_owed(rt) >= 1  # a first notice due counts as owed: re-checks wait
+    waiting["takedown.notices"] = SEND_BACKLOG - 1
+    published.clear()
+    room = sweep(
+        rt, lambda task, ids: published.append((task, list(ids))), lambda q: waiting.get(q, 0)
+    )
+    assert room.notices_sent == 1 and [task for task, _ in published].count("takedown.send") == 1
 
 
 def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from workflows.core.durations import format_duration
 from workflows.engine.actions import release_due_holds
@@ -29,6 +29,8 @@ from workflows.store.models import Notice, NoticeItem
 from workflows.store.purge import purge_closed, reclaim
 
 SEND_CHUNK = 8  # notices in one send task
+SEND_BACKLOG = 10  # tasks waiting in the notices queue past which no more notices are claimed
+NOTICE_CLAIM = 200  # notices one sweep claims at most
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 INBOX = "takedown.inbox"
 BATCH = 25  # cases per steps task: one host's URLs travel together
@@ -109,8 +111,10 @@ def sweep(
     with transaction(rt.sessions) as session:
         # Read the clock again: the notices just built are due from when they were built,
         # and go out in this sweep's tasks, not a sweep later.
-        sending = claim_notices(session, rt.clock(), rt.lease)
+        most = send_room(backlog)
+        sending = claim_notices(session, rt.clock(), rt.lease, most) if most else []
     report.notices_sent = len(sending)
+    report.more |= len(sending) == most or most == 0
     # A few notices a task, sent side by side (tasks.send_task): the relay's round trips,
     # not the worker's threads, set the pace of a burst of notices.
     sends = [(SEND, sending[i : i + SEND_CHUNK]) for i in range(0, len(sending), SEND_CHUNK)]
@@ -221,12 +225,20 @@ def checks_wait(backlog: Backlog | None, shares: Shares | None, owed: int = 0) -
 
 def first_notices_owed(rt: Runtime) -> int:
     """Return, in send tasks' worth, the first notices the database holds unsent: notices
-    being sent, and a big report's owed URLs not yet in a notice (a check batch's worth or
-    more count as a burst). What the queues do not show: tasks already running, and the
-    notices a report still being traced will make."""
+    being sent or due to be, and a big report's owed URLs not yet in a notice (a check
+    batch's worth or more count as a burst). What the queues do not show: tasks already
+    running, and the notices a report still being traced will make."""
     with rt.sessions() as session:
+        # Being sent, and first notices due but left pending for a full notices queue.
+        due_first = and_(
+            Notice.status == NoticeStatus.PENDING,
+            Notice.kind.in_(FIRST_NOTICE_KINDS),
+            Notice.due_at <= rt.clock(),
+        )
         sending = session.scalar(
-            select(func.count()).select_from(Notice).where(Notice.status == NoticeStatus.SENDING)
+            select(func.count())
+            .select_from(Notice)
+            .where(or_(Notice.status == NoticeStatus.SENDING, due_first))
         )
         unbatched = session.scalar(
             select(func.count())
@@ -235,6 +247,16 @@ def first_notices_owed(rt: Runtime) -> int:
         )
     burst = URGENT_BACKLOG if (unbatched or 0) >= CHECK_BATCH else 0
     return -(-(sending or 0) // SEND_CHUNK) + burst
+
+
+def send_room(backlog: Backlog | None) -> int:
+    """Return how many notices this sweep may claim for sending: enough to fill the
+    notices queue up to SEND_BACKLOG tasks of SEND_CHUNK (NOTICE_CLAIM without a queue to
+    ask). A report owed to 1,000 desks waits in the database, pending, not claimed in the
+    queue, where its claims would lapse before their turn and go back."""
+    if backlog is None:
+        return NOTICE_CLAIM
+    return min(NOTICE_CLAIM, max(0, SEND_BACKLOG - _waiting(backlog, queue_of(SEND))) * SEND_CHUNK)
 
 
 def trace_room(backlog: Backlog | None) -> int | None:
