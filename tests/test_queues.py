@@ -24,7 +24,6 @@ from workflows.engine.sweep import (
     CHECK,
     CHECK_BACKLOG,
     CHECK_BATCH,
-    SEND_BACKLOG,
     STEPS,
     TRACE,
     TRACE_BATCH,
@@ -231,14 +230,8 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
 
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
-    # Room to send? Checks full? Behind? Room for traces?
-    assert asked == [
-        "takedown.notices",
-        "takedown.checks",
-        "takedown",
-        "takedown.notices",
-        "takedown",
-    ]
+    # Checks full? Behind? Room for traces?
+    assert asked == ["takedown.checks", "takedown", "takedown.notices", "takedown"]
 
 
 def test_a_big_report_is_claimed_only_as_fast_as_the_trace_queue_empties(
@@ -325,28 +318,26 @@ def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt:
     assert [task for task, _ in published].count("takedown.send") == 1
 
 
-def test_notices_are_claimed_only_as_fast_as_the_notices_queue_empties(
-    stack: Stack, rt: Runtime
+def test_notices_are_claimed_only_as_fast_as_they_are_sent(
+    stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case_id: int = stack.report(URL)[0]["id"]
     rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
     trace_cases(rt, [case_id])
     act_cases(rt, [case_id], recheck=False)  # the first notice owed, its window running
     rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
-    waiting = {"takedown.notices": SEND_BACKLOG}
+    monkeypatch.setattr(sweep_module, "SENDING_MOST", 0)  # as if that many were being sent
     published: list[tuple[str, list[int]]] = []
-    full = sweep(
-        rt, lambda task, ids: published.append((task, list(ids))), lambda q: waiting.get(q, 0)
-    )
+    full = sweep(rt, lambda task, ids: published.append((task, list(ids))))
     assert full.notices_built == 1 and full.notices_sent == 0 and full.more  # built, left due
     assert "takedown.send" not in [task for task, _ in published]
     assert first_notices_owed(rt) >= 1  # a first notice due counts as owed: re-checks wait
-    waiting["takedown.notices"] = SEND_BACKLOG - 1
+    monkeypatch.setattr(sweep_module, "SENDING_MOST", 1)
     published.clear()
-    room = sweep(
-        rt, lambda task, ids: published.append((task, list(ids))), lambda q: waiting.get(q, 0)
-    )
+    room = sweep(rt, lambda task, ids: published.append((task, list(ids))))
     assert room.notices_sent == 1 and [task for task, _ in published].count("takedown.send") == 1
+    published.clear()
+    assert sweep(rt, lambda task, ids: published.append((task, list(ids)))).notices_sent == 0
 
 
 def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from workflows.core.durations import format_duration
 from workflows.engine.actions import release_due_holds
@@ -29,7 +30,10 @@ from workflows.store.models import Notice, NoticeItem
 from workflows.store.purge import purge_closed, reclaim
 
 SEND_CHUNK = 8  # notices in one send task
-SEND_BACKLOG = 10  # tasks waiting in the notices queue past which no more notices are claimed
+# Notices claimed for sending (SENDING) at most at once: ten send tasks' worth, seconds of
+# sending, so no claim waits out its lease in the queue. Counted in the database, not in
+# the notices queue, which the steps tasks share.
+SENDING_MOST = 10 * SEND_CHUNK
 NOTICE_CLAIM = 200  # notices one sweep claims at most
 TRACE, STEPS, CHECK, SEND = "takedown.trace", "takedown.steps", "takedown.check", "takedown.send"
 INBOX = "takedown.inbox"
@@ -111,7 +115,7 @@ def sweep(
     with transaction(rt.sessions) as session:
         # Read the clock again: the notices just built are due from when they were built,
         # and go out in this sweep's tasks, not a sweep later.
-        most = send_room(backlog)
+        most = send_room(session)
         sending = claim_notices(session, rt.clock(), rt.lease, most) if most else []
     report.notices_sent = len(sending)
     report.more |= len(sending) == most or most == 0
@@ -249,14 +253,14 @@ def first_notices_owed(rt: Runtime) -> int:
     return -(-(sending or 0) // SEND_CHUNK) + burst
 
 
-def send_room(backlog: Backlog | None) -> int:
-    """Return how many notices this sweep may claim for sending: enough to fill the
-    notices queue up to SEND_BACKLOG tasks of SEND_CHUNK (NOTICE_CLAIM without a queue to
-    ask). A report owed to 1,000 desks waits in the database, pending, not claimed in the
-    queue, where its claims would lapse before their turn and go back."""
-    if backlog is None:
-        return NOTICE_CLAIM
-    return min(NOTICE_CLAIM, max(0, SEND_BACKLOG - _waiting(backlog, queue_of(SEND))) * SEND_CHUNK)
+def send_room(session: Session) -> int:
+    """Return how many notices this sweep may claim for sending: up to SENDING_MOST being
+    sent at once. A report owed to 1,000 desks waits in the database, pending, not claimed
+    in the queue, where its claims would lapse before their turn and go back."""
+    sending = session.scalar(
+        select(func.count()).select_from(Notice).where(Notice.status == NoticeStatus.SENDING)
+    )
+    return min(NOTICE_CLAIM, max(0, SENDING_MOST - (sending or 0)))
 
 
 def trace_room(backlog: Backlog | None) -> int | None:
