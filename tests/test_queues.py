@@ -138,6 +138,15 @@ def rt(stack: Stack) -> Iterator[Runtime]:
         yield runtime
 
 
+def owe_first_notice(stack: Stack, rt: Runtime) -> int:
+    """Report URL, trace it and owe its first notice (its window running); return its id."""
+    case_id: int = stack.report(URL)[0]["id"]
+    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
+    trace_cases(rt, [case_id])
+    act_cases(rt, [case_id], recheck=False)
+    return case_id
+
+
 def test_the_steps_task_owes_the_first_notice_without_fetching_and_leaves_the_check_due(
     stack: Stack, rt: Runtime
 ) -> None:
@@ -300,10 +309,7 @@ def test_the_trace_task_keeps_its_claim_on_what_it_routed_and_owes_the_first_ste
 
 
 def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt: Runtime) -> None:
-    case_id: int = stack.report(URL)[0]["id"]
-    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
-    trace_cases(rt, [case_id])
-    act_cases(rt, [case_id], recheck=False)  # the first notice owed, its window running
+    owe_first_notice(stack, rt)
     rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
     frozen = rt.clock
 
@@ -321,10 +327,7 @@ def test_a_notice_built_in_a_sweep_is_handed_out_in_that_sweep(stack: Stack, rt:
 def test_notices_are_claimed_only_as_fast_as_they_are_sent(
     stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_id: int = stack.report(URL)[0]["id"]
-    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
-    trace_cases(rt, [case_id])
-    act_cases(rt, [case_id], recheck=False)  # the first notice owed, its window running
+    owe_first_notice(stack, rt)
     rt.clock.advance(rt.policy.notice_window + 1)  # type: ignore[attr-defined]
     monkeypatch.setattr(sweep_module, "SENDING_MOST", 0)  # as if that many were being sent
     published: list[tuple[str, list[int]]] = []
@@ -406,10 +409,7 @@ def test_when_re_checks_wait() -> None:
 def test_first_notices_owed_counts_what_the_queues_do_not_show(
     stack: Stack, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_id: int = stack.report(URL)[0]["id"]
-    rt.clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # type: ignore[attr-defined]
-    trace_cases(rt, [case_id])
-    act_cases(rt, [case_id], recheck=False)  # one first notice owed, in no notice yet
+    owe_first_notice(stack, rt)
     assert first_notices_owed(rt) == 0  # one URL is no burst
     monkeypatch.setattr(sweep_module, "CHECK_BATCH", 1)
     assert first_notices_owed(rt) == URGENT_BACKLOG  # a check batch's worth is
