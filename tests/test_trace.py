@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +21,7 @@ from workflows.core.urls import normalize_url
 from workflows.sim import Latency, Network, SimInternet, World
 from workflows.trace.asn import parse_as_name, parse_origin
 from workflows.trace.dns import make_resolver
+from workflows.trace.keyed import KeyedLocks
 from workflows.trace.tracer import DNS_FAILURE_TTL, Trace, Tracer
 
 HOTLINES = """\
@@ -571,3 +575,22 @@ def test_threads_asking_one_name_at_once_send_one_query(sim: SimInternet) -> Non
     assert [q[:2] for q in sim.dns.queries] == [("shop.gb-host.test", "A")]  # …asked once
     resolver.resolve("shop.gb-host.test", "AAAA", raise_on_no_answer=False)
     assert len(sim.dns.queries) == 2  # another type is another question
+
+
+def test_keyed_locks_hold_one_key_at_a_time_and_leave_nothing_behind() -> None:
+    locks, inside, most = KeyedLocks(), Counter[str](), Counter[str]()
+    guard = threading.Lock()
+
+    def use(key: str) -> None:
+        with locks.hold(key):
+            with guard:
+                inside[key] += 1
+                most[key] = max(most[key], inside[key])
+            time.sleep(0.01)
+            with guard:
+                inside[key] -= 1
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(use, ["a", "b"] * 8))
+    assert most == {"a": 1, "b": 1}  # never two holders of one key
+    assert len(locks) == 0  # no key kept once nobody holds or waits for it

@@ -12,7 +12,6 @@ Translates dnspython's exceptions into LookupFailed:
 from __future__ import annotations
 
 import ipaddress
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import dns.rdatatype
 import dns.resolver
 
 from workflows.errors import DNSFailure
+from workflows.trace.keyed import KeyedLocks
 
 MAX_CHAIN = 16  # hops; real chains are 1-4 long (CDNs), longer ones are loops or tricks
 
@@ -48,23 +48,12 @@ class SharedResolver(dns.resolver.Resolver):
 
     def __init__(self, configure: bool = True) -> None:
         super().__init__(configure=configure)
-        self._flights: dict[tuple[str, str], tuple[threading.Lock, list[int]]] = {}
-        self._flights_lock = threading.Lock()
+        self._flights = KeyedLocks()
 
     def resolve(self, qname: Any, rdtype: Any = "A", *args: Any, **kwargs: Any) -> Any:
         """Resolve as dnspython does, once at a time per name and type."""
-        key = (str(qname).lower().rstrip("."), str(rdtype))
-        with self._flights_lock:
-            flight, users = self._flights.setdefault(key, (threading.Lock(), [0]))
-            users[0] += 1
-        try:
-            with flight:
-                return super().resolve(qname, rdtype, *args, **kwargs)
-        finally:
-            with self._flights_lock:
-                users[0] -= 1
-                if not users[0]:
-                    del self._flights[key]
+        with self._flights.hold((str(qname).lower().rstrip("."), str(rdtype))):
+            return super().resolve(qname, rdtype, *args, **kwargs)
 
 
 def make_resolver(servers: Sequence[tuple[str, int]], timeout: float) -> dns.resolver.Resolver:

@@ -45,6 +45,7 @@ from ipwhois.rdap import RIR_RDAP
 from workflows.config.placeholders import shipped_placeholders
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import Contact, choose_contacts, rank_contacts
+from workflows.trace.keyed import KeyedLocks
 from workflows.trace.ranges import cidr_text, network_range
 from workflows.trace.rdaphttp import Answer, get_answer
 
@@ -216,8 +217,7 @@ class RDAPClient:
         # One lookup at a time per registry: a thread that waited finds the network the
         # one before it fetched in the cache, instead of asking the registry again (the
         # rate limit allows one request at a time per registry anyway).
-        self._registry_locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        self._registry_locks = KeyedLocks()
         self._clock = cache.clock
 
     def url_for(self, address: str, registry: str | None) -> str:
@@ -233,7 +233,7 @@ class RDAPClient:
         cached = self.cache.get(address)
         if cached is not None:
             return cached
-        with self._registry_lock(registry or "unknown"):
+        with self._registry_locks.hold(registry or "unknown"):
             cached = self.cache.get(address)  # fetched by the thread before us?
             if cached is not None:
                 return cached
@@ -284,11 +284,6 @@ class RDAPClient:
         self._misses[address] = (now + self.failure_ttl, error)
         if self.shared is not None:
             self.shared.fail(address, error, self.failure_ttl)
-
-    def _registry_lock(self, registry: str) -> threading.Lock:
-        """Return the lock that serialises this process's lookups at one registry."""
-        with self._locks_lock:
-            return self._registry_locks.setdefault(registry, threading.Lock())
 
     def lookup_parent(self, cidr: str, handle: str, registry: str | None) -> NetworkRecord | None:
         """Return the network that holds CIDR's network, e.g. the upstream's allocation."""

@@ -45,6 +45,7 @@ from publicsuffixlist import PublicSuffixList
 
 from workflows.errors import LookupFailed
 from workflows.trace.contacts import MAX_ENTITIES, entity_roles, extract_contacts, vcard_emails
+from workflows.trace.keyed import KeyedLocks
 from workflows.trace.rdap import FAILURE_TTL, Pace, decode_json, rate_limited, retry_after
 from workflows.trace.rdaphttp import get_answer
 
@@ -163,7 +164,7 @@ class RegistrarClient:
         self._lock = threading.Lock()
         # One lookup at a time per RDAP server: a thread that waited finds the answer the
         # one before it fetched, instead of asking again for the same domain.
-        self._server_locks: dict[str, threading.Lock] = {}
+        self._server_locks = KeyedLocks()
 
     def url_for(self, domain: str) -> tuple[str, str]:
         """Return the URL that answers for DOMAIN and the pace key of its RDAP server."""
@@ -190,7 +191,7 @@ class RegistrarClient:
         if known is not None:
             return known
         url, key = self.url_for(domain)
-        with self._server_lock(key):
+        with self._server_locks.hold(key):
             known = self._known(domain)  # fetched by the thread before us?
             if known is not None:
                 return known
@@ -244,10 +245,6 @@ class RegistrarClient:
                 if abuse and now < until:
                     return replace(record, abuse=abuse, abuse_source="registrar (earlier answer)")
         return record
-
-    def _server_lock(self, key: str) -> threading.Lock:
-        with self._lock:
-            return self._server_locks.setdefault(key, threading.Lock())
 
     def _fetch(self, url: str, key: str) -> Any:
         """GET URL as JSON, waiting out a Retry-After of at most max_wait, once."""
