@@ -24,7 +24,7 @@ from workflows.engine.runtime import Runtime
 from workflows.engine.sending import settle
 from workflows.engine.tasks import queue_of
 from workflows.kinds import FIRST_NOTICE_KINDS, CaseState, NoticeStatus
-from workflows.store.claims import Claimed, claim_due, claim_notices, claim_traces
+from workflows.store.claims import CLAIM_LIMIT, Claimed, claim_due, claim_notices, claim_traces
 from workflows.store.db import transaction
 from workflows.store.models import Notice, NoticeItem
 from workflows.store.purge import purge_closed, reclaim
@@ -50,7 +50,6 @@ CHECK_BACKLOG = 10  # check tasks waiting in their queue past which no more are 
 # is handed out twice. 10 tasks are 1,000 cases: a few seconds of tracing, and even one at
 # a time at a registry's 10 RDAP requests a second (each on a new network) inside the lease.
 TRACE_BACKLOG = 10
-CLAIM_LIMIT = 2000  # cases one sweep claims at most (store.claims.claim_due)
 # Notices one sweep builds at most (rendered text, HTML and an X-ARF report per URL: some
 # 50 ms each for 100 URLs): a report owed to 1,000 desks is built over a few sweeps, and
 # its first notices go out meanwhile, not after a sweep of 50 s that claimed nothing.
@@ -66,7 +65,6 @@ CHECKS_HOLD_LIMIT = 60.0  # seconds re-checks are held back before they trickle 
 # Seconds between two trickled check tasks: a sweep's worth each sweep, with sweeps a second
 # apart while work waits, was 200 re-checks a second, most of a worker, in a big intake.
 TRICKLE_EVERY = 10.0
-TRICKLE = dt.timedelta(seconds=TRICKLE_EVERY)
 log = logging.getLogger("takedown.sweep")
 
 
@@ -131,7 +129,10 @@ def sweep(
         held
         and not checks_full(backlog)
         and (now - (rt.checks_held_since or now)).total_seconds() >= CHECKS_HOLD_LIMIT
-        and (now - (rt.checks_trickled_at or now - TRICKLE)).total_seconds() >= TRICKLE_EVERY
+        and (
+            rt.checks_trickled_at is None
+            or (now - rt.checks_trickled_at).total_seconds() >= TRICKLE_EVERY
+        )
     )
     if trickle:
         rt.checks_trickled_at = now

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from workflows.kinds import FIRST_NOTICE_KINDS, WORKABLE_STATES, CaseState, NoticeStatus
 from workflows.store.models import Case, Notice
 
+CLAIM_LIMIT = 2000  # cases one claim takes at most (one sweep's)
 # The states a trace task handles (a changed needs-analyst case is re-checked instead).
 TRACED_BY_TASK = tuple(s for s in WORKABLE_STATES if s not in (CaseState.ACTIVE, CaseState.REMOVED))
 
@@ -34,7 +35,7 @@ def claim_due(
     session: Session,
     now: dt.datetime,
     lease: float,
-    limit: int = 2000,
+    limit: int = CLAIM_LIMIT,
     checks: bool = True,
     traces: bool = True,
     steps: bool = True,
@@ -95,8 +96,12 @@ def claim_traces(session: Session, now: dt.datetime, lease: float, limit: int) -
 
 def _due(now: dt.datetime) -> list[ColumnElement[bool]]:
     """Return the conditions of due, unclaimed work."""
-    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
-    return [Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, free]
+    return [Case.state.in_((*WORKABLE_STATES, CaseState.REMOVED)), Case.due_at <= now, _free(now)]
+
+
+def _free(now: dt.datetime) -> ColumnElement[bool]:
+    """Return the condition of a case nobody holds a claim on at NOW."""
+    return or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
 
 
 def _kinds(now: dt.datetime) -> dict[str, ColumnElement[bool]]:
@@ -115,11 +120,10 @@ def _claim(
     ids = list(session.scalars(locked))
     if not ids:
         return []
-    free = or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
     until = now + dt.timedelta(seconds=lease)
     claimed = session.execute(
         update(Case)
-        .where(Case.id.in_(ids), free)
+        .where(Case.id.in_(ids), _free(now))
         .values(claimed_until=until, version=Case.version + 1)
         .returning(Case.id, Case.state, Case.host, Case.changed_streak, Case.step_due_at)
     ).all()
