@@ -1,0 +1,113 @@
+"""The sweep's claims: the first due cases of each kind, at a cost that follows the cases
+claimed, not the cases open (store/claims.py; the indexes of migration 0010)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from workflows.kinds import CaseState
+from workflows.store.claims import claim_due, claim_traces
+from workflows.store.db import make_engine, migrate
+from workflows.store.models import Case
+
+NOW = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    # SQLite, the default store, whatever the suite's database: with an index on state
+    # alone its planner read and sorted every open case of a state at each claim.
+    engine = make_engine(f"sqlite:///{tmp_path / 'takedown.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def add(
+    engine: Engine, n: int, state: str, *, start: int, step_due: bool = False, hosts: int = 7
+) -> list[int]:
+    """Add N cases in STATE due a second apart from START seconds ago, on HOSTS host names;
+    return their ids."""
+    rows: list[dict[str, Any]] = []
+    for k in range(n):
+        due = NOW - dt.timedelta(seconds=start - k)
+        rows.append(
+            {
+                "url": f"http://h{k % hosts}.example.test/{state}/{start}/{k}",
+                "host": f"h{k % hosts}.example.test",
+                "state": state,
+                "opened_at": due,
+                "due_at": due,
+                "check_due_at": due,
+                "step_due_at": due if step_due else None,
+                "version": 0,
+            }
+        )
+    with engine.begin() as connection:
+        return list(connection.execute(insert(Case).returning(Case.id), rows).scalars())
+
+
+def test_claims_take_the_first_due_cases_of_the_kinds_asked_for(engine: Engine) -> None:
+    checks = add(engine, 30, CaseState.ACTIVE, start=100)
+    steps = add(engine, 3, CaseState.ACTIVE, start=95, step_due=True)
+    traces = add(engine, 4, CaseState.NEW, start=98)
+    watched = add(engine, 2, CaseState.REMOVED, start=99)
+    add(engine, 5, CaseState.HELD, start=200)  # a hold's end, not work
+    add(engine, 5, CaseState.ACTIVE, start=-60)  # due in a minute
+    with Session(engine) as session:
+        got = {c.id for c in claim_due(session, NOW, 60, checks=False)}
+        session.rollback()
+        assert got == set(steps + traces)  # no re-check among them
+        first = [c.id for c in claim_due(session, NOW, 60, limit=6)]
+        session.rollback()
+        # By due time across the states: checks 100, 99, 98 s ago; watched 99, 98; traces 98…
+        assert sorted(first) == sorted(
+            [checks[0], checks[1], checks[2], watched[0], watched[1], traces[0]]
+        )
+        assert {c.id for c in claim_due(session, NOW, 60, traces=False, steps=False)} == set(
+            checks + watched
+        )
+        assert claim_due(session, NOW, 60) != []  # the steps and traces were left
+        assert claim_due(session, NOW, 60) == []  # each claimed once
+
+
+def _steps(engine: Engine, claim: Any) -> int:
+    """Return the SQLite virtual-machine steps CLAIM takes: its cost, counted exactly."""
+    with Session(engine) as session:
+        raw = session.connection().connection.driver_connection
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0  # go on
+
+        raw.set_progress_handler(tick, 100)
+        claim(session)
+        raw.set_progress_handler(None, 100)
+        session.rollback()
+    return counted[0] * 100
+
+
+def test_a_claim_costs_what_it_claims_not_what_is_open(engine: Engine) -> None:
+    add(engine, 3, CaseState.ACTIVE, start=50, step_due=True)
+    add(engine, 2, CaseState.NEW, start=50)
+
+    def every_claim(session: Session) -> None:
+        claim_due(session, NOW, 60, checks=False)  # the checks queue is full
+        claim_due(session, NOW, 60, limit=20)
+        claim_traces(session, NOW, 60, 100)
+
+    add(engine, 200, CaseState.ACTIVE, start=1000)  # due for a re-check only
+    few = _steps(engine, every_claim)
+    add(engine, 5000, CaseState.ACTIVE, start=10000)
+    add(engine, 5000, CaseState.NEW, start=-10, hosts=2500)  # a big report, due in 10 s
+    many = _steps(engine, every_claim)
+    assert many < few * 1.5, (few, many)
