@@ -27,11 +27,11 @@ import httpx
 
 from workflows.core.special_use import special_use
 from workflows.errors import EgressBlocked
+from workflows.recheck.streams import SocketOption, connect_tcp
 from workflows.trace.dns import resolve_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXY_PORTS = {"http": 80, "https": 443}
-SocketOption = Any  # httpcore's SOCKET_OPTION union; only passed through
 
 
 def is_permitted(address: str, allow: Sequence[IPNetwork]) -> bool:
@@ -143,7 +143,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     `trusted` is the operator's proxy (host, port): connections to it are not guarded,
     and the fetcher checks each URL's host itself before asking the proxy. The address
     of the latest connection is kept in `last_address`: one backend serves one fetch (the
-    fetcher builds one per fetch). Sockets are asyncio's (through anyio), so one event
+    fetcher builds one per fetch). Sockets are asyncio's (`streams`), so one event
     loop holds hundreds of re-checks at once; names are resolved by the same resolver and
     code as everywhere else (`permitted_addresses`), on a thread, so the guard is the one
     the tracer's resolution and the tests prove.
@@ -159,7 +159,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self._resolutions = resolutions
         self._deadline = deadline
         self._trusted = trusted
-        self._socket = httpcore.AnyIOBackend()
         self.last_address: str | None = None
 
     async def connect_tcp(
@@ -179,9 +178,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in candidates:
             limit = self._deadline.cap(timeout, httpcore.ConnectTimeout)
             try:
-                stream = await self._socket.connect_tcp(
-                    address, port, limit, local_address, socket_options
-                )
+                stream = await connect_tcp(address, port, limit, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 failure = error
                 continue
