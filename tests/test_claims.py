@@ -32,17 +32,24 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def add(
-    engine: Engine, n: int, state: str, *, start: int, step_due: bool = False, hosts: int = 7
+    engine: Engine,
+    n: int,
+    state: str,
+    *,
+    start: int,
+    step_due: bool = False,
+    hosts: int = 7,
+    site: str = "example",
 ) -> list[int]:
-    """Add N cases in STATE due a second apart from START seconds ago, on HOSTS host names;
-    return their ids."""
+    """Add N cases in STATE due a second apart from START seconds ago, on HOSTS host names
+    of SITE, the host names in turn; return their ids."""
     rows: list[dict[str, Any]] = []
     for k in range(n):
         due = NOW - dt.timedelta(seconds=start - k)
         rows.append(
             {
-                "url": f"http://h{k % hosts}.example.test/{state}/{start}/{k}",
-                "host": f"h{k % hosts}.example.test",
+                "url": f"http://h{k % hosts}.{site}.test/{state}/{start}/{k}",
+                "host": f"h{k % hosts}.{site}.test",
                 "state": state,
                 "opened_at": due,
                 "due_at": due,
@@ -98,16 +105,26 @@ def _steps(engine: Engine, claim: Any) -> int:
 
 def test_a_claim_costs_what_it_claims_not_what_is_open(engine: Engine) -> None:
     add(engine, 3, CaseState.ACTIVE, start=50, step_due=True)
-    add(engine, 2, CaseState.NEW, start=50)
+    add(engine, 300, CaseState.NEW, start=30000, hosts=150)  # a report: 100 are claimed
 
     def every_claim(session: Session) -> None:
-        claim_due(session, NOW, 60, checks=False)  # the checks queue is full
-        claim_due(session, NOW, 60, limit=20)
+        claim_due(session, NOW, 60, traces=False, checks=False)  # the checks queue is full
+        claim_due(session, NOW, 60, limit=20, traces=False)
+        claim_due(session, NOW, 60, limit=20, traces=False, steps=False)  # a trickle
         claim_traces(session, NOW, 60, 100)
 
     add(engine, 200, CaseState.ACTIVE, start=1000)  # due for a re-check only
     few = _steps(engine, every_claim)
     add(engine, 5000, CaseState.ACTIVE, start=10000)
-    add(engine, 5000, CaseState.NEW, start=-10, hosts=2500)  # a big report, due in 10 s
+    add(engine, 5000, CaseState.NEW, start=20000, hosts=2500, site="later")  # a big report
     many = _steps(engine, every_claim)
     assert many < few * 1.5, (few, many)
+
+
+def test_a_trace_claim_takes_whole_host_names_of_a_big_report(engine: Engine) -> None:
+    ids = add(engine, 3000, CaseState.NEW, start=5000, hosts=1000)  # three cases a host name
+    with Session(engine) as session:
+        claimed = claim_traces(session, NOW, 60, 100)
+    hosts = {c.host for c in claimed}
+    assert len(claimed) == 99 and len(hosts) == 33  # 33 whole host names fit in 100
+    assert {c.id for c in claimed} == {i for k, i in enumerate(ids) if k % 1000 < 33}

@@ -52,7 +52,7 @@ class Case(Base):
     # "one open case per URL" hold on SQLite and PostgreSQL alike (NULLs never collide).
     # A hash, because a btree index entry cannot hold an 8000-octet URL.
     open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
-    host: Mapped[str] = mapped_column(String(255), index=True)
+    host: Mapped[str] = mapped_column(String(255))  # indexed with state and due_at (below)
     state: Mapped[str] = mapped_column(String(20))  # indexed with due_at (below)
     route: Mapped[str | None] = mapped_column(String(32))
     country: Mapped[str | None] = mapped_column(String(2))
@@ -193,10 +193,11 @@ class Check(Base):
 
 
 Index("ix_notice_items_unbatched", NoticeItem.recipients, NoticeItem.kind, NoticeItem.notice_id)
-# The sweep's claims find due work of a state through these, at a cost that follows what
-# they claim (store/claims.py, migration 0010); the first serves lookups by state alone.
+# The sweep's claims find due work through these, at a cost that follows what they claim
+# (store/claims.py, migration 0010); they serve lookups by state or host alone as well.
 Index("ix_cases_state_due", Case.state, Case.due_at)
 Index("ix_cases_state_step_due", Case.state, Case.step_due_at)
+Index("ix_cases_host_state_due", Case.host, Case.state, Case.due_at)
 
 
 class User(Base):

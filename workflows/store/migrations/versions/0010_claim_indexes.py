@@ -5,7 +5,9 @@ every open case of the claimable states and sorting them, and a claim of the ste
 (the checks queue full) read every case due for a re-check to find none: 70 ms a sweep at
 100,000 open cases, every second (benchmarks, workload 2). (state, due_at) replaces the
 index on state alone, which it serves as well; (state, step_due_at) finds the cases with
-a workflow step due among the many due only for a re-check.
+a workflow step due among the many due only for a re-check; (host, state, due_at)
+replaces the index on host alone, for the due cases of the host names a trace claims
+(with host alone, SQLite counted them by reading every case waiting to be traced).
 
 Revision ID: 0010
 Revises: 0009
@@ -27,12 +29,16 @@ def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index("ix_cases_state_due", ["state", "due_at"], unique=False)
         batch_op.create_index("ix_cases_state_step_due", ["state", "step_due_at"], unique=False)
+        batch_op.create_index("ix_cases_host_state_due", ["host", "state", "due_at"], unique=False)
         batch_op.drop_index(batch_op.f("ix_cases_state"))
+        batch_op.drop_index(batch_op.f("ix_cases_host"))
 
 
 def downgrade() -> None:
     """Revert this revision."""
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cases_host"), ["host"], unique=False)
         batch_op.create_index(batch_op.f("ix_cases_state"), ["state"], unique=False)
+        batch_op.drop_index("ix_cases_host_state_due")
         batch_op.drop_index("ix_cases_state_step_due")
         batch_op.drop_index("ix_cases_state_due")
