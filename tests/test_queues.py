@@ -97,9 +97,15 @@ def test_a_trickle_over_many_hosts_makes_one_task_not_one_per_host() -> None:
 
 def test_queues_default_apart_and_can_be_routed_by_the_operator() -> None:
     try:
-        assert route_queues(()) == ["takedown", "takedown.checks", "takedown.notices"]
+        assert route_queues(()) == [
+            "takedown",
+            "takedown.checks",
+            "takedown.notices",
+            "takedown.send",
+        ]
         assert queue_of("takedown.check") == "takedown.checks"
-        assert queue_of("takedown.steps") == queue_of("takedown.send") == "takedown.notices"
+        assert queue_of("takedown.steps") == "takedown.notices"
+        assert queue_of("takedown.send") == "takedown.send"  # never behind the steps
         routes = parse_queues("check=fetchers, steps=urgent,send=urgent")
         assert routes == (("check", "fetchers"), ("steps", "urgent"), ("send", "urgent"))
         # The mailbox read stays on the notices queue unless routed too.
@@ -240,7 +246,7 @@ def test_a_full_checks_queue_holds_back_re_checks_but_never_steps_or_traces(
     drained = sweep(rt, lambda task, ids: published.append((task, list(ids))), empty)
     assert not drained.checks_held and (CHECK, [routed_id]) in published
     # Checks full? Behind? Room for traces?
-    assert asked == ["takedown.checks", "takedown", "takedown.notices", "takedown"]
+    assert asked == ["takedown.checks", "takedown", "takedown.notices", "takedown.send", "takedown"]
 
 
 def test_a_big_report_is_claimed_only_as_fast_as_the_trace_queue_empties(
@@ -358,12 +364,17 @@ def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
         asked.append((checks, list(queues)))
         return True
 
-    behind = {"takedown": URGENT_BACKLOG, "takedown.checks": 0, "takedown.notices": 0}
+    behind = {
+        "takedown": URGENT_BACKLOG,
+        "takedown.checks": 0,
+        "takedown.notices": 0,
+        "takedown.send": 0,
+    }
     published: list[tuple[str, list[int]]] = []
     report = sweep(rt, lambda task, ids: published.append((task, list(ids))), behind.get, shared)
     # A burst: the fresh case is traced, both re-checks wait.
     # (With batches of one, the two owed first notices are a burst too.)
-    assert report.checks_held and asked == [("takedown.checks", ["takedown", "takedown.notices"])]
+    assert report.checks_held and asked == [("takedown.checks", ["takedown", "takedown.send"])]
     assert published == [(TRACE, [fresh_id])]
     # Held as long as an overload: one task's worth goes out every TRICKLE_EVERY all the same.
     monkeypatch.setattr(sweep_module, "CHECKS_HOLD_LIMIT", 0.0)
@@ -385,7 +396,8 @@ def test_re_checks_trickle_while_traces_are_behind_on_the_same_workers(
 
 def test_when_re_checks_wait() -> None:
     def backlog(trace: int = 0, notices: int = 0, checks: int = 0) -> Callable[[str], int]:
-        return {"takedown": trace, "takedown.notices": notices, "takedown.checks": checks}.get
+        queues = {"takedown": trace, "takedown.notices": notices, "takedown.checks": checks}
+        return lambda queue: queues.get(queue, 0)
 
     def shared(checks: str, behind: Sequence[str]) -> bool:
         return True

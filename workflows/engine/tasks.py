@@ -3,12 +3,14 @@
     task              queue (default)      does
     takedown.trace    takedown             trace and route new cases, owe their first step
     takedown.steps    takedown.notices     owe the workflow steps due (first notices, chasers)
-    takedown.send     takedown.notices     send one claimed notice
+    takedown.send     takedown.send        send claimed notices
     takedown.check    takedown.checks      re-check URLs, hundreds at once, then owe steps
     takedown.inbox    takedown.notices     read TAKEDOWN_IMAP_URL: bounces and replies
 
-Steps and notices never wait behind re-checks: they have their own queue, which a worker
+Steps and notices never wait behind re-checks: they have their own queues, which a worker
 reads beside the others (Celery's Redis transport takes from its queues in turn), and
+sending never waits behind the steps (a 100,000-URL report makes thousands of steps
+tasks: its first notices queued behind them for minutes, benchmarks workload 3); and
 TAKEDOWN_QUEUES can move any task to a queue of its own so a deployment gives re-checks
 their own workers (`takedown worker --queues takedown.checks`).
 
@@ -40,7 +42,7 @@ QUEUE = "takedown"
 DEFAULT_QUEUES = {
     "trace": QUEUE,
     "steps": "takedown.notices",
-    "send": "takedown.notices",
+    "send": "takedown.send",
     "check": "takedown.checks",
     "inbox": "takedown.notices",
 }
