@@ -366,8 +366,13 @@ def test_build_message_parts(env: jinja2.Environment) -> None:
     assert text.get_content_type() == "text/plain" and text.get_content_charset() == "utf-8"
     assert html.get_content_type() == "text/html" and html.get_content_charset() == "utf-8"
     assert req.items[0].url in text.get_content()
-    for notice_item, part in zip(req.items, parts[1:], strict=True):
+    # The reports as a recipient reads them, off the wire.
+    sent = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    attached = list(sent.iter_attachments())
+    assert len(attached) == len(req.items)
+    for notice_item, part in zip(req.items, attached, strict=True):
         assert part.get_filename() == f"xarf-{notice_item.reference}.json"
+        assert part.get_content_type() == "application/json"
         report = json.loads(part.get_content())
         assert report["url"] == notice_item.url
         assert report["category"] == "content" and report["type"] == "csam"

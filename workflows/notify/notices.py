@@ -18,8 +18,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.encoders import encode_base64
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.mime.application import MIMEApplication
 from email.utils import format_datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -261,13 +263,17 @@ def build_message(
     # the body 7-bit, so no relay needs 8BITMIME (RFC 6152).
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message.make_mixed()  # the alternatives first, then the reports (RFC 2046 §5.1.3)
     for item, report in zip(request.items, xarf_reports, strict=True):
-        message.add_attachment(  # turns the message into multipart/mixed (RFC 2046 §5.1.3)
-            _json_bytes(report),
-            maintype="application",
-            subtype="json",
-            filename=f"xarf-{re.sub(r'[^A-Za-z0-9._-]', '_', item.reference)}.json",
-        )
+        # Built with the email package's plain (compat32) classes, whose headers are kept
+        # as written: `add_attachment` parses every header of every part into objects that
+        # the generator folds again, 70 ms of a notice of 100 URLs, most of the cost of
+        # building and sending it (benchmarks, workload 3). Same bytes but the boundary.
+        part = MIMEApplication(_json_bytes(report), "json", encode_base64)
+        del part["MIME-Version"]  # a body part needs none (RFC 2045 §4)
+        filename = f"xarf-{re.sub(r'[^A-Za-z0-9._-]', '_', item.reference)}.json"
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+        message.attach(part)  # type: ignore[arg-type]  # any Message is a part
     return message
 
 
