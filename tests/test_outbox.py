@@ -110,6 +110,28 @@ def test_a_notice_refused_for_now_waits_the_policys_backoff_and_tells_its_case(
     assert stack.smtp.count_by_message_id() == {notice.message_id: 1}
 
 
+def test_the_chaser_falls_due_a_full_gap_after_its_notice_is_sent(
+    stack: Stack, rt: Runtime
+) -> None:
+    steps = rt.policy.workflows["host_notice"]
+    case = stack.case(URL)
+    assert case.steps_done == 1 and case.step_due_at is None  # it waits for the notice
+    rt.clock.advance(steps[1].after + 5)  # type: ignore[attr-defined]  # sent late: an outage
+    assert send_notice(rt, the_notice(rt).id) == NoticeStatus.SENT
+    case = stack.case(URL)
+    sent = the_notice(rt).sent_at
+    assert sent is not None and case.step_due_at == sent + dt.timedelta(
+        seconds=steps[1].after - steps[0].after
+    )  # not at its routing time, long past: a full gap after the notice
+    assert case.due_at is not None and case.due_at <= case.step_due_at
+    with transaction(rt.sessions) as session:
+        assert claim_due(session, rt.clock(), rt.lease, checks=False) == []  # not yet
+    rt.clock.now = case.step_due_at  # type: ignore[attr-defined]
+    with transaction(rt.sessions) as session:
+        (claimed,) = claim_due(session, rt.clock(), rt.lease, checks=False)
+    assert claimed.id == case.id and claimed.step_due  # now the chaser is worked out
+
+
 def test_a_refusal_moves_the_case_on_to_the_next_party(stack: Stack, rt: Runtime) -> None:
     stack.smtp.set_fault(DESK, "550")
     assert send_notice(rt, the_notice(rt).id) == NoticeStatus.FAILED

@@ -4,8 +4,8 @@ per network.
 300 URLs on 30 host names in 10 networks with 10 abuse desks, reported in one call, one
 real worker: every desk gets exactly one first notice listing all its URLs, the registry
 is asked once per network and DNS once per host name. The worker takes no re-checks at all
-(`--queues takedown,takedown.notices`): owing and sending notices never wait behind them.
-A regression in grouping or caching fails here (the timed workloads are benchmarks, not
+(`--queues takedown,takedown.notices,takedown.send`): owing and sending notices never wait
+behind them. A regression in grouping or caching fails here (the timed workloads are benchmarks, not
 tests).
 """
 
@@ -50,7 +50,7 @@ def test_a_batch_gets_one_first_notice_per_desk_and_one_rdap_query_per_network(
         stack.env["TAKEDOWN_POLICY"] = str(DATA / "guard-policy.toml")
         stack.report(*urls)
         # No worker takes re-checks: owing and sending notices must not need them.
-        stack.start_worker("--queues", "takedown,takedown.notices")
+        stack.start_worker("--queues", "takedown,takedown.notices,takedown.send")
         stack.wait_for(
             lambda: all(c.first_notice_at is not None for c in stack.cases()),
             60,
@@ -60,7 +60,7 @@ def test_a_batch_gets_one_first_notice_per_desk_and_one_rdap_query_per_network(
         notices = {c.id: stack.notices_of(c.id)[0] for c in stack.cases()}
         asked = [(name, rtype) for name, rtype, _transport in stack.sim.dns.queries]
         checks = [c for case in stack.cases() for c in stack.checks(case.id)]
-        assert "queues takedown,takedown.notices" in stack.worker_log()
+        assert "queues takedown,takedown.notices,takedown.send" in stack.worker_log()
     first = {n.id: n for n in notices.values()}
     assert len(first) == NETWORKS  # one first notice per desk, listing all its 30 URLs
     assert sorted(n.recipients for n in first.values()) == sorted(

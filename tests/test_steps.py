@@ -42,30 +42,31 @@ def at(hours: float) -> float:
 @pytest.mark.parametrize(
     ("steps", "done", "routed", "sent", "now", "due", "next_at", "unsent", "waiting"),
     [
-        row("notice-due-at-routing", 0, {}, 0, (0,), 24, waiting=True),
+        row("notice-due-at-routing", 0, {}, 0, (0,), None, waiting=True),
         row("chaser-not-yet-due", 1, {0: 0}, 23, (), 24),
-        row("chaser-due-a-day-after-routing", 1, {0: 0}, 24, (1,), 72, waiting=True),
+        row("chaser-due-a-day-after-routing", 1, {0: 0}, 24, (1,), None, waiting=True),
         row("escalation-due-after-the-chaser", 2, {0: 0, 1: 24}, 72, (2,), None),
         # Late (a hold, an outage): the notice goes; its chaser waits for it to be sent.
         row("overdue-steps-go-one-at-a-time", 0, {}, 80, (0,), None, waiting=True),
         row("workflow-done", 3, {0: 0, 1: 24}, 99, (), None),
         row("past-the-end-of-the-workflow", 7, {}, 0, (), None),
         row("delayed-notice-pushes-the-chaser-back", 1, {0: 10}, 24, (), 34),
-        row("delayed-chaser-due-a-full-gap-after", 1, {0: 10}, 34, (1,), 72, waiting=True),
+        row("delayed-chaser-due-a-full-gap-after", 1, {0: 10}, 34, (1,), None, waiting=True),
         row("escalation-gap-counts-from-the-chaser", 2, {1: 60}, 72, (), 108),
         row("chaser-waits-out-the-notice-window", 1, {0: 0.25}, 24, (), 24.25),
         # A notice that failed or is uncertain (neither sent nor on its way) holds nothing.
-        row("chaser-due-after-a-notice-that-never-went", 1, {}, 24, (1,), 72, waiting=True),
-        # A notice still in the outbox or being sent (a killed worker, an SMTP outage):
+        row("chaser-due-after-a-notice-that-never-went", 1, {}, 24, (1,), None, waiting=True),
+        # A notice still in the outbox or being sent (a killed worker, an SMTP outage); a
+        # step waiting for a notice falls due when that is sent (engine: next_steps_after).
         row("chaser-waits-while-the-notice-is-on-its-way", 1, {}, 30, (), None, unsent=(0,),
             waiting=True),
-        row("not-before-its-time-either", 1, {}, 10, (), 24, unsent=(0,), waiting=True),
+        row("its-sending-sets-its-time", 1, {}, 10, (), None, unsent=(0,), waiting=True),
         row("a-skipped-chaser-holds-nothing-back", 2, {0: 50}, 72, (2,), None),
         row("a-later-routing-wins-after-a-hold", 1, {0: 0}, 25, (), 26, routed=2),
-        row("equal-afters-fall-due-together", 0, {}, 0, (0, 1), 24, TOGETHER, waiting=True),
-        row("a-zero-gap-after-a-late-referral", 1, {0: 5}, 5, (1,), 24, TOGETHER,
+        row("equal-afters-fall-due-together", 0, {}, 0, (0, 1), None, TOGETHER, waiting=True),
+        row("a-zero-gap-after-a-late-referral", 1, {0: 5}, 5, (1,), None, TOGETHER,
             waiting=True),
-        row("zero-gap-after-an-unsent-referral", 1, {}, 1, (1,), 24, TOGETHER, unsent=(0,),
+        row("zero-gap-after-an-unsent-referral", 1, {}, 1, (1,), None, TOGETHER, unsent=(0,),
             waiting=True),
     ],
 )  # fmt: skip

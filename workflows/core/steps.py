@@ -4,8 +4,9 @@ DESIGN, Chase: `after` counts from the case's routing, and a step never falls du
 after the previous step's notice was actually sent than the gap between the two steps,
 so an outage that delays a notice does not bring its chaser forward. While the previous
 step's notice is still on its way (owed, in the outbox, being sent: a killed worker, an
-SMTP outage) the next step waits for it, unless the policy puts no gap between them; a
-refused, uncertain or skipped step leaves the next one to its routing time.
+SMTP outage) the next step waits for it, unless the policy puts no gap between them, and
+its due time is set when the notice is sent; a refused, uncertain or skipped step leaves
+the next one to its routing time.
 
 Pure: times are epoch seconds. The engine reads the case and when its notices went out,
 and applies the decision (the re-trace before a chaser, the recipients, the writes).
@@ -25,7 +26,8 @@ class StepsDue:
 
     due: tuple[Step, ...]
     next_at: float | None  # None: the workflow ends with the due steps, or waits (below)
-    waiting: bool = False  # the next step waits until the previous one's notice is sent
+    waiting: bool = False  # the next step waits until the previous one's notice is sent,
+    # whose sending sets its due time (engine/sending.py: next_steps_after)
 
 
 def next_step(policy: Policy, route: str, steps_done: int) -> Step | None:
@@ -67,9 +69,10 @@ def due_steps(
             # Owed in this same decision, or owed earlier and still on its way.
             on_its_way = position - 1 >= done or position - 1 in unsent
             if on_its_way and position - 1 not in sent:
-                # Not before its routing time in any case; after that, at the next look.
-                earliest = routed_at + steps[position].after
-                return StepsDue(tuple(due), earliest if earliest > now else None, waiting=True)
+                # Its time is set when that notice is sent (engine/sending.py): a look at
+                # its routing time found most first notices of a big report still unsent
+                # and did nothing, once per URL (benchmarks, workload 3).
+                return StepsDue(tuple(due), None, waiting=True)
         sent_at = sent.get(position - 1) if position else None
         previous = None if sent_at is None else (steps[position - 1], sent_at)
         at = step_due_at(steps[position], routed_at, previous)

@@ -14,16 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from workflows.config.settings import VERP_TOKEN
-from workflows.core.policy import trace_retry_delay
-from workflows.core.steps import next_step, past_party
+from workflows.core.policy import Step, trace_retry_delay
+from workflows.core.steps import next_step, past_party, step_due_at
 from workflows.engine.metrics import timed
 from workflows.engine.outbox import notice_request
 from workflows.engine.runtime import Runtime
@@ -137,7 +138,9 @@ def _settled_meanwhile(session: Session, notice: Notice, delivery: Delivery, rt:
     # claimed it yet. It went out after all, so the resend would deliver it twice.
     nobody_sending = (NoticeStatus.UNCERTAIN, NoticeStatus.PENDING)
     if delivery.status == "sent" and notice.status in nobody_sending:
-        settle(session, notice, NoticeStatus.SENT, rt.clock(), delivery)
+        settle(
+            session, notice, NoticeStatus.SENT, rt.clock(), delivery, workflows=rt.policy.workflows
+        )
         return NoticeStatus.SENT
     log.warning(
         "notice %d became %s while it was being sent; its outcome (%s: %s) changes nothing",
@@ -163,7 +166,7 @@ def _deliver(
 ) -> str:
     """Record a delivery attempt's outcome on the notice and its cases."""
     if delivery.status == "sent":
-        settle(session, notice, NoticeStatus.SENT, now, delivery)
+        settle(session, notice, NoticeStatus.SENT, now, delivery, workflows=rt.policy.workflows)
         return NoticeStatus.SENT
     if delivery.status == "uncertain":
         settle(session, notice, NoticeStatus.UNCERTAIN, now, delivery)
@@ -215,10 +218,12 @@ def settle(
     *,
     actor: str = SYSTEM,
     event: EventKind | None = None,
+    workflows: Mapping[str, Sequence[Step]] | None = None,
     **detail: Any,
 ) -> None:
     """Give NOTICE its final status and tell each of its cases (DETAIL: more for the events;
-    EVENT: their kind, when not the status's own)."""
+    EVENT: their kind, when not the status's own). Sent, the steps that waited for it fall
+    due by the policy's WORKFLOWS (next_steps_after)."""
     notice.status, notice.claimed_until = status, None
     if delivery is not None:
         notice.smtp_code, notice.smtp_reply = delivery.code, delivery.reply
@@ -252,6 +257,60 @@ def settle(
             update(Case)
             .where(Case.id.in_(case_ids), Case.first_notice_at.is_(None))
             .values(first_notice_at=now)
+        )
+        next_steps_after(session, notice, now, workflows)
+
+
+def next_steps_after(
+    session: Session,
+    notice: Notice,
+    sent_at: dt.datetime,
+    workflows: Mapping[str, Sequence[Step]] | None,
+) -> None:
+    """Set when the step after NOTICE's falls due for each case that waited for it to be
+    sent (core.steps: waiting): the policy's gap after SENT_AT, not before its time from
+    the case's routing. Without the policy's WORKFLOWS (an analyst settling it), at once:
+    the steps task works it out. One statement for all the notice's cases."""
+    rows = session.execute(
+        select(
+            Case.id,
+            Case.route,
+            Case.round,
+            Case.steps_done,
+            Case.routed_at,
+            Case.steps_from,
+            Case.due_at,
+            NoticeItem.step,
+            NoticeItem.round,
+        )
+        .join(NoticeItem, NoticeItem.case_id == Case.id)
+        .where(
+            NoticeItem.notice_id == notice.id,
+            Case.state == CaseState.ACTIVE,
+            Case.step_due_at.is_(None),
+        )
+    ).all()
+    changes: list[dict[str, Any]] = []
+    for case_id, route, round_, done, routed_at, steps_from, due_at, step, item_round in rows:
+        if item_round != round_ or done != step + 1:
+            continue  # not the step its workflow waits on
+        at = sent_at
+        if workflows is not None:
+            steps = workflows.get(route or "", ())
+            if done >= len(steps):
+                continue  # the workflow ends with this notice
+            clock = (steps_from or routed_at or sent_at).timestamp()
+            then = step_due_at(steps[done], clock, (steps[step], sent_at.timestamp()))
+            at = dt.datetime.fromtimestamp(then, dt.UTC)
+        changes.append(
+            {"case": case_id, "at": at, "due": at if due_at is None else min(due_at, at)}
+        )
+    if changes:
+        session.connection().execute(
+            update(Case)
+            .where(Case.id == bindparam("case"), Case.step_due_at.is_(None))
+            .values(step_due_at=bindparam("at"), due_at=bindparam("due")),
+            changes,
         )
 
 
