@@ -267,7 +267,8 @@ def test_purge_leaves_open_and_recent_cases_exactly_as_they_were(home: Path) -> 
     for table, id_column in (("cases", 0), ("events", 1), ("checks", 1), ("notice_items", 1)):
         rows = [r for r in before[table] if r[id_column] in keep]
         assert rows and rows == [r for r in after[table] if r[id_column] in keep], table
-    notices = {r[-1] for r in before["notice_items"] if r[1] in keep}  # their notice ids
+    notice_id = [c.name for c in NoticeItem.__table__.columns].index("notice_id")
+    notices = {r[notice_id] for r in before["notice_items"] if r[1] in keep}  # their notices
     rows = [r for r in before["notices"] if r[0] in notices]
     assert len(rows) >= 3 and rows == [r for r in after["notices"] if r[0] in notices]
 

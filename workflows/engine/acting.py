@@ -46,7 +46,17 @@ from workflows.store.models import Case, Check, DeadRecipient, Notice, NoticeIte
 
 ACTABLE = (CaseState.ACTIVE, CaseState.NEEDS_ANALYST, CaseState.REMOVED)
 CHASING = (NoticeKind.CHASER, NoticeKind.ESCALATION)
-ITEM_COLUMNS = ("case_id", "round", "step", "kind", "party", "recipients", "country", "due_at")
+ITEM_COLUMNS = (
+    "case_id",
+    "round",
+    "step",
+    "kind",
+    "party",
+    "recipients",
+    "country",
+    "due_at",
+    "reported_at",
+)
 
 
 def act_cases(rt: Runtime, ids: Sequence[int], *, recheck: bool = True) -> None:
@@ -304,6 +314,7 @@ def _owe(
             "recipients": recipients,
             "country": country,
             "due_at": now,
+            "reported_at": case.opened_at,  # its report, for the outbox's report wait
             # Not columns: told in the item's step_due event (_write).
             **({"left_out": left_out} if left_out else {}),
             **({"fallback": True} if fallback else {}),

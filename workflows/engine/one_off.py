@@ -100,6 +100,7 @@ def send_one_off(
                 recipients=address,
                 country=case.country,
                 due_at=now,
+                reported_at=case.opened_at,
             )
             session.add(item)
             session.flush()

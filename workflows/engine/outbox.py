@@ -28,7 +28,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workflows.config.forms import is_form_address
@@ -72,15 +72,25 @@ def batch_notices(rt: Runtime, most: int | None = None) -> list[int]:
     longest = now - dt.timedelta(seconds=BATCH_WAIT * rt.policy.notice_window)
     created: list[int] = []
     with transaction(rt.sessions) as session:
-        unbatched = NoticeItem.notice_id.is_(None)
-        groups = session.execute(
-            select(NoticeItem.recipients, NoticeItem.kind, func.min(NoticeItem.due_at))
-            .where(unbatched)
-            .group_by(NoticeItem.recipients, NoticeItem.kind)
-            .having(func.min(NoticeItem.due_at) <= ready_before)
+        # One read of the waiting items, by group and report, from their index alone.
+        by_report = session.execute(
+            select(
+                NoticeItem.recipients,
+                NoticeItem.kind,
+                NoticeItem.reported_at,
+                func.min(NoticeItem.due_at),
+            )
+            .where(NoticeItem.notice_id.is_(None))
+            .group_by(NoticeItem.recipients, NoticeItem.kind, NoticeItem.reported_at)
         ).all()
+        oldest: dict[tuple[str, str], dt.datetime] = {}
+        for recipients, kind, _report, first in by_report:
+            key = (recipients, kind)
+            oldest[key] = min(first, oldest.get(key, first))
+        groups = [(r, k, at) for (r, k), at in oldest.items() if at <= ready_before]
         ready = sorted(groups, key=lambda row: (row[1] not in FIRST_NOTICE_KINDS, row[2]))
-        waiting = _waiting_reports(session, [(r, k) for r, k, _ in ready], limit, longest)
+        first_groups = {(r, k) for r, k, _ in ready if k in FIRST_NOTICE_KINDS}
+        waiting = _waiting_reports(session, by_report, first_groups, limit, longest)
         for recipients, kind, _oldest in ready:
             if most is not None and len(created) >= most:
                 break
@@ -110,32 +120,29 @@ class Held:
 
 def _waiting_reports(
     session: Session,
-    groups: list[tuple[str, str]],
+    by_report: Sequence[Row[str, str, dt.datetime | None, dt.datetime]],
+    first: set[tuple[str, str]],
     limit: dt.datetime,
     longest: dt.datetime,
 ) -> dict[tuple[str, str], Held]:
-    """Return, for each first-notice group among GROUPS with items that wait for the rest
-    of their report's traces, which reports they are and whether they are all of it."""
-    first = {(r, k) for r, k in groups if k in FIRST_NOTICE_KINDS}
+    """Return, for each first-notice group of FIRST with items that wait for the rest of
+    their report's traces, which reports they are and whether they are all of it.
+    BY_REPORT: each group's reports (reported_at) and when its oldest item of each fell due.
+    """
     if not first:
         return {}
     tracing, retrying = _busy_reports(session)
     if not tracing and not retrying:
         return {}
-    # Each group's reports, and when its oldest item of each fell due.
-    rows = session.execute(
-        select(NoticeItem.recipients, NoticeItem.kind, Case.opened_at, func.min(NoticeItem.due_at))
-        .join(Case, Case.id == NoticeItem.case_id)
-        .where(NoticeItem.notice_id.is_(None), NoticeItem.kind.in_(FIRST_NOTICE_KINDS))
-        .group_by(NoticeItem.recipients, NoticeItem.kind, Case.opened_at)
-    ).all()
     waiting: dict[tuple[str, str], Held] = defaultdict(Held)
-    for recipients, kind, opened, oldest in rows:
+    for recipients, kind, opened, oldest in by_report:
         if (recipients, kind) not in first:
             continue
-        if (opened in tracing and oldest > limit) or (opened in retrying and oldest > longest):
+        if opened is not None and (
+            (opened in tracing and oldest > limit) or (opened in retrying and oldest > longest)
+        ):
             waiting[(recipients, kind)].reports.add(opened)
-        else:
+        else:  # another report's, or owed before items carried their report: not held
             waiting[(recipients, kind)].every = False
     return {group: held for group, held in waiting.items() if held.reports}
 
@@ -155,7 +162,9 @@ def _ready_items(
         NoticeItem.kind == kind,
     )
     if held:
-        query = query.join(Case, Case.id == NoticeItem.case_id).where(Case.opened_at.not_in(held))
+        query = query.where(
+            or_(NoticeItem.reported_at.is_(None), NoticeItem.reported_at.not_in(held))
+        )
     items = session.scalars(
         query.order_by(NoticeItem.due_at, NoticeItem.id).with_for_update(
             skip_locked=True, of=NoticeItem

@@ -166,6 +166,9 @@ class NoticeItem(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     due_at: Mapped[dt.datetime]
     notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    # The case's report (its opened_at: one report call stamps all its URLs alike), so the
+    # outbox's report wait reads the items alone (None: owed before migration 0010).
+    reported_at: Mapped[dt.datetime | None]
 
 
 class Check(Base):
@@ -192,12 +195,24 @@ class Check(Base):
     rule: Mapped[str | None] = mapped_column(Text)  # why the outcome: core.verdict's rule
 
 
-Index("ix_notice_items_unbatched", NoticeItem.recipients, NoticeItem.kind, NoticeItem.notice_id)
+# The items not in a notice yet, by group and report, read from the index alone each sweep
+# (engine/outbox.py): a 100,000-URL report's items wait there while it is traced.
+Index(
+    "ix_notice_items_waiting",
+    NoticeItem.notice_id,
+    NoticeItem.recipients,
+    NoticeItem.kind,
+    NoticeItem.reported_at,
+    NoticeItem.due_at,
+)
 # The sweep's claims find due work through these, at a cost that follows what they claim
 # (store/claims.py, migration 0010); they serve lookups by state or host alone as well.
 Index("ix_cases_state_due", Case.state, Case.due_at)
 Index("ix_cases_state_step_due", Case.state, Case.step_due_at)
 Index("ix_cases_host_state_due", Case.host, Case.state, Case.due_at)
+# The reports still being traced, for the outbox's report wait (engine/outbox.py): read
+# from the index alone, not from every case of a report being traced, each sweep.
+Index("ix_cases_state_steps_opened", Case.state, Case.steps_done, Case.opened_at)
 
 
 class User(Base):
