@@ -1,5 +1,5 @@
-"""Reporting into the store: a case per URL opened or joined, a thousand URLs at a time,
-and the one-at-a-time path when another report opened a URL in between."""
+"""Reporting into the store: a case per URL opened or joined, a thousand URLs at a time
+(an open URL's insert gives way on its open key and the case is joined)."""
 
 from __future__ import annotations
 
@@ -82,20 +82,3 @@ def test_a_big_report_goes_a_chunk_at_a_time(
     assert [r.joined for r in got] == [False] * 10
     assert len({r.id for r in got}) == 10
     assert [kind for _, kind in events(engine)] == [EventKind.REPORTED] * 10
-
-
-def test_a_url_another_report_opened_in_between_is_joined(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (theirs,) = report(engine, "http://a.example.test/1")
-    # As if the other report committed after this one looked its URLs up.
-    monkeypatch.setattr(cases, "_open_cases", lambda session, keys: {})
-    got = report(engine, "http://b.example.test/2", "http://a.example.test/1")
-    assert [(r.joined, r.id == theirs.id) for r in got] == [(False, False), (True, True)]
-    with Session(engine) as session:
-        assert session.query(Case).count() == 2  # nothing opened twice, nothing lost
-    assert [kind for _, kind in events(engine)] == [
-        EventKind.REPORTED,
-        EventKind.REPORTED,
-        EventKind.JOINED,
-    ]

@@ -15,7 +15,6 @@ from typing import Any, cast
 
 from sqlalchemy import Insert, Table, Update, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.core.urls import NormalizedURL
@@ -99,22 +98,16 @@ def report(
 ) -> list[Reported]:
     """Open a case per URL, or join the open one; the trace is due at once.
 
-    A thousand URLs at a time: their open cases are looked up in one statement, the new
-    ones opened in another and every event written in a third. One INSERT and one event
-    per URL, each a statement of its own, cost 0.6 ms a URL, a minute for a report of
-    100,000 (benchmarks, workload 3), most of it building the statements. A URL opened
-    by another report in between (the unique open key refuses it) sends its thousand
-    through the one-at-a-time path, which joins it.
+    A thousand URLs at a time: the new cases opened in one statement (ON CONFLICT DO
+    NOTHING on the open key), the open ones they join read in another, every event
+    written in a third. One INSERT and one event per URL, each a statement of its own,
+    cost 0.6 ms a URL, a minute for a report of 100,000 (benchmarks, workload 3), most of
+    it building the statements.
     """
     fields = {"reference": reference, "category": category, "analyst": analyst}
     results: list[Reported] = []
     for start in range(0, len(urls), REPORT_CHUNK):
-        chunk = urls[start : start + REPORT_CHUNK]
-        try:
-            with session.begin_nested():
-                results += _report_together(session, chunk, now, **fields)
-        except IntegrityError:
-            results += _report_each(session, chunk, now, **fields)
+        results += _report_together(session, urls[start : start + REPORT_CHUNK], now, **fields)
     return results
 
 
@@ -127,34 +120,37 @@ def _report_together(
     category: str | None,
     analyst: str | None,
 ) -> list[Reported]:
-    """Report URLS with a statement for the lookup, one for the new cases, one for events."""
+    """Report URLS: one statement opens the new cases, one reads the open ones they join,
+    one writes the events."""
     keys = [url_key(url.url) for url in urls]
-    found = _open_cases(session, keys)
-    fresh = {key: url for url, key in zip(urls, keys, strict=True) if key not in found}
-    if fresh:
-        rows = [
-            {
-                **_opening(reference, category, analyst, now),
-                "url": url.url,
-                "open_key": key,
-                "host": url.host,
-            }
-            for key, url in fresh.items()
-        ]
-        table = cast(Table, Case.__table__)
-        opened = session.connection().execute(
-            insert(table).returning(table.c.id, table.c.open_key), rows
-        )
-        for id_, key in opened:
-            found[key] = (id_, fresh[key].url, CaseState.NEW)
+    fresh: dict[str, NormalizedURL] = {}
+    for url, key in zip(urls, keys, strict=True):
+        fresh.setdefault(key, url)  # a URL twice in a report: the first mention opens it
+    rows = [
+        {**_opening(reference, category, analyst, now), "url": u.url, "open_key": k, "host": u.host}
+        for k, u in fresh.items()
+    ]
+    # The write first: on SQLite a transaction that read before it wrote cannot take the
+    # write lock once another connection (a sweeping worker) has written in between, and
+    # fails at once ("database is locked"). A URL already open is not inserted (its open
+    # key is taken) and is read after, as is one another report opened meanwhile.
+    table = cast(Table, Case.__table__)
+    opened = session.connection().execute(
+        _insert(session)
+        .on_conflict_do_nothing(index_elements=["open_key"])
+        .returning(table.c.id, table.c.open_key),
+        rows,
+    )
+    found = {key: (id_, fresh[key].url, str(CaseState.NEW)) for id_, key in opened}
+    new = set(found)
+    found.update(_open_cases(session, [key for key in fresh if key not in new]))
     actor = analyst or SYSTEM
-    told: set[str] = set()
     results: list[Reported] = []
     events: list[dict[str, Any]] = []
     for url, key in zip(urls, keys, strict=True):
         id_, opened_url, state = found[key]
-        if key in fresh and key not in told:  # the first mention of a URL opens its case
-            told.add(key)
+        if key in new:
+            new.discard(key)  # its later mentions join it
             notes = list(url.notes) or None
             detail = {"url": url.url, "reference": reference, "category": category}
             events.append(event_row(id_, EventKind.REPORTED, now, actor, **detail, notes=notes))
@@ -194,63 +190,10 @@ def _opening(
     }
 
 
-def _report_each(
-    session: Session,
-    urls: Sequence[NormalizedURL],
-    now: dt.datetime,
-    *,
-    reference: str | None,
-    category: str | None,
-    analyst: str | None,
-) -> list[Reported]:
-    """Open a case per URL or join the open one, a URL at a time: what another report
-    opened meanwhile is joined (ON CONFLICT DO NOTHING, then read)."""
-    results = []
-    opening = (
-        _insert(session)
-        .values(
-            url=bindparam("new_url"),
-            open_key=bindparam("new_key"),
-            host=bindparam("new_host"),
-            **_opening(reference, category, analyst, now),
-        )
-        .on_conflict_do_nothing(index_elements=["open_key"])
-        .returning(_case_id())
-    )
-    for url in urls:
-        params = {"new_url": url.url, "new_key": url_key(url.url), "new_host": url.host}
-        inserted = session.execute(opening, params).first()
-        actor = analyst or SYSTEM
-        if inserted is not None:
-            record(
-                session,
-                inserted[0],
-                EventKind.REPORTED,
-                now,
-                actor,
-                url=url.url,
-                reference=reference,
-                category=category,
-                notes=list(url.notes) or None,
-            )
-            results.append(Reported(inserted[0], url.url, CaseState.NEW, False))
-            continue
-        case = session.scalars(select(Case).where(Case.open_key == url_key(url.url))).one()
-        record(
-            session, case.id, EventKind.JOINED, now, actor, reference=reference, category=category
-        )
-        results.append(Reported(case.id, case.url, case.state, True))
-    return results
-
-
 def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(Case)
-
-
-def _case_id() -> Any:
-    return Case.__table__.c.id
 
 
 def rescheduled(values: dict[str, Any]) -> dict[str, Any]:
