@@ -263,6 +263,18 @@ def takedown_command() -> list[str]:
     return [found]
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Any]:
+    """A migrated SQLite store of the test's own, whatever the suite's database: the
+    default store, whose query planner the store's cost tests are about."""
+    from workflows.store.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'takedown.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, one per test module (the tests in tests/browser)."""

@@ -4,8 +4,6 @@ claimed, not the cases open (store/claims.py; the indexes of migration 0010)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,20 +13,16 @@ from sqlalchemy.orm import Session
 
 from workflows.kinds import CaseState
 from workflows.store.claims import claim_due, claim_traces
-from workflows.store.db import make_engine, migrate
 from workflows.store.models import Case
 
 NOW = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    # SQLite, the default store, whatever the suite's database: with an index on state
-    # alone its planner read and sorted every open case of a state at each claim.
-    engine = make_engine(f"sqlite:///{tmp_path / 'takedown.db'}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
+def engine(sqlite_store: Engine) -> Engine:
+    # SQLite: with an index on state alone its planner read and sorted every open case of
+    # a state at each claim.
+    return sqlite_store
 
 
 def add(

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,18 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from workflows.core.urls import normalize_url
 from workflows.kinds import CaseState, EventKind
 from workflows.store import cases
-from workflows.store.db import make_engine, migrate
 from workflows.store.models import Case, Event
 
 NOW = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'takedown.db'}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
+def engine(sqlite_store: Engine) -> Engine:
+    return sqlite_store
 
 
 def report(engine: Engine, *urls: str) -> list[cases.Reported]:
