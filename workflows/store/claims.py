@@ -20,7 +20,6 @@ CLAIM_LIMIT = 2000  # cases one claim takes at most (one sweep's)
 HOSTS_COUNTED = 50  # host names a trace claim counts the due cases of in one query
 # The states a trace task handles (a changed needs-analyst case is re-checked instead).
 TRACED_BY_TASK = tuple(s for s in WORKABLE_STATES if s not in (CaseState.ACTIVE, CaseState.REMOVED))
-CLAIMABLE_STATES = (*WORKABLE_STATES, CaseState.REMOVED)  # removed: while it is watched
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def claim_traces(session: Session, now: dt.datetime, lease: float, limit: int) -
     if not hosts:
         return []
     # The traced states alone: the (host, state, due_at) index skips a host name's active cases.
-    due = [Case.due_at <= now, _free(now), _kinds(now)["trace"]]
+    due = [Case.due_at <= now, _free(now), _tracing()]
     chosen: list[str] = []
     total = 0
     # Counted a few host names at a time: a report listing its host names in turn gives a
@@ -156,22 +155,14 @@ def _walks(
     return walks
 
 
-def _due(now: dt.datetime) -> list[ColumnElement[bool]]:
-    """Return the conditions of due, unclaimed work."""
-    return [Case.state.in_(CLAIMABLE_STATES), Case.due_at <= now, _free(now)]
-
-
 def _free(now: dt.datetime) -> ColumnElement[bool]:
     """Return the condition of a case nobody holds a claim on at NOW."""
     return or_(Case.claimed_until.is_(None), Case.claimed_until <= now)
 
 
-def _kinds(now: dt.datetime) -> dict[str, ColumnElement[bool]]:
-    """Return the three kinds of due work, as engine.sweep.task_for tells them apart."""
-    step_due = and_(Case.step_due_at.is_not(None), Case.step_due_at <= now)
-    stepping = and_(Case.state == CaseState.ACTIVE, step_due)
-    tracing = and_(Case.state.in_(TRACED_BY_TASK), Case.changed_streak == 0)
-    return {"steps": stepping, "trace": tracing, "check": not_(or_(stepping, tracing))}
+def _tracing() -> ColumnElement[bool]:
+    """Return the condition of a case a trace task handles (engine.sweep.task_for)."""
+    return and_(Case.state.in_(TRACED_BY_TASK), Case.changed_streak == 0)
 
 
 def _claim(session: Session, ids: list[int], now: dt.datetime, lease: float) -> list[Claimed]:
